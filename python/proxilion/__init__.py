@@ -1,0 +1,26 @@
+"""proxilion: runtime security for LLM agent tool calls, with Rust hot paths.
+
+Same public API as the original pure-Python ``proxilion`` SDK (see API.md), backed by the
+native extension ``proxilion._core`` where it matters for speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxilion._backend import backend
+
+__version__ = "0.1.0"
+#: Version of the original SDK whose public API this package keeps.
+__compat_version__ = "0.0.8"
+
+
+def build_info() -> dict[str, Any]:
+    """Facts about the active backend build (version, backend, profile, features)."""
+    from proxilion._backend import impl
+
+    info: dict[str, Any] = dict(impl.build_info())
+    return info
+
+
+__all__ = ["backend", "build_info"]

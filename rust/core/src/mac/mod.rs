@@ -1,0 +1,210 @@
+//! Message authentication: HMAC-SHA256 (default) and keyed BLAKE3 (optional).
+//!
+//! Verification always compares tags in constant time ([`subtle::ConstantTimeEq`]), so the
+//! time a check takes does not reveal how many leading bytes of a forged tag were right.
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length in bytes of an HMAC-SHA256 tag.
+pub const TAG_LEN: usize = 32;
+
+/// Errors of the MAC functions. They map to `ValueError` on the Python side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MacError {
+    /// The key is empty: HMAC with an empty key authenticates nothing.
+    EmptyKey,
+    /// A hex tag did not decode.
+    BadHex,
+    /// BLAKE3 keyed mode needs exactly 32 key bytes.
+    BadKeyLength(usize),
+}
+
+impl std::fmt::Display for MacError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MacError::EmptyKey => write!(f, "secret key must not be empty"),
+            MacError::BadHex => write!(f, "tag is not valid hexadecimal"),
+            MacError::BadKeyLength(n) => {
+                write!(f, "BLAKE3 keyed hashing needs a 32-byte key, got {n} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MacError {}
+
+/// HMAC-SHA256 of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; TAG_LEN], MacError> {
+    if key.is_empty() {
+        return Err(MacError::EmptyKey);
+    }
+    // `new_from_slice` accepts any key length for HMAC; it cannot fail for a non-empty key.
+    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| MacError::EmptyKey)?;
+    mac.update(message);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// Lower-case hex HMAC-SHA256, the form the Python API stores in signatures.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> Result<String, MacError> {
+    Ok(hex::encode(hmac_sha256(key, message)?))
+}
+
+/// Constant-time equality of two byte strings. Lengths are not secret.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Verify a raw HMAC-SHA256 tag in constant time.
+pub fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> Result<bool, MacError> {
+    let expected = hmac_sha256(key, message)?;
+    Ok(ct_eq(&expected, tag))
+}
+
+/// Verify a hex HMAC-SHA256 tag in constant time. Upper- and lower-case hex are accepted;
+/// a string that is not hex is simply not a valid tag (returns `Ok(false)`).
+pub fn hmac_sha256_verify_hex(key: &[u8], message: &[u8], tag_hex: &str) -> Result<bool, MacError> {
+    let expected = hmac_sha256(key, message)?;
+    match hex::decode(tag_hex) {
+        Ok(tag) => Ok(ct_eq(&expected, &tag)),
+        Err(_) => Ok(false),
+    }
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha256(data))
+}
+
+/// Keyed BLAKE3 (`blake3::keyed_hash`); the key must be exactly 32 bytes.
+pub fn blake3_keyed(key: &[u8], message: &[u8]) -> Result<[u8; 32], MacError> {
+    let key: &[u8; 32] = key
+        .try_into()
+        .map_err(|_| MacError::BadKeyLength(key.len()))?;
+    Ok(*blake3::keyed_hash(key, message).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    // RFC 4231 test cases 1-4, 6, 7 (case 5 is a truncated tag): (key hex, data hex, tag hex).
+    fn rfc4231() -> Vec<(String, String, &'static str)> {
+        let text = |t: &str| hex::encode(t.as_bytes());
+        vec![
+            (
+                "0b".repeat(20),
+                "4869205468657265".into(),
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                "4a656665".into(),
+                text("what do ya want for nothing?"),
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                "aa".repeat(20),
+                "dd".repeat(50),
+                "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+            ),
+            (
+                "0102030405060708090a0b0c0d0e0f10111213141516171819".into(),
+                "cd".repeat(50),
+                "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+            ),
+            (
+                "aa".repeat(131),
+                text("Test Using Larger Than Block-Size Key - Hash Key First"),
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+            (
+                "aa".repeat(131),
+                text(concat!(
+                    "This is a test using a larger than block-size key and a larger than ",
+                    "block-size data. The key needs to be hashed before being used by the ",
+                    "HMAC algorithm."
+                )),
+                "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+            ),
+        ]
+    }
+
+    #[test]
+    fn rfc4231_vectors() {
+        for (key, data, tag) in rfc4231() {
+            let (key, data) = (key.as_str(), data.as_str());
+            let got = hmac_sha256_hex(&unhex(key), &unhex(data)).unwrap();
+            assert_eq!(got, tag);
+            assert!(hmac_sha256_verify_hex(&unhex(key), &unhex(data), tag).unwrap());
+            assert!(hmac_sha256_verify(&unhex(key), &unhex(data), &unhex(tag)).unwrap());
+        }
+    }
+
+    #[test]
+    fn verify_rejects_altered_tag_message_and_key() {
+        let key = b"k3y-of-sixteen-b";
+        let tag = hmac_sha256(key, b"hello").unwrap();
+        let mut bad = tag;
+        bad[31] ^= 1;
+        assert!(!hmac_sha256_verify(key, b"hello", &bad).unwrap());
+        assert!(!hmac_sha256_verify(key, b"hellO", &tag).unwrap());
+        assert!(!hmac_sha256_verify(b"other-key-123456", b"hello", &tag).unwrap());
+        assert!(!hmac_sha256_verify(key, b"hello", &tag[..31]).unwrap());
+        assert!(!hmac_sha256_verify_hex(key, b"hello", "zz").unwrap());
+        assert!(!hmac_sha256_verify_hex(key, b"hello", "").unwrap());
+    }
+
+    #[test]
+    fn uppercase_hex_tag_verifies() {
+        let key = b"0123456789abcdef";
+        let tag = hmac_sha256_hex(key, b"m").unwrap().to_uppercase();
+        assert!(hmac_sha256_verify_hex(key, b"m", &tag).unwrap());
+    }
+
+    #[test]
+    fn empty_key_is_an_error() {
+        assert_eq!(hmac_sha256(b"", b"x"), Err(MacError::EmptyKey));
+        assert_eq!(
+            hmac_sha256_verify(b"", b"x", &[0; 32]),
+            Err(MacError::EmptyKey)
+        );
+    }
+
+    #[test]
+    fn sha256_known_answer() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn blake3_keyed_needs_32_bytes() {
+        assert_eq!(blake3_keyed(b"short", b"x"), Err(MacError::BadKeyLength(5)));
+        let k = [7u8; 32];
+        assert_eq!(
+            blake3_keyed(&k, b"x").unwrap(),
+            *blake3::keyed_hash(&k, b"x").as_bytes()
+        );
+    }
+
+    #[test]
+    fn ct_eq_basics() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+}

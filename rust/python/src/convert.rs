@@ -1,0 +1,32 @@
+//! Argument conversion shared by every area of the binding.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+/// Borrow the bytes of a `str` (UTF-8) or `bytes`/`bytearray` argument.
+///
+/// A `str` holding lone surrogates cannot be encoded as UTF-8 and is rejected with
+/// `ValueError` naming the argument; any other type is a `TypeError` naming the type.
+pub fn text_or_bytes<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return match s.to_str() {
+            Ok(t) => Ok(Cow::Owned(t.as_bytes().to_vec())),
+            Err(_) => Err(PyValueError::new_err(format!(
+                "{what} is not valid Unicode text (it contains surrogate code points)"
+            ))),
+        };
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Cow::Owned(b.to_vec()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what} must be str or bytes, not {}",
+        obj.get_type().name()?
+    )))
+}

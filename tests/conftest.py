@@ -1,0 +1,30 @@
+"""Shared fixtures.
+
+``impl`` runs a test once per hot-path backend (the Rust extension and its pure-Python
+twin), for tests of the low-level interface. Tests of higher-level behaviour that depends on
+the backend are marked ``@pytest.mark.backend``; the test command runs those a second time
+with ``PROXILION_BACKEND=reference``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from proxilion import _reference
+
+try:
+    from proxilion import _core
+except ImportError:  # pragma: no cover - the test command always builds it
+    _core = None  # type: ignore[assignment]
+
+BACKENDS: dict[str, ModuleType | None] = {"native": _core, "reference": _reference}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def impl(request: pytest.FixtureRequest) -> ModuleType:
+    mod = BACKENDS[request.param]
+    if mod is None:
+        pytest.fail("the native extension proxilion._core is not built")
+    return mod
