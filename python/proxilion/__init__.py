@@ -9,6 +9,38 @@ from __future__ import annotations
 from typing import Any
 
 from proxilion._backend import backend
+from proxilion.exceptions import (
+    AgentTrustError,
+    ApprovalRequiredError,
+    AuthorizationError,
+    BehavioralDriftError,
+    BudgetExceededError,
+    CircuitOpenError,
+    ConfigurationError,
+    ContextIntegrityError,
+    EmergencyHaltError,
+    FallbackExhaustedError,
+    GuardViolation,
+    IDORViolationError,
+    InputGuardViolation,
+    IntentHijackError,
+    OutputGuardViolation,
+    PolicyNotFoundError,
+    PolicyViolation,
+    ProxilionError,
+    RateLimitExceeded,
+    SchemaValidationError,
+    ScopeLoaderError,
+    ScopeViolationError,
+    SequenceViolationError,
+)
+from proxilion.types import (
+    AgentContext,
+    AuditEvent,
+    AuthorizationResult,
+    ToolCallRequest,
+    UserContext,
+)
 
 __version__ = "0.1.0"
 #: Version of the original SDK whose public API this package keeps.
@@ -23,4 +55,35 @@ def build_info() -> dict[str, Any]:
     return info
 
 
-__all__ = ["backend", "build_info"]
+__all__ = [
+    "AgentContext",
+    "AgentTrustError",
+    "ApprovalRequiredError",
+    "AuditEvent",
+    "AuthorizationError",
+    "AuthorizationResult",
+    "BehavioralDriftError",
+    "BudgetExceededError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ContextIntegrityError",
+    "EmergencyHaltError",
+    "FallbackExhaustedError",
+    "GuardViolation",
+    "IDORViolationError",
+    "InputGuardViolation",
+    "IntentHijackError",
+    "OutputGuardViolation",
+    "PolicyNotFoundError",
+    "PolicyViolation",
+    "ProxilionError",
+    "RateLimitExceeded",
+    "SchemaValidationError",
+    "ScopeLoaderError",
+    "ScopeViolationError",
+    "SequenceViolationError",
+    "ToolCallRequest",
+    "UserContext",
+    "backend",
+    "build_info",
+]

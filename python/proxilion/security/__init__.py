@@ -1,0 +1,7 @@
+"""Security controls (API.md section 7). Names are added here as their modules land."""
+
+from __future__ import annotations
+
+from proxilion.security.kill_switch import KillSwitch
+
+__all__ = ["KillSwitch"]
