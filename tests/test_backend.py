@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import proxilion
 
 
@@ -71,6 +73,7 @@ def test_missing_extension_with_native_forced_fails() -> None:
     )
 
 
+@pytest.mark.backend
 def test_backend_reflects_this_process() -> None:
     expected = os.environ.get("PROXILION_BACKEND", "native")
     assert proxilion.backend() == ("reference" if expected == "reference" else "native")
