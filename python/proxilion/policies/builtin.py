@@ -56,6 +56,9 @@ def _check_action_name(owner: str, action: object) -> str:
     return action
 
 
+_GENERATED = "_proxilion_generated"
+
+
 def _install(cls: type, action: str, method: Callable[[Any, dict[str, Any]], bool]) -> None:
     """Give ``cls`` a ``can_<action>`` method unless the class body wrote one itself."""
     name = f"can_{action}"
@@ -63,7 +66,19 @@ def _install(cls: type, action: str, method: Callable[[Any, dict[str, Any]], boo
         return
     method.__name__ = name
     method.__qualname__ = f"{cls.__qualname__}.{name}"
+    setattr(method, _GENERATED, True)
     setattr(cls, name, method)
+
+
+def _drop_inherited(cls: type, declared: Collection[str]) -> None:
+    """Hide generated ``can_<action>`` methods inherited from a parent for actions this class
+    does not declare: a subclass that narrows its declaration must not keep the parent's
+    grants. (``None`` is not callable, so the action is denied and not listed.)"""
+    for name in dir(cls):
+        if not name.startswith("can_") or name in cls.__dict__:
+            continue
+        if getattr(getattr(cls, name, None), _GENERATED, False) and name[4:] not in declared:
+            setattr(cls, name, None)
 
 
 class DenyAllPolicy(Policy[Any]):
@@ -158,6 +173,7 @@ class RoleBasedPolicy(Policy[Any]):
                     )
             table[action] = frozenset(roles)
         cls._role_table = table
+        _drop_inherited(cls, table)
         for action in table:
             _install(cls, action, _role_method(action))
 
@@ -215,6 +231,8 @@ class AttributeBasedPolicy(Policy[Any]):
             for attr in reqs:
                 if not isinstance(attr, str):
                     raise TypeError(f"{owner}.attribute_rules[{action!r}] has a non-str key")
+        _drop_inherited(cls, rules)
+        for action in rules:
             _install(cls, action, _attribute_method(action))
 
     def check_attributes(self, action: str) -> bool:
@@ -278,7 +296,10 @@ class OwnershipPolicy(Policy[Any]):
         if isinstance(cls.owned_actions, (str, bytes)):
             raise TypeError(f"{owner}.owned_actions must be a sequence of actions, not a str")
         for action in cls.owned_actions:
-            _install(cls, _check_action_name(owner, action), _ownership_method())
+            _check_action_name(owner, action)
+        _drop_inherited(cls, cls.owned_actions)
+        for action in cls.owned_actions:
+            _install(cls, action, _ownership_method())
 
     def get_owner(self, context: dict[str, Any]) -> Any:
         """The owner id of the object, or None when it cannot be found."""
@@ -351,6 +372,7 @@ class CompositePolicy(Policy[Any]):
             if not (isinstance(member, type) and issubclass(member, Policy)):
                 raise TypeError(f"{owner}.policies holds a non-Policy item: {member!r}")
             actions.update(member.get_available_actions())
+        _drop_inherited(cls, actions)
         for action in sorted(actions):
             _install(cls, action, _composite_method(action))
 
