@@ -682,3 +682,22 @@ def test_idor_pass_throughs_are_no_ops_without_protector() -> None:
     a.register_scope("u", "document", {"d1"})
     a.register_id_pattern("doc_id", "document")
     assert fake.calls == [("scope", "u", "document", {"d1"}), ("pattern", "doc_id", "document")]
+
+
+def test_check_results_are_ordinary_authorization_results(auth: Proxilion) -> None:
+    import dataclasses
+
+    r = auth.check(ALICE, "read", "docs")
+    assert type(r) is AuthorizationResult
+    assert r == AuthorizationResult(
+        True, "Policy DocsPolicy.can_read returned True", ["DocsPolicy"]
+    )
+    assert r.to_dict() == {
+        "allowed": True,
+        "reason": "Policy DocsPolicy.can_read returned True",
+        "policies_evaluated": ["DocsPolicy"],
+        "metadata": {},
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.allowed = False  # type: ignore[misc]
+    assert auth.check(ALICE, "read", "docs").policies_evaluated is not r.policies_evaluated
