@@ -164,15 +164,21 @@ class _NoGuardResult:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def _passing_guard_result() -> Any:
+@functools.lru_cache(maxsize=1)
+def _passing_guard_result_factory() -> Callable[[], Any]:
+    """``GuardResult.allow`` from ``proxilion.guards`` when that package is installed, else
+    :class:`_NoGuardResult` (looked up once)."""
     try:
         guards = importlib.import_module("proxilion.guards")
     except ImportError:
-        return _NoGuardResult()
-    guard_result = getattr(guards, "GuardResult", None)
-    if guard_result is None:
-        return _NoGuardResult()
-    return guard_result.allow()
+        return _NoGuardResult
+    allow = getattr(getattr(guards, "GuardResult", None), "allow", None)
+    return allow if callable(allow) else _NoGuardResult
+
+
+def _passing_guard_result() -> Any:
+    """A fresh passing result (fresh: callers may set ``sanitized_input`` on it)."""
+    return _passing_guard_result_factory()()
 
 
 _new_object = object.__new__
