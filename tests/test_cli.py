@@ -34,6 +34,7 @@ def test_demo_subprocess_exits_zero_with_allowed_and_denied_lines() -> None:
     )
 
 
+@pytest.mark.backend
 def test_demo_in_process() -> None:
     buf = io.StringIO()
     assert run_demo(buf) == 0
@@ -58,6 +59,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
+@pytest.mark.backend
 def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -66,6 +68,7 @@ def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert info["version"] == proxilion.__version__
 
 
+@pytest.mark.backend
 def test_info_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info"]) == 0
     out = capsys.readouterr().out

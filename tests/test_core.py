@@ -701,3 +701,10 @@ def test_check_results_are_ordinary_authorization_results(auth: Proxilion) -> No
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.allowed = False  # type: ignore[misc]
     assert auth.check(ALICE, "read", "docs").policies_evaluated is not r.policies_evaluated
+
+
+def test_constructor_guards_are_checked() -> None:
+    with pytest.raises(TypeError, match=r"input guard must have a check\(\) method, not str"):
+        Proxilion(input_guard="strict")
+    with pytest.raises(TypeError, match=r"output guard must have a check\(\) method, not int"):
+        Proxilion(output_guard=1)

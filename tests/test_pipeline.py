@@ -30,6 +30,10 @@ from proxilion import (
 from proxilion._recorder import DecisionRecord, InMemoryRecorder
 from proxilion.security import KillSwitch
 
+# The whole pipeline runs on the active hot-path backend (its components use it once wired):
+# run these again on the reference backend.
+pytestmark = pytest.mark.backend
+
 ALICE = UserContext("alice", ["analyst"], "sess-1", {"dept": "finance"})
 BOB = UserContext("bob", ["guest"])
 AGENT = AgentContext("agent-1", ["search"], 0.7)

@@ -12,6 +12,9 @@ import pytest
 
 from proxilion import AuthorizationError, Policy, Proxilion, UserContext
 
+# End-to-end through the public API: run on both hot-path backends.
+pytestmark = pytest.mark.backend
+
 EXAMPLES = Path(__file__).parent / "seed_examples"
 
 

@@ -414,8 +414,10 @@ class Proxilion:
         # -- pipeline components: each stage is a no-op while its component is None -----------
         self._kill_switch: _KillSwitchLike | None = None
         self.set_kill_switch(kill_switch)
-        self._input_guard: Any = input_guard
-        self._output_guard: Any = output_guard
+        self._input_guard: Any = None
+        self._output_guard: Any = None
+        self.set_input_guard(input_guard)
+        self.set_output_guard(output_guard)
         self._schema_validator: Any = None  # .validate(tool_name, arguments) -> raises
         self._idor: Any = None  # IDORProtector (enable_idor_protection)
         self._rate_limiter: Any = None  # RateLimiterMiddleware (rate_limit_config)
