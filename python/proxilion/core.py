@@ -362,7 +362,9 @@ class Proxilion:
             )
         if enable_integrity and enable_audit is False:
             raise ConfigurationError(
-                "enable_integrity", expected="audit enabled (enable_audit is False)", received=True
+                "enable_integrity",
+                expected="False when enable_audit=False (integrity needs a record)",
+                received=True,
             )
         if enable_rate_limiting is False and rate_limit_config:
             raise ConfigurationError(
