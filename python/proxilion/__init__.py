@@ -9,6 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from proxilion._backend import backend
+from proxilion.core import Proxilion, get_current_agent, get_current_user
+from proxilion.decorators import (
+    AlwaysApproveStrategy,
+    AlwaysDenyStrategy,
+    ApprovalStrategy,
+    CallbackApprovalStrategy,
+    QueueApprovalStrategy,
+    authorize_tool_call,
+    require_approval,
+)
 from proxilion.exceptions import (
     AgentTrustError,
     ApprovalRequiredError,
@@ -34,6 +44,7 @@ from proxilion.exceptions import (
     ScopeViolationError,
     SequenceViolationError,
 )
+from proxilion.policies.base import Policy
 from proxilion.types import (
     AgentContext,
     AuditEvent,
@@ -41,6 +52,10 @@ from proxilion.types import (
     ToolCallRequest,
     UserContext,
 )
+
+#: The top-level ``authorize`` is the standalone decorator factory (same object as
+#: ``authorize_tool_call``), not the ``Proxilion.authorize`` method.
+authorize = authorize_tool_call
 
 __version__ = "0.1.0"
 #: Version of the original SDK whose public API this package keeps.
@@ -58,12 +73,16 @@ def build_info() -> dict[str, Any]:
 __all__ = [
     "AgentContext",
     "AgentTrustError",
+    "AlwaysApproveStrategy",
+    "AlwaysDenyStrategy",
     "ApprovalRequiredError",
+    "ApprovalStrategy",
     "AuditEvent",
     "AuthorizationError",
     "AuthorizationResult",
     "BehavioralDriftError",
     "BudgetExceededError",
+    "CallbackApprovalStrategy",
     "CircuitOpenError",
     "ConfigurationError",
     "ContextIntegrityError",
@@ -74,9 +93,12 @@ __all__ = [
     "InputGuardViolation",
     "IntentHijackError",
     "OutputGuardViolation",
+    "Policy",
     "PolicyNotFoundError",
     "PolicyViolation",
+    "Proxilion",
     "ProxilionError",
+    "QueueApprovalStrategy",
     "RateLimitExceeded",
     "SchemaValidationError",
     "ScopeLoaderError",
@@ -84,6 +106,11 @@ __all__ = [
     "SequenceViolationError",
     "ToolCallRequest",
     "UserContext",
+    "authorize",
+    "authorize_tool_call",
     "backend",
     "build_info",
+    "get_current_agent",
+    "get_current_user",
+    "require_approval",
 ]

