@@ -7,6 +7,7 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 
 from __future__ import annotations
 
+from proxilion._reference.limit import GcraLimiter
 from proxilion._reference.mac import (
     blake3_keyed_hex,
     constant_time_eq,
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    # limit
+    "GcraLimiter",
     "blake3_keyed_hex",
     "build_info",
     "constant_time_eq",
@@ -42,5 +45,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac"],
+        "features": ["mac", "limit"],
     }
