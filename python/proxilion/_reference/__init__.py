@@ -20,9 +20,8 @@ from proxilion._reference.mac import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
-    # limit
     "GcraLimiter",
+    "__version__",
     "blake3_keyed_hex",
     "build_info",
     "constant_time_eq",

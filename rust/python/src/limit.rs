@@ -19,7 +19,9 @@ fn value_error(e: LimitError) -> PyErr {
 
 fn positive(v: i64, what: &str) -> PyResult<u64> {
     if v <= 0 {
-        Err(PyValueError::new_err(format!("{what} must be greater than 0")))
+        Err(PyValueError::new_err(format!(
+            "{what} must be greater than 0"
+        )))
     } else {
         Ok(v as u64)
     }
@@ -28,7 +30,9 @@ fn positive(v: i64, what: &str) -> PyResult<u64> {
 fn key_str<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
     match key.cast::<PyString>() {
         Ok(s) => s.to_str().map_err(|_| {
-            PyValueError::new_err("key is not valid Unicode text (it contains surrogate code points)")
+            PyValueError::new_err(
+                "key is not valid Unicode text (it contains surrogate code points)",
+            )
         }),
         Err(_) => Err(PyTypeError::new_err(format!(
             "key must be str, not {}",
@@ -73,7 +77,9 @@ impl GcraLimiter {
                         .name()
                         .map(|n| n.to_string())
                         .unwrap_or_default();
-                    PyTypeError::new_err(format!("clock must return a number of seconds, not {name}"))
+                    PyTypeError::new_err(format!(
+                        "clock must return a number of seconds, not {name}"
+                    ))
                 })?;
                 Self::seconds_to_ns(py, t)
             }
@@ -82,7 +88,9 @@ impl GcraLimiter {
 
     fn table_full(py: Python<'_>, key: &str, max_keys: usize, retry_ns: u64) -> PyErr {
         let build = || -> PyResult<PyErr> {
-            let cls = py.import("proxilion._limit_errors")?.getattr("KeyTableFullError")?;
+            let cls = py
+                .import("proxilion._limit_errors")?
+                .getattr("KeyTableFullError")?;
             let exc = cls.call1((max_keys, key, retry_ns as f64 / 1e9))?;
             Ok(PyErr::from_value(exc))
         };

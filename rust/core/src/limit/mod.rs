@@ -26,7 +26,10 @@ pub enum LimitError {
     BurstTooLarge { capacity: u64, interval_ns: u64 },
     /// A new key arrived while the table holds `max_keys` buckets that are all still refilling;
     /// the earliest frees up in `retry_after_ns`.
-    KeyTableFull { max_keys: usize, retry_after_ns: u64 },
+    KeyTableFull {
+        max_keys: usize,
+        retry_after_ns: u64,
+    },
 }
 
 impl std::fmt::Display for LimitError {

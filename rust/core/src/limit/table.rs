@@ -168,7 +168,8 @@ impl KeyedGcra {
                 g.sweep_at = MIN_SWEEP.max(g.map.len() * 2);
             }
             if self.len.fetch_add(1, Ordering::AcqRel) < self.max_keys {
-                g.map.insert(k.into_owned().into_boxed_slice(), AtomicU64::new(new_tat));
+                g.map
+                    .insert(k.into_owned().into_boxed_slice(), AtomicU64::new(new_tat));
                 return Ok(true);
             }
             self.len.fetch_sub(1, Ordering::AcqRel);
