@@ -248,6 +248,8 @@ impl KeyedGcra {
             let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                 Some(self.gcra.refund(t, cost))
             });
+            // The entry may now free up before the full-table gate: re-open it.
+            self.next_full_sweep.store(0, Ordering::Release);
         }
     }
 
