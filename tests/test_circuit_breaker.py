@@ -103,52 +103,52 @@ def test_no_backoff_when_disabled() -> None:
     assert cb.state is CircuitState.HALF_OPEN
 
 
-def test_half_open_admits_exactly_the_configured_probes_under_concurrency() -> None:
-    for probes in (1, 3):
-        clock = Clock()
-        cb = CircuitBreaker(1, 1.0, half_open_max=probes, clock=clock)
-        fail_n(cb, 1)
-        clock.t += 1.0
-        release = threading.Event()
-        started = threading.Semaphore(0)
-        outcomes: list[str] = []
-        lock = threading.Lock()
+@pytest.mark.parametrize("probes", [1, 3])
+def test_half_open_admits_exactly_the_configured_probes_under_concurrency(probes: int) -> None:
+    clock = Clock()
+    cb = CircuitBreaker(1, 1.0, half_open_max=probes, clock=clock)
+    fail_n(cb, 1)
+    clock.t += 1.0
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    outcomes: list[str] = []
+    lock = threading.Lock()
 
-        def probe() -> str:
-            started.release()
-            release.wait(5)
-            return "done"
+    def probe() -> str:
+        started.release()
+        release.wait(5)
+        return "done"
 
-        def caller() -> None:
-            try:
-                cb.call(probe)
-                r = "ran"
-            except CircuitOpenError as e:
-                assert e.last_failure == "Half-open limit reached"
-                assert e.reset_timeout == 0.0
-                r = "refused"
-            with lock:
-                outcomes.append(r)
+    def caller() -> None:
+        try:
+            cb.call(probe)
+            r = "ran"
+        except CircuitOpenError as e:
+            assert e.last_failure == "Half-open limit reached"
+            assert e.reset_timeout == 0.0
+            r = "refused"
+        with lock:
+            outcomes.append(r)
 
-        threads = [threading.Thread(target=caller) for _ in range(12)]
-        for t in threads:
-            t.start()
-        for _ in range(probes):
-            assert started.acquire(timeout=5)
-        # Every other caller is refused while the probes run.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with lock:
-                if len(outcomes) == 12 - probes:
-                    break
-            time.sleep(0.001)
-        assert outcomes == ["refused"] * (12 - probes)
-        release.set()
-        for t in threads:
-            t.join()
-        assert outcomes.count("ran") == probes
-        assert outcomes.count("refused") == 12 - probes
-        assert cb.state is CircuitState.CLOSED
+    threads = [threading.Thread(target=caller) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for _ in range(probes):
+        assert started.acquire(timeout=5)
+    # Every other caller is refused while the probes run.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with lock:
+            if len(outcomes) == 12 - probes:
+                break
+        time.sleep(0.001)
+    assert outcomes == ["refused"] * (12 - probes)
+    release.set()
+    for t in threads:
+        t.join()
+    assert outcomes.count("ran") == probes
+    assert outcomes.count("refused") == 12 - probes
+    assert cb.state is CircuitState.CLOSED
 
 
 def test_probe_slot_released_on_success_fixes_stuck_half_open() -> None:

@@ -142,9 +142,7 @@ def test_key_func_convention_by_parameter_name() -> None:
     # Seed form, but the function is named for a kwargs dict: it receives the dict.
     got.clear()
 
-    @rate_limited(
-        max_calls=5, window_seconds=1, key_func=lambda kwargs: got.append(kwargs) or "k"
-    )
+    @rate_limited(max_calls=5, window_seconds=1, key_func=lambda kwargs: got.append(kwargs) or "k")
     def g(user: UserContext) -> None:
         pass
 
