@@ -191,20 +191,22 @@ def rate_limited(
         allow = limiter.allow_request
         pos = _positional_index(func, user_param)
 
-        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            # Kept flat: this runs on every call.
             if key_func is not None and not wants_user:
                 key = key_func(dict(kwargs))
             else:
                 user = kwargs.get(user_param, _MISSING)
                 if user is _MISSING:
                     user = args[pos] if pos is not None and pos < len(args) else None
-                if key_func is None:
-                    return _default_key(user)
-                key = key_func(user)
-            return key if isinstance(key, str) else str(key)
-
-        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            key = key_of(args, kwargs)
+                if key_func is not None:
+                    key = key_func(user)
+                elif type(user) is UserContext:
+                    key = user.user_id
+                else:
+                    key = _default_key(user)
+            if type(key) is not str:
+                key = str(key)
             if not allow(key):
                 raise _refusal("function", limiter, key, 1, key, window)
 

@@ -202,13 +202,10 @@ class CircuitBreaker:
             self._in_flight -= 1
 
     def _on_success(self, episode: int) -> None:
+        """A probe succeeded (its counters are already updated): maybe close the circuit."""
         with self._lock:
             now = self._clock()
             st = self._stats
-            st.successes += 1
-            st.consecutive_failures = 0
-            st.consecutive_successes += 1
-            st.last_success_time = now
             self._release(episode)
             if (
                 self._state is CircuitState.HALF_OPEN
@@ -243,13 +240,28 @@ class CircuitBreaker:
         with self._lock:
             self._release(episode)
 
+    def _succeeded(self, episode: int) -> None:
+        # Inlined fast path: a success in CLOSED touches only the counters.
+        now = self._clock()
+        with self._lock:
+            st = self._stats
+            st.successes += 1
+            st.consecutive_failures = 0
+            st.consecutive_successes += 1
+            st.last_success_time = now
+            if episode < 0:
+                return
+        self._on_success(episode)
+
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``func(*args, **kwargs)`` through the breaker.
 
         Raises :class:`CircuitOpenError` without calling ``func`` while the circuit is open
         (or half-open with every probe slot taken); re-raises ``func``'s own exceptions.
         """
-        episode = self._admit(getattr(func, "__name__", None) or "unknown")
+        with self._lock:
+            closed = self._state is CircuitState.CLOSED
+        episode = -1 if closed else self._admit(getattr(func, "__name__", None) or "unknown")
         try:
             result = func(*args, **kwargs)
         except self.excluded_exceptions:
@@ -261,12 +273,14 @@ class CircuitBreaker:
         except BaseException:
             self._on_other(episode)
             raise
-        self._on_success(episode)
+        self._succeeded(episode)
         return result
 
     async def call_async(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``func(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
-        episode = self._admit(getattr(func, "__name__", None) or "unknown")
+        with self._lock:
+            closed = self._state is CircuitState.CLOSED
+        episode = -1 if closed else self._admit(getattr(func, "__name__", None) or "unknown")
         try:
             result = await func(*args, **kwargs)
         except self.excluded_exceptions:
@@ -278,7 +292,7 @@ class CircuitBreaker:
         except BaseException:
             self._on_other(episode)
             raise
-        self._on_success(episode)
+        self._succeeded(episode)
         return result
 
 
