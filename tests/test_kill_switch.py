@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,101 @@ def test_wait_wakes_on_activation_from_another_thread() -> None:
     ks.reset()
     assert ks.wait(0) is False
     ks.close()  # no backend: no-op
+
+
+class _FakeLink:
+    """Stands in for RedisKillSwitchLink: records publishes, lets the test deliver state."""
+
+    def __init__(self, backend: _FakeBackend, on_state: Any, generation: Any) -> None:
+        self.backend = backend
+        self.on_state = on_state
+        self.generation = generation
+        self.unavailable: str | None = None
+        self.published: list[tuple[str, ...]] = []
+        self.accept = True
+
+    def due(self) -> bool:
+        return False
+
+    def publish_halt(self, reason: str, triggered_by: str, ttl: float | None) -> bool:
+        self.published.append(("halt", reason, triggered_by))
+        return self.accept
+
+    def publish_reset(self) -> bool:
+        self.published.append(("reset",))
+        return self.accept
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeBackend:
+    fail_open = False
+
+    def kill_switch_link(self, name: str, on_state: Any, generation: Any) -> _FakeLink:
+        self.link = _FakeLink(self, on_state, generation)
+        return self.link
+
+
+def _shared() -> tuple[KillSwitch, _FakeLink]:
+    backend = _FakeBackend()
+    ks = KillSwitch(backend=backend, name="t")  # type: ignore[arg-type]
+    return ks, backend.link
+
+
+def test_shared_state_stale_read_never_undoes_a_newer_halt() -> None:
+    ks, link = _shared()
+    before = link.generation()
+    ks.activate("local", triggered_by="ops", raise_exception=False)
+    assert link.published == [("halt", "local", "ops")]
+    link.on_state(None, before)  # a read that started before the activation
+    assert ks.is_active
+    # A fresh read saying "not halted" means another replica reset it: follow it.
+    link.on_state(None, link.generation())
+    assert not ks.is_active
+
+
+def test_shared_halt_made_during_an_outage_is_republished() -> None:
+    ks, link = _shared()
+    link.accept = False
+    ks.activate("during outage", raise_exception=False)
+    link.accept = True
+    link.on_state(None, link.generation())  # Redis is back and knows nothing of it
+    assert ks.is_active
+    assert link.published[-1] == ("halt", "during outage", "system")
+    link.on_state(None, link.generation())  # now shared: a fresh "not halted" is a reset
+    assert not ks.is_active
+
+
+def test_shared_messages_halt_and_reset_with_callbacks(caplog: pytest.LogCaptureFixture) -> None:
+    ks, link = _shared()
+    halts: list[str] = []
+    resets: list[int] = []
+    ks.on_halt(halts.append)
+    ks.on_reset(lambda: resets.append(1))
+    with caplog.at_level(logging.WARNING, logger="proxilion.security.kill_switch"):
+        link.on_state({"reason": "remote halt", "triggered_by": "replica-2"}, None)
+        link.on_state({"reason": "remote halt", "triggered_by": "replica-2"}, None)  # dup
+    assert ks.is_active and ks.reason == "remote halt" and ks.triggered_by == "replica-2"
+    assert halts == ["remote halt"] and ks.wait(0)
+    assert [h.reason for h in ks.history] == ["remote halt"]
+    with pytest.raises(EmergencyHaltError, match="remote halt"):
+        ks.check()
+    link.on_state(None, None)  # reset message
+    assert not ks.is_active and resets == [1]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert "EMERGENCY HALT (shared switch 't') activated by replica-2: remote halt" in msgs
+    assert "Kill switch 't' reset by another replica" in msgs
+    # A local reset is broadcast.
+    ks.reset()
+    assert link.published[-1] == ("reset",)
+
+
+def test_shared_switch_unreachable_fails_closed() -> None:
+    ks, link = _shared()
+    link.unavailable = "Redis at redis://127.0.0.1:1 unreachable: ConnectionError"
+    assert ks.is_active is True
+    with pytest.raises(EmergencyHaltError, match="kill switch state unknown, failing closed"):
+        ks.check()
+    link.backend.fail_open = True
+    assert ks.is_active is False

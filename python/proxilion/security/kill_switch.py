@@ -91,6 +91,8 @@ class KillSwitch:
         self.history: list[HaltRecord] = []
         self.name = name
         self._halted = threading.Event()
+        # Bumped on every state change; a Redis read started before a change is stale.
+        self._generation = 0
         # Whether the current halt is known to Redis (received from it, or published to it).
         self._shared = False
         self._link: RedisKillSwitchLink | None = None
@@ -101,7 +103,9 @@ class KillSwitch:
 
                 backend = RedisBackend(backend)
             self.backend = backend
-            self._link = backend.kill_switch_link(name, self._on_shared_state)
+            self._link = backend.kill_switch_link(
+                name, self._on_shared_state, lambda: self._generation
+            )
 
     def __repr__(self) -> str:
         return f"KillSwitch(active={self._active}, reason={self._reason!r})"
@@ -117,9 +121,10 @@ class KillSwitch:
         link = self._link
         if link is not None:
             if link.due():
+                gen = self._generation
                 state = link.sync()
                 if state is not False:
-                    self._on_shared_state(state, "sync")
+                    self._on_shared_state(state, gen)
             if link.unavailable is not None and not link.backend.fail_open:
                 return True
         with self._lock:
@@ -165,6 +170,7 @@ class KillSwitch:
             self.history.append(HaltRecord(reason, triggered_by, self._activated_at))
             self._halted.set()
             self._shared = False
+            self._generation += 1
             callbacks = list(self._halt_callbacks)
         logger.critical("EMERGENCY HALT activated by %s: %s", triggered_by, reason)
         if self._link is not None:
@@ -180,6 +186,7 @@ class KillSwitch:
             raise EmergencyHaltError(reason, triggered_by)
 
     def _clear(self) -> None:
+        self._generation += 1
         self._halted.clear()
         self._shared = False
         self._active = False
@@ -228,13 +235,17 @@ class KillSwitch:
         if self._link is not None:
             self._link.close()
 
-    def _on_shared_state(self, state: dict[str, Any] | None, source: str) -> None:
-        """Apply the shared state read from Redis (``source``: "sync" or "message")."""
+    def _on_shared_state(self, state: dict[str, Any] | None, generation: int | None) -> None:
+        """Apply the shared state from Redis: a key read (``generation`` is the local
+        generation when the read started; a stale read is dropped) or a pub/sub message
+        (``generation`` None)."""
         link = self._link
         if state is not None:
             reason = str(state.get("reason") or "kill switch activated")
             triggered_by = str(state.get("triggered_by") or "remote")
             with self._lock:
+                if generation is not None and generation != self._generation:
+                    return
                 if self._active and self._reason == reason:
                     self._shared = True
                     return
@@ -245,6 +256,7 @@ class KillSwitch:
                 self._activated_at = datetime.now(timezone.utc)
                 self.history.append(HaltRecord(reason, triggered_by, self._activated_at))
                 self._shared = True
+                self._generation += 1
                 self._halted.set()
                 callbacks = list(self._halt_callbacks)
             logger.critical(
@@ -262,9 +274,9 @@ class KillSwitch:
         callbacks_r: list[Callable[[], Any]] = []
         pending: tuple[str, str] | None = None
         with self._lock:
-            if not self._active:
+            if not self._active or (generation is not None and generation != self._generation):
                 return
-            if source == "sync" and not self._shared:
+            if generation is not None and not self._shared:
                 pending = (self._reason or "kill switch active", self._triggered_by or "system")
             else:
                 self._clear()

@@ -40,6 +40,7 @@ logger = logging.getLogger("proxilion.security.redis_backend")
 # KEYS[1]: bucket; ARGV: interval_us, tau_us, cost, ttl_extra_ms, mode ("acquire" | "peek")
 # Returns {allowed (0/1), remaining tokens, retry_after_us for `cost`}.
 _GCRA_LUA = """
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -187,10 +188,13 @@ class RedisBackend:
         return RedisGcraLimiter(self, name, capacity, interval_ns)
 
     def kill_switch_link(
-        self, name: str, on_state: Callable[[dict[str, Any] | None, str], None]
+        self,
+        name: str,
+        on_state: Callable[[dict[str, Any] | None, int | None], None],
+        generation: Callable[[], int],
     ) -> RedisKillSwitchLink:
         """Connect a local kill switch to the shared one named ``name``."""
-        return RedisKillSwitchLink(self, name, on_state)
+        return RedisKillSwitchLink(self, name, on_state, generation)
 
 
 class RedisGcraLimiter:
@@ -308,13 +312,18 @@ class RedisKillSwitchLink:
     listens on the channel and applies halts and resets from other replicas at once;
     :meth:`sync` re-reads the key (called at most every ``kill_switch_poll`` seconds by the
     switch) so a lost message or a late start cannot leave a replica running.
+
+    ``on_state(state, generation)`` receives the halt dict or ``None`` (not halted), with the
+    switch's ``generation()`` read *before* a key read (``None`` for a pub/sub message), so
+    the switch can drop a read that a newer local change has made stale.
     """
 
     def __init__(
         self,
         backend: RedisBackend,
         name: str,
-        on_state: Callable[[dict[str, Any] | None, str], None],
+        on_state: Callable[[dict[str, Any] | None, int | None], None],
+        generation: Callable[[], int],
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("kill switch name must be a non-empty string")
@@ -324,6 +333,7 @@ class RedisKillSwitchLink:
         self.channel = f"{self.key}:events"
         self.origin = uuid.uuid4().hex
         self._on_state = on_state
+        self._generation = generation
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._last_sync = -math.inf
@@ -410,9 +420,10 @@ class RedisKillSwitchLink:
                 pubsub = self.backend.client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 # Catch up on anything published before the subscription took effect.
+                gen = self._generation()
                 state = self.sync()
                 if state is not False:
-                    self._on_state(state, "sync")
+                    self._on_state(state, gen)
                 self._subscribed.set()
                 backoff = 0.05
                 while not self._stop.is_set():
@@ -424,7 +435,7 @@ class RedisKillSwitchLink:
                     except (ValueError, TypeError):
                         continue
                     if isinstance(data, dict) and data.get("origin") != self.origin:
-                        self._on_state(data if data.get("event") == "halt" else None, "message")
+                        self._on_state(data if data.get("event") == "halt" else None, None)
             except self.backend._errors as exc:
                 self._subscribed.clear()
                 self.unavailable = self.backend.report_outage("kill switch listener", exc)
