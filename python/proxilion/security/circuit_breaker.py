@@ -259,9 +259,12 @@ class CircuitBreaker:
         Raises :class:`CircuitOpenError` without calling ``func`` while the circuit is open
         (or half-open with every probe slot taken); re-raises ``func``'s own exceptions.
         """
-        with self._lock:
-            closed = self._state is CircuitState.CLOSED
-        episode = -1 if closed else self._admit(getattr(func, "__name__", None) or "unknown")
+        # Reading the state is atomic; a call that races with the transition to OPEN is
+        # simply admitted just before it. Only non-closed states need the lock.
+        if self._state is CircuitState.CLOSED:
+            episode = -1
+        else:
+            episode = self._admit(getattr(func, "__name__", None) or "unknown")
         try:
             result = func(*args, **kwargs)
         except self.excluded_exceptions:
@@ -278,9 +281,12 @@ class CircuitBreaker:
 
     async def call_async(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``func(*args, **kwargs)`` through the breaker (see :meth:`call`)."""
-        with self._lock:
-            closed = self._state is CircuitState.CLOSED
-        episode = -1 if closed else self._admit(getattr(func, "__name__", None) or "unknown")
+        # Reading the state is atomic; a call that races with the transition to OPEN is
+        # simply admitted just before it. Only non-closed states need the lock.
+        if self._state is CircuitState.CLOSED:
+            episode = -1
+        else:
+            episode = self._admit(getattr(func, "__name__", None) or "unknown")
         try:
             result = await func(*args, **kwargs)
         except self.excluded_exceptions:
