@@ -132,6 +132,7 @@ class _FakeLink:
 
     def publish_halt(self, reason: str, triggered_by: str, ttl: float | None) -> bool:
         self.published.append(("halt", reason, triggered_by))
+        self.during_publish = self.generation()
         return self.accept
 
     def publish_reset(self) -> bool:
@@ -162,6 +163,8 @@ def test_shared_state_stale_read_never_undoes_a_newer_halt() -> None:
     ks.activate("local", triggered_by="ops", raise_exception=False)
     assert link.published == [("halt", "local", "ops")]
     link.on_state(None, before)  # a read that started before the activation
+    assert ks.is_active
+    link.on_state(None, link.during_publish)  # ... or before the key was written
     assert ks.is_active
     # A fresh read saying "not halted" means another replica reset it: follow it.
     link.on_state(None, link.generation())

@@ -177,6 +177,8 @@ class KillSwitch:
             shared = self._link.publish_halt(reason, triggered_by, self.auto_reset_seconds)
             with self._lock:
                 self._shared = shared and self._active
+                # A key read that started before the write landed is stale.
+                self._generation += 1
         for cb in callbacks:
             try:
                 cb(reason)
@@ -288,6 +290,7 @@ class KillSwitch:
             ):
                 with self._lock:
                     self._shared = self._active
+                    self._generation += 1
             return
         logger.warning("Kill switch %r reset by another replica", self.name)
         for cb_r in callbacks_r:
