@@ -7,6 +7,7 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 
 from __future__ import annotations
 
+from proxilion._reference.limit import GcraLimiter
 from proxilion._reference.mac import (
     blake3_keyed_hex,
     constant_time_eq,
@@ -19,6 +20,7 @@ from proxilion._reference.mac import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "GcraLimiter",
     "__version__",
     "blake3_keyed_hex",
     "build_info",
@@ -42,5 +44,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac"],
+        "features": ["mac", "limit"],
     }

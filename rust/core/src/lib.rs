@@ -8,11 +8,12 @@
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
 //! - `scan`: multi-pattern injection scanning (input/output guards).
 //! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
-//! - `limit`: lock-free GCRA token buckets.
+//! - [`limit`]: lock-free GCRA token buckets in a bounded, sharded key table.
 //! - `stats`: Welford / EWMA accumulators and z-scores.
 
 #![forbid(unsafe_code)]
 
+pub mod limit;
 pub mod mac;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.
