@@ -22,8 +22,9 @@ Differences from the original SDK (deliberate, for security):
 * Invalid rules (empty name, unknown action, a ``REQUIRE_BEFORE`` rule without a required
   pattern, a negative window...) raise :class:`InvalidSequenceRuleError` when the rule is
   built, instead of being accepted and silently never matching.
-* ``FORBID_AFTER`` and ``COOLDOWN`` remember the last matching call outside the bounded
-  history, so flooding the history with harmless calls cannot erase a forbidden prior.
+* ``FORBID_AFTER``, ``COOLDOWN`` and ``MAX_CONSECUTIVE`` remember what they need outside the
+  bounded history, so flooding the history with harmless calls cannot erase a forbidden
+  prior, and a run longer than the history still counts.
   ``REQUIRE_*`` rules only count calls still in the history (eviction makes them stricter).
 * Calls that have started but not finished (:meth:`SequenceValidator.begin_call`) count for
   ``FORBID_AFTER``, ``MAX_CONSECUTIVE`` and ``COOLDOWN``, so parallel tool calls cannot race
@@ -690,7 +691,7 @@ class SequenceValidator:
                         required_prior=rule.required_pattern,
                     )
             elif action is SequenceAction.MAX_CONSECUTIVE:
-                run = min(st.streak_len, len(st.records)) if st.streak_key == key else 0
+                run = st.streak_len if st.streak_key == key else 0
                 pending = st.inflight.get(key)
                 if pending is not None:
                     run += pending[1]
