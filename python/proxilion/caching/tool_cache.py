@@ -285,30 +285,39 @@ class CachePolicy:
         return self.default_ttl
 
 
+def _sort_key(item: Any) -> str:
+    return json.dumps(item, sort_keys=True)
+
+
 def _canonical(value: Any, depth: int = 0) -> Any:
     """A JSON-encodable, type-tagged form of ``value`` (raises if there is none)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
     if depth > 64:
         raise UncacheableArgumentError("argument nesting is too deep to cache")
-    if value is None or isinstance(value, (bool, str)):
-        return value
+    if isinstance(value, str):
+        return ["str", str.__str__(value)]
     if isinstance(value, int):
-        return ["i", str(value)]
+        return ["i", int.__repr__(value)]
     if isinstance(value, float):
         if math.isnan(value):
             raise UncacheableArgumentError("NaN arguments are not cacheable")
-        return ["f", repr(value)]
+        return ["f", float.__repr__(value)]
     if isinstance(value, bytes):
         return ["b", value.hex()]
     if isinstance(value, (list, tuple)):
         tag = "l" if isinstance(value, list) else "t"
         return [tag, [_canonical(v, depth + 1) for v in value]]
     if isinstance(value, dict):
+        if all(type(k) is str for k in value):
+            return ["d", [[k, _canonical(value[k], depth + 1)] for k in sorted(value)]]
         items = [[_canonical(k, depth + 1), _canonical(v, depth + 1)] for k, v in value.items()]
-        items.sort(key=lambda kv: json.dumps(kv[0], sort_keys=True))
-        return ["d", items]
+        items.sort(key=lambda kv: _sort_key(kv[0]))
+        return ["dk", items]
     if isinstance(value, (set, frozenset)):
         members = [_canonical(v, depth + 1) for v in value]
-        members.sort(key=lambda m: json.dumps(m, sort_keys=True))
+        members.sort(key=_sort_key)
         return ["s", members]
     if isinstance(value, datetime):
         return ["dt", value.isoformat()]
@@ -320,7 +329,7 @@ def _canonical(value: Any, depth: int = 0) -> Any:
         return [
             "e",
             f"{type(value).__module__}.{type(value).__qualname__}",
-            _canonical(value.value),
+            _canonical(value.value, depth + 1),
         ]
     raise UncacheableArgumentError(f"arguments of type {type(value).__name__} are not cacheable")
 
@@ -335,9 +344,7 @@ def make_cache_key(
     """
     check_name(tool_name, "tool_name")
     args = dict(arguments or {})
-    payload = json.dumps(
-        [tool_name, user_id, _canonical(args)], sort_keys=True, separators=(",", ":")
-    )
+    payload = json.dumps([tool_name, user_id, _canonical(args)], separators=(",", ":"))
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 
 

@@ -337,6 +337,9 @@ class CostLimiter:
         self._limits: list[CostLimit] = []
         self._keys: dict[tuple[str, str], _KeySpend] = {}
         self._periods: tuple[float, ...] = (_BASELINE_PERIOD,)
+        # (limit, cap in nanos, scope value, period), and the scope values to account
+        self._caps: tuple[tuple[CostLimit, int, str, float], ...] = ()
+        self._scopes: tuple[str, ...] = (LimitScope.USER.value,)
         self._ops = 0
         self._tracker: CostTracker | None = None
         for limit in DEFAULT_COST_LIMITS if limits is None else limits:
@@ -365,6 +368,11 @@ class CostLimiter:
         self._limits.append(limit)
 
     def _refresh_periods(self) -> None:
+        self._caps = tuple(
+            (lim, to_nanos(lim.max_cost), lim.scope.value, lim.window) for lim in self._limits
+        )
+        used = {lim.scope for lim in self._limits} | {LimitScope.USER}
+        self._scopes = tuple(scope.value for scope in LimitScope if scope in used)
         periods = sorted({_BASELINE_PERIOD, *(lim.window for lim in self._limits)})
         new = tuple(periods)
         if new == self._periods:
@@ -431,48 +439,36 @@ class CostLimiter:
 
     # ------------------------------------------------------------------ accounting
 
-    def _key(
-        self, limit: CostLimit, user_id: str, tool_name: str | None, org_id: str | None
-    ) -> str:
-        scope = limit.scope
-        if scope is LimitScope.USER:
-            return user_id
-        if scope is LimitScope.GLOBAL:
-            return _GLOBAL_KEY
-        if scope is LimitScope.ORG:
-            return org_id or _DEFAULT_ORG
-        return tool_name or _UNKNOWN_TOOL
+    @staticmethod
+    def _scope_keys(user_id: str, tool_name: str | None, org_id: str | None) -> dict[str, str]:
+        """Scope value -> the key a spend is counted under in that scope."""
+        return {
+            "user": user_id,
+            "global": _GLOBAL_KEY,
+            "org": org_id or _DEFAULT_ORG,
+            "tool": tool_name or _UNKNOWN_TOOL,
+        }
 
-    def _state(self, scope: LimitScope, key: str, now: float) -> _KeySpend:
-        state = self._keys.get((scope.value, key))
+    def _state(self, scope: str, key: str, now: float) -> _KeySpend:
+        state = self._keys.get((scope, key))
         if state is None:
             state = _KeySpend()
             for period in self._periods:
                 state.windows[period] = _Window(period)
-            self._keys[(scope.value, key)] = state
+            self._keys[(scope, key)] = state
         state.last_used = now
         return state
 
-    def _window(self, limit: CostLimit, key: str, now: float) -> _Window:
-        window = self._state(limit.scope, key, now).windows[limit.window]
+    def _window(self, scope: str, key: str, period: float, now: float) -> _Window:
+        window = self._state(scope, key, now).windows[period]
         window.expire(now)
         return window
 
-    def _all_keys(
-        self, user_id: str, tool_name: str | None, org_id: str | None
-    ) -> list[tuple[LimitScope, str]]:
-        keys = [(LimitScope.USER, user_id), (LimitScope.GLOBAL, _GLOBAL_KEY)]
-        keys.append((LimitScope.ORG, org_id or _DEFAULT_ORG))
-        keys.append((LimitScope.TOOL, tool_name or _UNKNOWN_TOOL))
-        return keys
-
     def _add(self, user_id: str, nanos: int, tool_name: str | None, org_id: str | None) -> None:
         now = self._clock()
-        scopes_in_use = {lim.scope for lim in self._limits} | {LimitScope.USER}
-        for scope, key in self._all_keys(user_id, tool_name, org_id):
-            if scope not in scopes_in_use:
-                continue
-            for window in self._state(scope, key, now).windows.values():
+        keys = self._scope_keys(user_id, tool_name, org_id)
+        for scope in self._scopes:
+            for window in self._state(scope, keys[scope], now).windows.values():
                 window.expire(now)
                 window.add(now, nanos)
         self._maybe_sweep(now)
@@ -502,10 +498,10 @@ class CostLimiter:
         denied: CostLimitResult | None = None
         tightest: tuple[int, CostLimit, int] | None = None
         warnings: list[str] = []
-        for limit in self._limits:
-            window = self._window(limit, self._key(limit, user_id, tool_name, org_id), now)
+        keys = self._scope_keys(user_id, tool_name, org_id)
+        for limit, cap, scope, period in self._caps:
+            window = self._window(scope, keys[scope], period, now)
             current = window.total
-            cap = to_nanos(limit.max_cost)
             after = current + nanos
             if after > cap:
                 if limit.hard_limit:
@@ -626,8 +622,8 @@ class CostLimiter:
         nanos = to_nanos(check_cost(cost))
         with self._lock:
             now = self._clock()
-            for scope, key in self._all_keys(user_id, tool_name, org_id):
-                state = self._keys.get((scope.value, key))
+            for scope, key in self._scope_keys(user_id, tool_name, org_id).items():
+                state = self._keys.get((scope, key))
                 if state is None:
                     continue
                 for window in state.windows.values():
@@ -651,7 +647,7 @@ class CostLimiter:
         seconds = self._seconds(period)
         with self._lock:
             now = self._clock()
-            state = self._keys.get((LimitScope.USER.value, user_id))
+            state = self._keys.get(("user", user_id))
             if state is None:
                 return 0.0
             window = state.windows.get(seconds)
@@ -678,7 +674,7 @@ class CostLimiter:
                     continue
                 if seconds is not None and limit.window != seconds:
                     continue
-                window = self._window(limit, user_id, now)
+                window = self._window("user", user_id, limit.window, now)
                 best = min(best, from_nanos(max(to_nanos(limit.max_cost) - window.total, 0)))
             return best
 
@@ -687,7 +683,7 @@ class CostLimiter:
         check_name(user_id, "user_id")
         seconds = None if period is None else self._seconds(period)
         with self._lock:
-            state = self._keys.get((LimitScope.USER.value, user_id))
+            state = self._keys.get(("user", user_id))
             if state is None:
                 return
             for p in list(state.windows):
@@ -707,9 +703,9 @@ class CostLimiter:
         with self._lock:
             now = self._clock()
             rows = []
-            for limit in self._limits:
-                window = self._window(limit, self._key(limit, user_id, tool_name, org_id), now)
-                cap = to_nanos(limit.max_cost)
+            keys = self._scope_keys(user_id, tool_name, org_id)
+            for limit, cap, scope, period in self._caps:
+                window = self._window(scope, keys[scope], period, now)
                 oldest = window.events[0][0] if window.events else None
                 rows.append(
                     {
