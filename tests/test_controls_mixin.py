@@ -263,3 +263,41 @@ class TestCosts:
         bare = Bare()
         assert bare.validate_sequence("x", ALICE) == (True, None)
         assert bare.check_budget(ALICE) == (True, None)
+
+
+@pytest.mark.backend
+def test_controls_work_on_the_active_backend() -> None:
+    """End to end on whichever hot-path backend is active (the test command runs this on
+    both): the controls are pure Python and must not depend on the native extension."""
+    import os
+
+    import proxilion
+    from proxilion._decorators_controls import cost_limited, sequence_validated
+
+    wanted = os.environ.get("PROXILION_BACKEND", "auto")
+    if wanted in ("native", "reference"):
+        assert proxilion.backend() == wanted
+    host = Host(
+        sequence_validator=SequenceValidator(),
+        cost_limiter=CostLimiter([CostLimit(max_cost=0.02, name="tiny")]),
+    )
+    limiter = host.get_cost_limiter()
+    assert limiter is not None
+
+    @sequence_validated(host)
+    @cost_limited(limiter, estimate_cost=0.01)
+    def read_secret(user: UserContext | None = None) -> str:
+        return "s3cr3t"
+
+    @sequence_validated(host)
+    def send_email(user: UserContext | None = None) -> str:
+        return "sent"
+
+    assert send_email(user=ALICE) == "sent"
+    assert read_secret(user=ALICE) == "s3cr3t"
+    assert host.validate_sequence("send_email", ALICE)[0] is False
+    assert read_secret(user=ALICE) == "s3cr3t"
+    from proxilion.exceptions import BudgetExceededError
+
+    with pytest.raises(BudgetExceededError):
+        read_secret(user=ALICE)
