@@ -285,6 +285,9 @@ class CachePolicy:
         return self.default_ttl
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _sort_key(item: Any) -> str:
     return json.dumps(item, sort_keys=True)
 
@@ -344,7 +347,7 @@ def make_cache_key(
     """
     check_name(tool_name, "tool_name")
     args = dict(arguments or {})
-    payload = json.dumps([tool_name, user_id, _canonical(args)], separators=(",", ":"))
+    payload = _ENCODER.encode([tool_name, user_id, _canonical(args)])
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 
 
