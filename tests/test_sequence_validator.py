@@ -534,6 +534,14 @@ class TestBadRules:
         with pytest.raises(TypeError):
             v.get_history("u1", limit=1.5)  # type: ignore[arg-type]
 
+    def test_huge_names_rejected(self) -> None:
+        v = make(REQUIRE)
+        with pytest.raises(ValueError, match="tool_name is too long"):
+            v.validate_call("x" * 5000, "u1")
+        with pytest.raises(ValueError, match="user_id is too long"):
+            v.record_call("x", "u" * 5000)
+        v.record_call("x" * 4096, "u1")
+
     def test_surrogates_in_tool_names_are_handled(self) -> None:
         v = make(REQUIRE)
         assert v.validate_call("delete_\ud800", "u1")[0] is False

@@ -13,13 +13,26 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["check_name", "compile_pattern", "normalize_tool_name", "pattern_matches"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "check_name",
+    "compile_pattern",
+    "normalize_tool_name",
+    "pattern_matches",
+]
+
+
+#: Longest accepted tool name, user id, scope or model name (characters).
+MAX_NAME_LENGTH = 4096
 
 
 def check_name(value: object, what: str) -> str:
-    """Return ``value`` if it is a non-empty string, else raise a named error."""
+    """Return ``value`` if it is a non-empty string of at most :data:`MAX_NAME_LENGTH`
+    characters, else raise a named error (``TypeError`` / ``ValueError``)."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} is too long ({len(value)} > {MAX_NAME_LENGTH} characters)")
     if not value.strip():
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return value
