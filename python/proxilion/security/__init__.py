@@ -16,8 +16,18 @@ from proxilion.security.rate_limiter import (
     SlidingWindowRateLimiter,
     TokenBucketRateLimiter,
 )
+from proxilion.security.sequence_validator import (
+    DEFAULT_SEQUENCE_RULES,
+    SequenceAction,
+    SequenceRule,
+    SequenceValidator,
+    SequenceViolation,
+    ToolCallRecord,
+    create_sequence_validator,
+)
 
 __all__ = [
+    "DEFAULT_SEQUENCE_RULES",
     "CircuitBreaker",
     "CircuitBreakerRegistry",
     "CircuitState",
@@ -26,6 +36,12 @@ __all__ = [
     "MultiDimensionalRateLimiter",
     "RateLimitConfig",
     "RateLimiterMiddleware",
+    "SequenceAction",
+    "SequenceRule",
+    "SequenceValidator",
+    "SequenceViolation",
     "SlidingWindowRateLimiter",
     "TokenBucketRateLimiter",
+    "ToolCallRecord",
+    "create_sequence_validator",
 ]
