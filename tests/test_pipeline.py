@@ -650,23 +650,39 @@ class FakeStats:
 
 
 class FakeBreaker:
+    """Implements the admission interface of ``CircuitBreaker`` (admit / record_success /
+    record_failure / release) and traces each call."""
+
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
         self.open = False
         self.reset_timeout = 30.0
         self.stats = FakeStats()
 
-    def is_available(self) -> bool:
+    def admit(self, circuit_name: str | None = None) -> int:
         self.trace.steps.append("breaker")
-        return not self.open
+        if self.open:
+            raise CircuitOpenError(
+                circuit_name or "unknown",
+                self.stats.consecutive_failures,
+                self.reset_timeout,
+                self.stats.last_failure_error,
+            )
+        return 7
 
-    def record_success(self) -> None:
+    def record_success(self, token: int = -1) -> None:
+        assert token == 7
         self.trace.steps.append("breaker:success")
 
-    def record_failure(self, exc: Exception) -> None:
+    def record_failure(self, exc: Exception, token: int = -1) -> None:
+        assert token == 7
         self.trace.steps.append(f"breaker:failure:{type(exc).__name__}")
         self.stats.consecutive_failures += 1
         self.stats.last_failure_error = str(exc)
+
+    def release(self, token: int = -1) -> None:
+        assert token == 7
+        self.trace.steps.append("breaker:release")
 
 
 class FakeBreakers:
@@ -723,7 +739,7 @@ def test_stage_order(wired: tuple[Proxilion, Trace, FakeBreakers, FakeLimiter]) 
         "output",
         "monitor:read_doc",
     ]
-    assert breakers.names == ["read_doc", "read_doc"]
+    assert breakers.names == ["read_doc"]  # looked up once per call
 
 
 def test_switches_skip_stages(wired: tuple[Proxilion, Trace, FakeBreakers, FakeLimiter]) -> None:
@@ -859,3 +875,68 @@ def test_output_guard_blocks_a_leaking_result(
     with pytest.raises(OutputGuardViolation) as info:
         search(user=ALICE)
     assert info.value.matched_patterns == ["openai_key"]
+
+
+def test_real_components_are_built_from_the_constructor() -> None:
+    """rate_limit_config and enable_circuit_breaker build the real Rust-backed limiter and
+    the circuit breaker registry (not fakes)."""
+    from proxilion.security.circuit_breaker import CircuitBreakerRegistry
+    from proxilion.security.rate_limiter import RateLimiterMiddleware
+
+    auth = Proxilion(
+        rate_limit_config={"user": {"capacity": 2, "refill_rate": 0.001}},
+        circuit_breaker_config={"failure_threshold": 2, "reset_timeout": 60.0},
+    )
+    assert isinstance(auth._rate_limiter, RateLimiterMiddleware)
+    assert isinstance(auth._circuit_registry, CircuitBreakerRegistry)
+
+    @auth.policy("echo")
+    class EchoPolicy(Policy):  # type: ignore[type-arg]
+        def can_execute(self, context: dict[str, Any]) -> bool:
+            return True
+
+    calls = {"n": 0}
+
+    @auth.authorize("execute", resource="echo")
+    def echo(x: str, user: UserContext | None = None) -> str:
+        calls["n"] += 1
+        if x == "boom":
+            raise ConnectionError("upstream down")
+        return x
+
+    assert echo("a", user=ALICE) == "a"
+    assert echo("b", user=ALICE) == "b"
+    with pytest.raises(RateLimitExceeded) as info:
+        echo("c", user=ALICE)
+    assert info.value.limit_type == "user" and info.value.limit_key == "alice"
+    assert calls["n"] == 2
+
+    # The breaker opens after two tool failures and then refuses without running the tool.
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            echo("boom", user=BOB)
+    with pytest.raises(CircuitOpenError) as opened:
+        echo("d", user=UserContext("carol"))
+    assert opened.value.circuit_name == "echo" and opened.value.failure_count == 2
+    assert calls["n"] == 4
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"users": {}}, "only the keys 'user', 'global', 'tools'"),
+        ({"user": {"capacity": 1, "rate": 2}}, "only the keys 'capacity' and 'refill_rate'"),
+        ({"user": 5}, "a dict with capacity/refill_rate"),
+        ({"tools": ["search"]}, "a dict of tool name -> limits"),
+    ],
+)
+def test_bad_rate_limit_config_is_named(config: dict[str, Any], message: str) -> None:
+    from proxilion.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        Proxilion(rate_limit_config=config)
+
+
+def test_bad_rate_limit_values_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        Proxilion(rate_limit_config={"user": {"capacity": -1}})

@@ -17,7 +17,13 @@ from proxilion.decorators import (
     CallbackApprovalStrategy,
     QueueApprovalStrategy,
     authorize_tool_call,
+    circuit_protected,
+    cost_limited,
+    enforce_scope,
+    rate_limited,
     require_approval,
+    scoped_tool,
+    sequence_validated,
 )
 from proxilion.exceptions import (
     AgentTrustError,
@@ -110,7 +116,13 @@ __all__ = [
     "authorize_tool_call",
     "backend",
     "build_info",
+    "circuit_protected",
+    "cost_limited",
+    "enforce_scope",
     "get_current_agent",
     "get_current_user",
+    "rate_limited",
     "require_approval",
+    "scoped_tool",
+    "sequence_validated",
 ]

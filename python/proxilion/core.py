@@ -34,12 +34,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
+from proxilion._controls_mixin import ControlsMixin
 from proxilion._recorder import InMemoryRecorder
 from proxilion.engines import create_engine
 from proxilion.engines.base import BasePolicyEngine
 from proxilion.exceptions import (
     AuthorizationError,
-    CircuitOpenError,
     ConfigurationError,
     EmergencyHaltError,
     IDORViolationError,
@@ -49,6 +49,8 @@ from proxilion.exceptions import (
 )
 from proxilion.policies.base import Policy
 from proxilion.policies.registry import PolicyRegistry, check_policy_class, check_resource_name
+from proxilion.security.circuit_breaker import CircuitBreaker, CircuitBreakerRegistry
+from proxilion.security.rate_limiter import RateLimiterMiddleware, TokenBucketRateLimiter
 from proxilion.timeouts.manager import TimeoutError as ProxilionTimeoutError
 from proxilion.types import AgentContext, AuthorizationResult, UserContext
 
@@ -247,9 +249,21 @@ class _ToolSpec:
 class _Call:
     """State of one protected call, filled in as the pipeline advances (read by the audit)."""
 
-    __slots__ = ("agent", "auth_result", "context", "error", "execution_result", "started", "user")
+    __slots__ = (
+        "agent",
+        "auth_result",
+        "breaker",
+        "breaker_token",
+        "context",
+        "error",
+        "execution_result",
+        "started",
+        "user",
+    )
 
     def __init__(self) -> None:
+        self.breaker: CircuitBreaker | None = None
+        self.breaker_token = -1
         self.user: UserContext | None = None
         self.agent: AgentContext | None = None
         self.context: dict[str, Any] | None = None
@@ -274,7 +288,7 @@ def _positional_names(func: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-class Proxilion:
+class Proxilion(ControlsMixin):
     """Authorization and protection for LLM agent tool calls.
 
     The constructor takes the original's parameters, in its order, plus four keyword-only
@@ -401,10 +415,12 @@ class Proxilion:
             Path(audit_log_path) if audit_log_path is not None else None
         )
         # Other features' collaborators, kept for the methods that use them.
-        self.sequence_validator = sequence_validator
-        self.scope_enforcer = scope_enforcer
-        self.cost_tracker = cost_tracker
-        self.cost_limiter = cost_limiter
+        self._init_controls(
+            sequence_validator=sequence_validator,
+            scope_enforcer=scope_enforcer,
+            cost_tracker=cost_tracker,
+            cost_limiter=cost_limiter,
+        )
         self.session_manager = session_manager
         self.session_config = session_config
         self.timeout_manager = timeout_manager
@@ -422,8 +438,12 @@ class Proxilion:
         self.set_output_guard(output_guard)
         self._schema_validator: Any = None  # .validate(tool_name, arguments) -> raises
         self._idor: Any = None  # IDORProtector (enable_idor_protection)
-        self._rate_limiter: Any = None  # RateLimiterMiddleware (rate_limit_config)
-        self._circuit_registry: Any = None  # CircuitBreakerRegistry (enable_circuit_breaker)
+        self._rate_limiter: RateLimiterMiddleware | None = (
+            _build_rate_limiter(self.rate_limit_config) if self.rate_limit_config else None
+        )
+        self._circuit_registry: CircuitBreakerRegistry | None = (
+            CircuitBreakerRegistry(self.circuit_breaker_config) if enable_circuit_breaker else None
+        )
         self._behavioral_monitor: Any = None  # BehavioralMonitor
         self._audit_logger: Any = None
         if enable_audit is not False:
@@ -940,15 +960,15 @@ class Proxilion:
         if spec.apply_rate_limit and self._rate_limiter is not None:
             self._stage_rate_limit(spec, call.user)
         if spec.check_circuit_breaker and self._circuit_registry is not None:
-            self._stage_circuit(spec)
+            self._stage_circuit(spec, call)
         if self._behavioral_monitor is not None:
             call.started = time.perf_counter()
 
     def _after_success(self, spec: _ToolSpec, call: _Call, result: Any) -> Any:
         """Stages 6 and 7, after the tool returned ``result``."""
         call.execution_result = {"success": True, "result_type": type(result).__name__}
-        if spec.check_circuit_breaker and self._circuit_registry is not None:
-            self._stage_circuit_outcome(spec, None)
+        if call.breaker is not None:
+            self._stage_circuit_outcome(call, None)
         if self._output_guard is not None:
             result = self._stage_output_guard(spec, result)
         if self._behavioral_monitor is not None:
@@ -959,8 +979,8 @@ class Proxilion:
         """The tool raised ``exc``: record it (type only; messages may hold secrets)."""
         call.error = exc
         call.execution_result = {"success": False, "error_type": type(exc).__name__}
-        if spec.check_circuit_breaker and isinstance(exc, Exception):
-            self._stage_circuit_outcome(spec, exc)
+        if call.breaker is not None:
+            self._stage_circuit_outcome(call, exc)
         self._stage_behavior(spec, call, exc)
 
     def _stage_kill_switch(self) -> None:
@@ -1011,31 +1031,30 @@ class Proxilion:
         if limiter is not None:
             limiter.check_rate_limit(user.user_id, spec.name)
 
-    def _stage_circuit(self, spec: _ToolSpec) -> None:
-        """4b. Refuse while the tool's breaker is open."""
+    def _stage_circuit(self, spec: _ToolSpec, call: _Call) -> None:
+        """4b. Refuse while the tool's breaker is open, or half-open with every probe slot
+        taken (the original did not enforce the probe limit on this path)."""
         registry = self._circuit_registry
         if registry is None:
             return
         breaker = registry.get(spec.name)
-        if not breaker.is_available():
-            stats = breaker.stats
-            raise CircuitOpenError(
-                circuit_name=spec.name,
-                failure_count=stats.consecutive_failures,
-                reset_timeout=breaker.reset_timeout,
-                last_failure=stats.last_failure_error,
-            )
+        call.breaker_token = breaker.admit(spec.name)
+        call.breaker = breaker
 
-    def _stage_circuit_outcome(self, spec: _ToolSpec, exc: Exception | None) -> None:
-        """5. Tell the breaker how the call went; Proxilion's own errors are not failures."""
-        registry = self._circuit_registry
-        if registry is None:
+    @staticmethod
+    def _stage_circuit_outcome(call: _Call, exc: BaseException | None) -> None:
+        """5. Tell the breaker how the call went; Proxilion's own errors (and non-Exception
+        exits such as cancellation) are not failures of the tool."""
+        breaker = call.breaker
+        if breaker is None:
             return
-        breaker = registry.get(spec.name)
+        call.breaker = None
         if exc is None:
-            breaker.record_success()
-        elif not isinstance(exc, ProxilionError):
-            breaker.record_failure(exc)
+            breaker.record_success(call.breaker_token)
+        elif isinstance(exc, ProxilionError) or not isinstance(exc, Exception):
+            breaker.release(call.breaker_token)
+        else:
+            breaker.record_failure(exc, call.breaker_token)
 
     def _stage_output_guard(self, spec: _ToolSpec, result: Any) -> Any:
         """6. Scan a string result; a failed check whose action is BLOCK raises."""
@@ -1101,6 +1120,58 @@ class Proxilion:
             )
         except Exception:
             logger.exception("audit logging failed for tool '%s'", spec.name)
+
+
+def _limit_settings(
+    config: dict[str, Any], key: str, default: dict[str, Any], label: str = "rate_limit_config"
+) -> TokenBucketRateLimiter:
+    section = config.get(key)
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigurationError(
+            f"{label}[{key!r}]",
+            expected="a dict with capacity/refill_rate",
+            received=section,
+        )
+    unknown = set(section) - {"capacity", "refill_rate"}
+    if unknown:
+        raise ConfigurationError(
+            f"{label}[{key!r}]",
+            expected="only the keys 'capacity' and 'refill_rate'",
+            received=sorted(unknown),
+        )
+    return TokenBucketRateLimiter(
+        capacity=section.get("capacity", default["capacity"]),
+        refill_rate=section.get("refill_rate", default["refill_rate"]),
+    )
+
+
+def _build_rate_limiter(config: dict[str, Any]) -> RateLimiterMiddleware:
+    """The :class:`RateLimiterMiddleware` of a ``rate_limit_config`` (API.md 3.2 schema:
+    ``user``, ``global`` and ``tools`` sections; a missing sub-key takes its default). Unknown
+    keys are a :class:`ConfigurationError`, never silently ignored."""
+    unknown = set(config) - {"user", "global", "tools"}
+    if unknown:
+        raise ConfigurationError(
+            "rate_limit_config",
+            expected="only the keys 'user', 'global', 'tools'",
+            received=sorted(unknown),
+        )
+    tools = config.get("tools") or {}
+    if not isinstance(tools, dict):
+        raise ConfigurationError(
+            "rate_limit_config['tools']", expected="a dict of tool name -> limits", received=tools
+        )
+    tool_default = {"capacity": 50, "refill_rate": 5.0}
+    return RateLimiterMiddleware(
+        user_limit=_limit_settings(config, "user", {"capacity": 100, "refill_rate": 10.0}),
+        global_limit=_limit_settings(config, "global", {"capacity": 1000, "refill_rate": 100.0}),
+        tool_limits={
+            name: _limit_settings(tools, name, tool_default, "rate_limit_config['tools']")
+            for name in tools
+        },
+    )
 
 
 def _loggable_arguments(context: dict[str, Any]) -> dict[str, Any]:

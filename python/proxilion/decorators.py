@@ -33,7 +33,13 @@ __all__ = [
     "CallbackApprovalStrategy",
     "QueueApprovalStrategy",
     "authorize_tool_call",
+    "circuit_protected",
+    "cost_limited",
+    "enforce_scope",
+    "rate_limited",
     "require_approval",
+    "scoped_tool",
+    "sequence_validated",
 ]
 
 logger = logging.getLogger("proxilion.decorators")
@@ -387,3 +393,14 @@ def require_approval(
         return cast(F, wrapper)
 
     return decorator
+
+
+# The decorators of the other controls live beside their engines; they are part of this
+# module's public surface, as in the original (imported last: they import nothing from here).
+from proxilion._decorators_controls import (  # noqa: E402
+    cost_limited,
+    enforce_scope,
+    scoped_tool,
+    sequence_validated,
+)
+from proxilion._decorators_limits import circuit_protected, rate_limited  # noqa: E402

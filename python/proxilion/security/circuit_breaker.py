@@ -253,6 +253,32 @@ class CircuitBreaker:
                 return
         self._on_success(episode)
 
+    # -- explicit admission, for pipelines that run the function themselves ------------------
+
+    def admit(self, circuit_name: str | None = None) -> int:
+        """Admit one call or raise :class:`CircuitOpenError`; returns a token for
+        :meth:`record_success` / :meth:`record_failure` / :meth:`release`.
+
+        Used by ``Proxilion``'s decorated-call pipeline, which (unlike the original) thus
+        enforces the half-open probe limit too. Every admitted call must be settled with
+        exactly one of the three methods.
+        """
+        if self._state is CircuitState.CLOSED:
+            return -1
+        return self._admit(circuit_name or self.name or "unknown")
+
+    def record_success(self, token: int = -1) -> None:
+        """Settle an admitted call that succeeded."""
+        self._succeeded(token)
+
+    def record_failure(self, exc: BaseException, token: int = -1) -> None:
+        """Settle an admitted call that failed with ``exc`` (counts towards opening)."""
+        self._on_failure(exc, token)
+
+    def release(self, token: int = -1) -> None:
+        """Settle an admitted call that neither succeeded nor failed (e.g. refused later)."""
+        self._on_other(token)
+
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``func(*args, **kwargs)`` through the breaker.
 
