@@ -106,7 +106,7 @@ class SigningKeys:
         return _hmac.new(self._keys[i], message, hashlib.sha256).digest()
 
     def _verify(self, message: bytes, tag: tuple[str, bytes | None]) -> int:
-        kind, raw = tag
+        raw = tag[1]
         if raw is None or len(raw) != 32:
             return -1
         for i in range(len(self._keys)):
@@ -120,7 +120,9 @@ class SigningKeys:
 
     def sign_many(self, messages: Sequence[str | bytes]) -> list[str]:
         """Hex tags of every message, in one call."""
-        data = [text_or_bytes(m, f"messages[{i}]") for i, m in enumerate(_items(messages, "messages"))]
+        data = [
+            text_or_bytes(m, f"messages[{i}]") for i, m in enumerate(_items(messages, "messages"))
+        ]
         return [self._mac(0, d).hex() for d in data]
 
     def verify(self, message: str | bytes, tag: str | bytes) -> int:
@@ -136,7 +138,10 @@ class SigningKeys:
         ts = _items(tags, "tags")
         if len(ms) != len(ts):
             raise ValueError(f"messages and tags differ in length ({len(ms)} != {len(ts)})")
-        pairs = [(text_or_bytes(m, f"messages[{i}]"), _tag(t)) for i, (m, t) in enumerate(zip(ms, ts))]
+        pairs = [
+            (text_or_bytes(m, f"messages[{i}]"), _tag(t))
+            for i, (m, t) in enumerate(zip(ms, ts, strict=True))
+        ]
         return [self._verify(m, t) for m, t in pairs]
 
     def memory_sign(
