@@ -2,6 +2,61 @@
 
 from __future__ import annotations
 
+from proxilion.security.agent_trust import AgentCredential, AgentTrustManager, DelegationChain
+from proxilion.security.agent_trust import DelegationToken as AgentDelegationToken
+from proxilion.security.agent_trust import SignedMessage as AgentSignedMessage
+from proxilion.security.agent_trust import TrustLevel as AgentTrustLevel
+from proxilion.security.agent_trust import VerificationResult as AgentVerificationResult
+from proxilion.security.idor_protection import IDORProtector, IDPattern, ResourceScope
+from proxilion.security.intent_capsule import (
+    HijackDetection,
+    IntentCapsule,
+    IntentCapsuleManager,
+    IntentCategory,
+    IntentGuard,
+)
+from proxilion.security.intent_capsule import IntentValidator as IntentHijackValidator
 from proxilion.security.kill_switch import KillSwitch
+from proxilion.security.memory_integrity import (
+    ContextWindowGuard,
+    IntegrityViolation,
+    IntegrityViolationType,
+    MemoryIntegrityGuard,
+    RAGDocument,
+    RAGScanResult,
+)
+from proxilion.security.memory_integrity import SignedMessage as MemorySignedMessage
+from proxilion.security.memory_integrity import VerificationResult as MemoryVerificationResult
 
-__all__ = ["KillSwitch"]
+__all__ = [
+    # agent_trust
+    "AgentCredential",
+    "AgentDelegationToken",
+    "AgentSignedMessage",
+    "AgentTrustLevel",
+    "AgentTrustManager",
+    "AgentVerificationResult",
+    "DelegationChain",
+    # idor_protection
+    "IDORProtector",
+    "IDPattern",
+    "ResourceScope",
+    # intent_capsule
+    "HijackDetection",
+    "IntentCapsule",
+    "IntentCapsuleManager",
+    "IntentCategory",
+    "IntentGuard",
+    "IntentHijackValidator",
+    # kill_switch
+    "KillSwitch",
+    # memory_integrity
+    "ContextWindowGuard",
+    "IntegrityViolation",
+    "IntegrityViolationType",
+    "MemoryIntegrityGuard",
+    "MemorySignedMessage",
+    "MemoryVerificationResult",
+    "RAGDocument",
+    "RAGScanResult",
+]
