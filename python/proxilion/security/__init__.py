@@ -28,35 +28,33 @@ from proxilion.security.memory_integrity import (
 from proxilion.security.memory_integrity import SignedMessage as MemorySignedMessage
 from proxilion.security.memory_integrity import VerificationResult as MemoryVerificationResult
 
-__all__ = [
-    # agent_trust
+__all__ = ["KillSwitch"]
+
+# agent_trust, idor_protection, intent_capsule, memory_integrity, trust_boundaries,
+# intent_validator (the signing/trust area)
+__all__ += [
     "AgentCredential",
     "AgentDelegationToken",
     "AgentSignedMessage",
     "AgentTrustLevel",
     "AgentTrustManager",
     "AgentVerificationResult",
+    "ContextWindowGuard",
     "DelegationChain",
-    # idor_protection
+    "HijackDetection",
     "IDORProtector",
     "IDPattern",
-    "ResourceScope",
-    # intent_capsule
-    "HijackDetection",
+    "IntegrityViolation",
+    "IntegrityViolationType",
     "IntentCapsule",
     "IntentCapsuleManager",
     "IntentCategory",
     "IntentGuard",
     "IntentHijackValidator",
-    # kill_switch
-    "KillSwitch",
-    # memory_integrity
-    "ContextWindowGuard",
-    "IntegrityViolation",
-    "IntegrityViolationType",
     "MemoryIntegrityGuard",
     "MemorySignedMessage",
     "MemoryVerificationResult",
     "RAGDocument",
     "RAGScanResult",
+    "ResourceScope",
 ]
