@@ -20,30 +20,22 @@ pub fn float_repr(x: f64) -> String {
         return if x.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
     }
     let ax = x.abs();
-    // Rust's `{:e}` gives a shortest round-trip digit string, `d[.ddd]e<exp>`. When two
-    // strings of that length both round-trip and are equally close (an exact tie), Rust may
-    // pick either, while Python rounds half to even. The correctly rounded string of the same
-    // length (exact-mode formatting rounds ties to even) is Python's choice whenever it
-    // round-trips; otherwise (asymmetric intervals at powers of two) only the shortest works.
-    let shortest = format!("{ax:e}");
-    let n_digits = shortest
-        .split('e')
-        .next()
-        .map_or(1, |m| m.chars().filter(char::is_ascii_digit).count());
-    let rounded = format!("{:.*e}", n_digits.saturating_sub(1), ax);
-    let sci = if rounded.parse::<f64>() == Ok(ax) {
-        rounded
-    } else {
-        shortest
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let mut digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
+    // `ryu` gives a shortest round-trip digit string. When two strings of that length both
+    // round-trip and are equally close (an exact tie), Python rounds half to even. A tie
+    // needs the exact binary value to have at most 18 significant decimal digits, which is
+    // rare (never for `time.time()` values); only then is the correctly rounded string of the
+    // same length (exact-mode formatting rounds ties to even) computed, and used when it
+    // round-trips.
+    let mut buf = ryu::Buffer::new();
+    let (mut digits, mut decpt) = split_digits(buf.format_finite(ax));
+    if may_tie(ax) {
+        let rounded = format!("{:.*e}", digits.len().saturating_sub(1), ax);
+        if rounded.parse::<f64>() == Ok(ax) {
+            (digits, decpt) = split_digits(&rounded);
+        }
     }
     let n = digits.len() as i32;
-    let decpt = exp + 1; // value = 0.<digits> * 10^decpt
+    let exp = decpt - 1; // value = 0.<digits> * 10^decpt = d.ddd * 10^exp
     let mut out = String::with_capacity(digits.len() + 8);
     if x.is_sign_negative() {
         out.push('-');
@@ -71,9 +63,78 @@ pub fn float_repr(x: f64) -> String {
     out
 }
 
+/// Significant digits (no leading/trailing zeros) and decimal-point position of a positive
+/// number printed as `ddd[.ddd][e[-]dd]`: value = 0.<digits> * 10^decpt.
+fn split_digits(text: &str) -> (String, i32) {
+    let (mantissa, exp10) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut decpt = int_part.len() as i32 + exp10;
+    let mut digits: String = int_part.chars().chain(frac_part.chars()).collect();
+    let lead = digits.len() - digits.trim_start_matches('0').len();
+    digits.drain(..lead);
+    decpt -= lead as i32;
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        digits.push('0');
+    }
+    (digits, decpt)
+}
+
+/// Whether the exact value of the finite positive `x` has at most 18 significant decimal
+/// digits (only then can two shortest candidates be equally close to it).
+fn may_tie(x: f64) -> bool {
+    let bits = x.to_bits();
+    let exp_bits = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (mut m, mut e) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), exp_bits - 1075)
+    };
+    if m == 0 {
+        return true;
+    }
+    let tz = m.trailing_zeros();
+    m >>= tz;
+    e += tz as i32;
+    // x = m * 2^e with m odd.
+    let mut v: u128 = if e >= 0 {
+        if e > 74 {
+            return false; // >= 2^74 * odd: no factor 5, so >= 23 significant digits
+        }
+        u128::from(m) << e
+    } else {
+        let k = (-e) as u32;
+        if k > 27 {
+            return false; // m * 5^k has more than 18 digits
+        }
+        u128::from(m) * 5u128.pow(k)
+    };
+    while v % 10 == 0 {
+        v /= 10;
+    }
+    v < 1_000_000_000_000_000_000 // at most 18 digits
+}
+
 #[cfg(test)]
 mod tests {
-    use super::float_repr;
+    use super::{float_repr, may_tie};
+
+    #[test]
+    fn tie_candidates() {
+        assert!(may_tie(0.5));
+        assert!(may_tie(1723995744893766.2));
+        assert!(may_tie(1e22));
+        assert!(!may_tie(1712345678.1234567));
+        assert!(!may_tie(0.1));
+        assert!(!may_tie(f64::MAX));
+        assert!(!may_tie(5e-324));
+    }
 
     #[test]
     fn python_layouts() {
