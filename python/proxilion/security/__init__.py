@@ -16,6 +16,13 @@ from proxilion.security.intent_capsule import (
     IntentGuard,
 )
 from proxilion.security.intent_capsule import IntentValidator as IntentHijackValidator
+from proxilion.security.intent_validator import (
+    AnomalyThresholds,
+    IntentValidator,
+    ValidationOutcome,
+    ValidationResult,
+    WorkflowState,
+)
 from proxilion.security.kill_switch import KillSwitch
 from proxilion.security.memory_integrity import (
     ContextWindowGuard,
@@ -27,20 +34,33 @@ from proxilion.security.memory_integrity import (
 )
 from proxilion.security.memory_integrity import SignedMessage as MemorySignedMessage
 from proxilion.security.memory_integrity import VerificationResult as MemoryVerificationResult
+from proxilion.security.trust_boundaries import (
+    DEFAULT_BOUNDARIES,
+    AgentIdentity,
+    DelegationToken,
+    TrustBoundary,
+    TrustBoundaryViolation,
+    TrustEnforcer,
+    TrustLevel,
+)
 
 __all__ = ["KillSwitch"]
 
 # agent_trust, idor_protection, intent_capsule, memory_integrity, trust_boundaries,
 # intent_validator (the signing/trust area)
 __all__ += [
+    "DEFAULT_BOUNDARIES",
     "AgentCredential",
     "AgentDelegationToken",
+    "AgentIdentity",
     "AgentSignedMessage",
     "AgentTrustLevel",
     "AgentTrustManager",
     "AgentVerificationResult",
+    "AnomalyThresholds",
     "ContextWindowGuard",
     "DelegationChain",
+    "DelegationToken",
     "HijackDetection",
     "IDORProtector",
     "IDPattern",
@@ -51,10 +71,18 @@ __all__ += [
     "IntentCategory",
     "IntentGuard",
     "IntentHijackValidator",
+    "IntentValidator",
     "MemoryIntegrityGuard",
     "MemorySignedMessage",
     "MemoryVerificationResult",
     "RAGDocument",
     "RAGScanResult",
     "ResourceScope",
+    "TrustBoundary",
+    "TrustBoundaryViolation",
+    "TrustEnforcer",
+    "TrustLevel",
+    "ValidationOutcome",
+    "ValidationResult",
+    "WorkflowState",
 ]

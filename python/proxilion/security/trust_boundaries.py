@@ -384,16 +384,17 @@ class TrustEnforcer:
             if problem is None and delegation.delegate != from_agent:
                 problem = "Delegation token was not issued to this agent"
             if problem is None:
-                root = self._agents.get(delegation.chain[0] if delegation.chain else "")
                 issuer = self._agents.get(delegation.delegator)
-                origin = root or issuer
+                origin_id = delegation.chain[0] if delegation.chain else delegation.delegator
+                origin = self._agents.get(origin_id)
                 if origin is None or issuer is None:
                     problem = "Delegation issuer is not registered"
                 elif origin.trust_level > tl:
                     problem = "Delegation must originate in a zone trusted at least as the target"
             if problem is None and not ("*" in delegation.scopes or action in delegation.scopes):
                 problem = f"Action '{action}' is not in the delegation"
-            if problem is None and depth > min(rule.max_chain_depth, self.max_chain_depth):
+            limit = min(rule.max_chain_depth, self.max_chain_depth)
+            if problem is None and depth is not None and depth > limit:
                 problem = f"Delegation chain depth {depth} exceeds max {rule.max_chain_depth}"
             if problem is not None:
                 raise TrustBoundaryViolation(problem, chain_depth=depth, from_level=fl, to_level=tl)

@@ -20,13 +20,18 @@ pub fn float_repr(x: f64) -> String {
         return if x.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
     }
     let ax = x.abs();
+    let mut buf = ryu::Buffer::new();
+    // Fast path: for 1e-4 <= |x| < 1e16 ryu's own layout (fixed notation, ".0" for integral
+    // values) is exactly Python's, so its text is the answer unless a tie is possible.
+    if (1e-4..1e16).contains(&ax) && !may_tie(ax) {
+        return buf.format_finite(x).to_owned();
+    }
     // `ryu` gives a shortest round-trip digit string. When two strings of that length both
     // round-trip and are equally close (an exact tie), Python rounds half to even. A tie
     // needs the exact binary value to have at most 18 significant decimal digits, which is
     // rare (never for `time.time()` values); only then is the correctly rounded string of the
     // same length (exact-mode formatting rounds ties to even) computed, and used when it
     // round-trips.
-    let mut buf = ryu::Buffer::new();
     let (mut digits, mut decpt) = split_digits(buf.format_finite(ax));
     if may_tie(ax) {
         let rounded = format!("{:.*e}", digits.len().saturating_sub(1), ax);
