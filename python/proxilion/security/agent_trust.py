@@ -8,7 +8,7 @@ HMAC-SHA256 under a per-agent key derived from the manager's master key, over
 an Ed25519 private key instead, so a service that only knows their public key
 (:meth:`AgentTrustManager.register_remote_agent`) can verify but never sign.
 
-Differences from the original, on purpose (see ``docs/security.md``):
+Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 
 * ``TrustLevel.NONE`` exists (the seed's name); ``UNTRUSTED`` is the same member. An agent at
   ``NONE`` has no capability at all, cannot send messages and cannot delegate.

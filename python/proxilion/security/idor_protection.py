@@ -3,7 +3,7 @@
 API.md section 8.2; seed example 4 ("IDOR Prevention"). Each user gets, per resource type,
 the set of object ids (and id patterns, and loaders) they may touch; anything else is denied.
 
-Differences from the original, on purpose (see ``docs/security.md``):
+Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 
 * **Explicit, logged admin overrides** (the seed promises them; the original had none):
   :meth:`IDORProtector.grant_admin_override` names who granted access to whom, why, for which
@@ -232,6 +232,12 @@ class IDORProtector:
         Scope (ids, whole-id patterns, loaders) first; if that denies, an active admin
         override allows, and that use is recorded. Otherwise False (deny by default).
         """
+        # Fast path without the lock: one dict read and one set lookup are atomic, and a
+        # concurrent register_scope swaps the whole scope object, so this sees the old or the
+        # new scope, exactly as a locked read racing with it would.
+        scope = self._scopes.get((user_id, resource_type))
+        if scope is not None and object_id in scope.allowed_ids:
+            return True
         with self._lock:
             if self._scope_allows(user_id, resource_type, object_id):
                 return True

@@ -4,7 +4,7 @@ API.md section 8.4; seed example 6 ("Intent Capsules"). A capsule records who as
 which tools and actions that allows, with what constraints, until when. :class:`IntentGuard`
 checks every tool call against it and detects hijack attempts in the agent's stated action.
 
-Differences from the original, on purpose (see ``docs/security.md``):
+Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 
 * **Everything that matters is signed.** ``signature`` keeps the original's bytes (so the
   original SDK verifies our capsules), but it does not cover ``expires_at`` or ``metadata``.
@@ -90,9 +90,15 @@ def detect_category(text: str) -> IntentCategory:
     """Category of an intent by keyword (substring test, in the original's priority order)."""
     lowered = text.lower()
     for category, words in _CATEGORY_KEYWORDS:
-        if any(w in lowered for w in words):
-            return category
+        for w in words:
+            if w in lowered:
+                return category
     return IntentCategory.UNKNOWN
+
+
+def _json(value: dict[str, Any] | None) -> str:
+    # json.dumps(value or {}, sort_keys=True), with the common empty case short-cut.
+    return json.dumps(value, sort_keys=True) if value else "{}"
 
 
 def _utcnow() -> datetime:
@@ -175,9 +181,8 @@ class IntentCapsule:
             metadata=dict(metadata or {}),
         )
         keys = _keys_of(secret_key)
-        capsule.signature, capsule.seal = keys.sign_many(
-            [capsule._signed_text(), capsule._sealed_text()]
-        )
+        signed = capsule._signed_text()
+        capsule.signature, capsule.seal = keys.sign_many([signed, capsule._sealed_text(signed)])
         return capsule
 
     def _signed_text(self) -> str:
@@ -185,18 +190,17 @@ class IntentCapsule:
         return (
             f"{self.capsule_id}|{self.user_id}|{self.intent}|{self.intent_category.value}|"
             f"{sorted(self.allowed_tools)!s}|{sorted(self.allowed_actions)!s}|"
-            f"{json.dumps(self.constraints or {}, sort_keys=True)}|{self.created_at.isoformat()}"
+            f"{_json(self.constraints)}|{self.created_at.isoformat()}"
         )
 
-    def _sealed_text(self) -> str:
+    def _sealed_text(self, signed: str | None = None) -> str:
         try:
-            meta = json.dumps(self.metadata or {}, sort_keys=True, default=str)
+            meta = json.dumps(self.metadata, sort_keys=True, default=str) if self.metadata else "{}"
         except TypeError as exc:
             raise ConfigurationError("capsule metadata must be JSON-serialisable") from exc
-        return (
-            f"{_SEAL_PREFIX}{self._signed_text()}|{self.expires_at.isoformat()}|"
-            f"{self._max_tool_calls}|{meta}"
-        )
+        if signed is None:
+            signed = self._signed_text()
+        return f"{_SEAL_PREFIX}{signed}|{self.expires_at.isoformat()}|{self._max_tool_calls}|{meta}"
 
     def verify(self, secret_key: str | bytes | KeyRing, *, allow_legacy: bool = False) -> bool:
         """True when both ``signature`` and ``seal`` are valid under the key (constant time).
@@ -211,7 +215,7 @@ class IntentCapsule:
             if not self.seal:
                 return bool(allow_legacy) and keys.verify(signed, f"{self.signature}") >= 0
             results = keys.verify_many(
-                [signed, self._sealed_text()], [f"{self.signature}", f"{self.seal}"]
+                [signed, self._sealed_text(signed)], [f"{self.signature}", f"{self.seal}"]
             )
         except (TypeError, ValueError, AttributeError, ConfigurationError, UnicodeError):
             return False

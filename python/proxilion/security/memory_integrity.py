@@ -7,7 +7,7 @@ to the previous message by a SHA-256 content hash. :meth:`MemoryIntegrityGuard.v
 checks a whole conversation in **one native call** (signatures, chain, sequence, timestamps,
 role-injection markers).
 
-Differences from the original, on purpose (see ``docs/security.md``):
+Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 
 * **Replay protection on the clock.** With ``check_timestamps`` (the default), a message dated
   more than ``max_clock_skew`` seconds in the future is a ``TIMESTAMP_ANOMALY``, and with
