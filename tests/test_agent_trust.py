@@ -8,6 +8,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxilion import AgentTrustError
 from proxilion.exceptions import ConfigurationError
@@ -327,3 +329,25 @@ def test_keys_validation() -> None:
         AgentTrustManager(b"")
     with pytest.raises(TypeError, match="secret_key must be str or bytes, not int"):
         AgentTrustManager(123)  # type: ignore[arg-type]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    payload=st.dictionaries(st.text(max_size=6), json_values, max_size=4), ts=st.floats(1e9, 2e9)
+)
+def test_signature_equals_python_recomputation(payload: dict[str, object], ts: float) -> None:
+    m = manager(Clock(ts))
+    msg = m.create_signed_message("worker", "boss", "web:search", payload)
+    secret = hmac.new(KEY.encode(), b"agent:worker", hashlib.sha256).hexdigest()
+    text = f"{msg.message_id}|worker|boss|web:search|{json.dumps(payload, sort_keys=True)}|{ts}"
+    assert msg.signature == hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+    assert m.verify_message(msg).valid

@@ -59,6 +59,9 @@ logger = logging.getLogger("proxilion.security.agent_trust")
 
 HMAC_SHA256 = "hmac-sha256"
 ED25519 = "ed25519"
+# json.dumps(x, sort_keys=True) builds a new encoder on every call; one shared encoder with the
+# same settings (default separators, ensure_ascii) gives the same text, faster.
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
 _TOKEN_SEAL_PREFIX = "proxilion-delegation-v2|"  # noqa: S105 - a domain tag, not a secret
 
 
@@ -212,7 +215,7 @@ class SignedMessage:
         """The canonical form that is signed (API.md section 10, point 3)."""
         return (
             f"{self.message_id}|{self.from_agent}|{self.to_agent}|{self.action}|"
-            f"{json.dumps(self.payload, sort_keys=True)}|{self.timestamp}"
+            f"{_SORTED_JSON(self.payload)}|{self.timestamp}"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -96,9 +96,12 @@ def detect_category(text: str) -> IntentCategory:
     return IntentCategory.UNKNOWN
 
 
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
+
+
 def _json(value: dict[str, Any] | None) -> str:
-    # json.dumps(value or {}, sort_keys=True), with the common empty case short-cut.
-    return json.dumps(value, sort_keys=True) if value else "{}"
+    # json.dumps(value or {}, sort_keys=True) (one shared encoder; empty case short-cut).
+    return _SORTED_JSON(value) if value else "{}"
 
 
 def _utcnow() -> datetime:
