@@ -81,3 +81,17 @@ def test_ring_rotation_and_expiry() -> None:
     text = repr(ring)
     assert text == "KeyRing(current='green', active=['green'])"
     assert "key-0123456789" not in text
+
+
+def test_random_uuid4_is_a_version_4_uuid() -> None:
+    import uuid
+
+    from proxilion.security._keys import random_uuid4
+
+    seen = set()
+    for _ in range(200):
+        text = random_uuid4()
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+        seen.add(text)
+    assert len(seen) == 200

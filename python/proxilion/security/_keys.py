@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -33,6 +34,7 @@ __all__ = [
     "PLACEHOLDER_MARKERS",
     "KeyRing",
     "WeakSecretKeyWarning",
+    "random_uuid4",
     "validate_secret_key",
 ]
 
@@ -47,6 +49,12 @@ SHORT_WARNING = (
     "secret_key is shorter than 16 characters; use a random key of at least 32 bytes "
     "(secrets.token_hex(32))."
 )
+
+
+def random_uuid4() -> str:
+    """``str(uuid.uuid4())``, several times faster (same source: ``os.urandom``)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 class WeakSecretKeyWarning(UserWarning):

@@ -34,7 +34,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -43,7 +42,7 @@ from typing import Any
 
 from proxilion._backend import impl
 from proxilion.exceptions import AgentTrustError, ConfigurationError
-from proxilion.security._keys import KeyRing
+from proxilion.security._keys import KeyRing, random_uuid4
 
 __all__ = [
     "AgentCredential",
@@ -627,7 +626,7 @@ class AgentTrustManager:
                     )
             issued = _utcnow()
             token = DelegationToken(
-                token_id=str(uuid.uuid4()),
+                token_id=random_uuid4(),
                 issuer_agent=from_agent,
                 delegate_agent=to_agent,
                 granted_capabilities=caps,
@@ -712,7 +711,7 @@ class AgentTrustManager:
                     from_agent, to_agent, "Sender has NONE trust level: all actions are denied"
                 )
             message = SignedMessage(
-                message_id=str(uuid.uuid4()),
+                message_id=random_uuid4(),
                 from_agent=from_agent,
                 to_agent=to_agent,
                 action=action,

@@ -30,7 +30,6 @@ import posixpath
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -39,7 +38,7 @@ from typing import Any
 
 from proxilion._backend import impl
 from proxilion.exceptions import ConfigurationError, IntentHijackError
-from proxilion.security._keys import KeyRing, validate_secret_key
+from proxilion.security._keys import KeyRing, random_uuid4, validate_secret_key
 
 __all__ = [
     "HIJACK_PATTERNS",
@@ -171,7 +170,7 @@ class IntentCapsule:
             )
         created = _utcnow()
         capsule = cls(
-            capsule_id=str(uuid.uuid4()),
+            capsule_id=random_uuid4(),
             user_id=user_id,
             intent=intent,
             intent_category=intent_category or detect_category(intent),

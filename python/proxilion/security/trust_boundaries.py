@@ -18,14 +18,13 @@ import json
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from proxilion.exceptions import ConfigurationError, ProxilionError
-from proxilion.security._keys import KeyRing
+from proxilion.security._keys import KeyRing, random_uuid4
 
 __all__ = [
     "DEFAULT_BOUNDARIES",
@@ -289,7 +288,7 @@ class TrustEnforcer:
                     chain_depth=len(chain) + 1,
                 )
             unsigned = DelegationToken(
-                token_id=str(uuid.uuid4()),
+                token_id=random_uuid4(),
                 delegator=delegator,
                 delegate=delegate,
                 scopes=wanted,
