@@ -114,8 +114,8 @@ pub fn signing_bytes(
     }
 }
 
-/// `sha256_hex(f"{role}:{content}:{sequence}:{timestamp}")`.
-pub fn content_hash(role: &str, content: &str, seq: &str, ts: &str) -> String {
+/// `sha256(f"{role}:{content}:{sequence}:{timestamp}")` as lower-case hex bytes.
+fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
     let mut h = Sha256::new();
     h.update(role.as_bytes());
     h.update(b":");
@@ -124,7 +124,18 @@ pub fn content_hash(role: &str, content: &str, seq: &str, ts: &str) -> String {
     h.update(seq.as_bytes());
     h.update(b":");
     h.update(ts.as_bytes());
-    hex::encode(h.finalize())
+    let mut out = [0u8; 64];
+    // Cannot fail: the output is exactly twice the digest length.
+    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    out
+}
+
+/// `sha256_hex(f"{role}:{content}:{sequence}:{timestamp}")`.
+pub fn content_hash(role: &str, content: &str, seq: &str, ts: &str) -> String {
+    content_hash_hex(role, content, seq, ts)
+        .iter()
+        .map(|&b| b as char)
+        .collect()
 }
 
 /// Sign a message: (signature hex, content hash hex).
@@ -146,7 +157,8 @@ pub fn sign(
 pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(256);
-    let mut expected_hash: String = opts.genesis.to_owned();
+    // The link the next message must carry (hex text; genesis may be any string).
+    let mut expected_hash: Vec<u8> = opts.genesis.as_bytes().to_vec();
     let mut prev_seq: Option<i128> = Some(-1);
     let mut prev_ts = 0.0f64;
     for (i, e) in entries.iter().enumerate() {
@@ -164,10 +176,10 @@ pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) 
         };
         if !sig_ok {
             out.push(Finding::Signature { i });
-        } else if e.previous_hash != expected_hash {
+        } else if e.previous_hash.as_bytes() != expected_hash.as_slice() {
             out.push(Finding::ChainBreak {
                 i,
-                expected: expected_hash.clone(),
+                expected: String::from_utf8_lossy(&expected_hash).into_owned(),
             });
         }
         // 2. sequence
@@ -220,11 +232,13 @@ pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) 
             out.push(Finding::Role { i, rule });
         }
         // 5. the chain continues from the message as received
-        expected_hash = if e.encodable {
-            content_hash(e.role, e.content, e.seq_text, e.ts_text)
+        expected_hash.clear();
+        if e.encodable {
+            expected_hash
+                .extend_from_slice(&content_hash_hex(e.role, e.content, e.seq_text, e.ts_text));
         } else {
-            UNDEFINED_HASH.to_owned()
-        };
+            expected_hash.extend_from_slice(UNDEFINED_HASH.as_bytes());
+        }
     }
     if opts.check_timestamps {
         if let (Some(now), Some(max_age), Some(last)) = (opts.now, opts.max_age, entries.last()) {

@@ -103,7 +103,10 @@ impl KeySet {
 
     /// Lower-case hex tag of `message` under the signing key.
     pub fn sign_hex(&self, message: &[u8]) -> String {
-        hex::encode(self.tag(message))
+        let mut out = [0u8; 2 * TAG_LEN];
+        // Cannot fail: the output is exactly twice the tag length.
+        let _ = hex::encode_to_slice(self.tag(message), &mut out);
+        out.iter().map(|&b| b as char).collect()
     }
 
     /// Index of the first key under which `tag` (hex of either case, or 32 raw bytes when
