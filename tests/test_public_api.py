@@ -4,18 +4,54 @@ from __future__ import annotations
 
 import proxilion
 
-API_SECTION_0 = """
-Proxilion Policy UserContext AgentContext ToolCallRequest AuthorizationResult AuditEvent
-ProxilionError AuthorizationError PolicyViolation SchemaValidationError RateLimitExceeded
-CircuitOpenError ConfigurationError PolicyNotFoundError IDORViolationError GuardViolation
-InputGuardViolation OutputGuardViolation SequenceViolationError ScopeViolationError
-BudgetExceededError ApprovalRequiredError ScopeLoaderError ContextIntegrityError
-IntentHijackError AgentTrustError BehavioralDriftError EmergencyHaltError
-FallbackExhaustedError authorize_tool_call authorize require_approval rate_limited
-circuit_protected cost_limited enforce_scope sequence_validated scoped_tool ApprovalStrategy
-AlwaysApproveStrategy AlwaysDenyStrategy CallbackApprovalStrategy QueueApprovalStrategy
-get_current_user get_current_agent
-""".split()
+API_SECTION_0 = [
+    "Proxilion",
+    "Policy",
+    "UserContext",
+    "AgentContext",
+    "ToolCallRequest",
+    "AuthorizationResult",
+    "AuditEvent",
+    "ProxilionError",
+    "AuthorizationError",
+    "PolicyViolation",
+    "SchemaValidationError",
+    "RateLimitExceeded",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "PolicyNotFoundError",
+    "IDORViolationError",
+    "GuardViolation",
+    "InputGuardViolation",
+    "OutputGuardViolation",
+    "SequenceViolationError",
+    "ScopeViolationError",
+    "BudgetExceededError",
+    "ApprovalRequiredError",
+    "ScopeLoaderError",
+    "ContextIntegrityError",
+    "IntentHijackError",
+    "AgentTrustError",
+    "BehavioralDriftError",
+    "EmergencyHaltError",
+    "FallbackExhaustedError",
+    "authorize_tool_call",
+    "authorize",
+    "require_approval",
+    "rate_limited",
+    "circuit_protected",
+    "cost_limited",
+    "enforce_scope",
+    "sequence_validated",
+    "scoped_tool",
+    "ApprovalStrategy",
+    "AlwaysApproveStrategy",
+    "AlwaysDenyStrategy",
+    "CallbackApprovalStrategy",
+    "QueueApprovalStrategy",
+    "get_current_user",
+    "get_current_agent",
+]
 
 
 def test_all_matches_api_section_0() -> None:

@@ -4,7 +4,7 @@ Each area of the binding has its own section below. Every function here has a pu
 twin with the same signature in ``proxilion._reference``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 __version__: str
@@ -21,6 +21,10 @@ __all__ = [
     "sha256_hex",
     # limit
     "GcraLimiter",
+    # sign
+    "SigningKeys",
+    "py_float_repr",
+    "role_injection_rule",
 ]
 
 def version() -> str: ...
@@ -60,3 +64,35 @@ class GcraLimiter:
     def reset_all(self) -> None: ...
     def evict(self, now: float | None = None) -> int: ...
     def __len__(self) -> int: ...
+
+# --- sign: key sets, batch HMAC, memory-context walk (rust/core/src/sign) ------------------
+
+@final
+class SigningKeys:
+    """HMAC-SHA256 keys; the first signs, all verify (rotation). Keys are never shown."""
+
+    def __new__(cls, keys: Sequence[str | bytes]) -> SigningKeys: ...
+    def __len__(self) -> int: ...
+    def sign(self, message: str | bytes) -> str: ...
+    def sign_many(self, messages: Sequence[str | bytes]) -> list[str]: ...
+    def verify(self, message: str | bytes, tag: str | bytes) -> int: ...
+    def verify_many(
+        self, messages: Sequence[str | bytes], tags: Sequence[str | bytes]
+    ) -> list[int]: ...
+    def memory_sign(
+        self, role: str, content: str, sequence: int, timestamp: float, previous_hash: str
+    ) -> tuple[str, str]: ...
+    def memory_verify_context(
+        self,
+        messages: Sequence[Any],
+        genesis: str,
+        strict_sequence: bool,
+        check_timestamps: bool,
+        max_timestamp_drift: float,
+        now: float | None,
+        max_clock_skew: float,
+        max_age: float | None,
+    ) -> list[tuple[str, int, float, str, str]]: ...
+
+def py_float_repr(x: float) -> str: ...
+def role_injection_rule(text: str) -> int: ...

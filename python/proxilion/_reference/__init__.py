@@ -16,11 +16,13 @@ from proxilion._reference.mac import (
     hmac_sha256_verify,
     sha256_hex,
 )
+from proxilion._reference.sign import SigningKeys, py_float_repr, role_injection_rule
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GcraLimiter",
+    "SigningKeys",
     "__version__",
     "blake3_keyed_hex",
     "build_info",
@@ -28,6 +30,8 @@ __all__ = [
     "hmac_sha256",
     "hmac_sha256_hex",
     "hmac_sha256_verify",
+    "py_float_repr",
+    "role_injection_rule",
     "sha256_hex",
     "version",
 ]
@@ -44,5 +48,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac", "limit"],
+        "features": ["mac", "limit", "sign"],
     }

@@ -1,14 +1,51 @@
-"""Security controls (API.md section 7). Names are added here as their modules land."""
+"""Security controls (API.md section 7).
+
+Name clashes kept from the original: ``TrustLevel``, ``DelegationToken`` and
+``IntentValidator`` here are the ``trust_boundaries`` / ``intent_validator`` classes; the
+agent-trust and intent-capsule ones are exported as ``AgentTrustLevel``,
+``AgentDelegationToken`` and ``IntentHijackValidator``.
+"""
 
 from __future__ import annotations
 
+from proxilion.security.agent_trust import AgentCredential, AgentTrustManager, DelegationChain
+from proxilion.security.agent_trust import DelegationToken as AgentDelegationToken
+from proxilion.security.agent_trust import SignedMessage as AgentSignedMessage
+from proxilion.security.agent_trust import TrustLevel as AgentTrustLevel
+from proxilion.security.agent_trust import VerificationResult as AgentVerificationResult
 from proxilion.security.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerRegistry,
     CircuitState,
     CircuitStats,
 )
+from proxilion.security.idor_protection import IDORProtector, IDPattern, ResourceScope
+from proxilion.security.intent_capsule import (
+    HijackDetection,
+    IntentCapsule,
+    IntentCapsuleManager,
+    IntentCategory,
+    IntentGuard,
+)
+from proxilion.security.intent_capsule import IntentValidator as IntentHijackValidator
+from proxilion.security.intent_validator import (
+    AnomalyThresholds,
+    IntentValidator,
+    ValidationOutcome,
+    ValidationResult,
+    WorkflowState,
+)
 from proxilion.security.kill_switch import KillSwitch
+from proxilion.security.memory_integrity import (
+    ContextWindowGuard,
+    IntegrityViolation,
+    IntegrityViolationType,
+    MemoryIntegrityGuard,
+    RAGDocument,
+    RAGScanResult,
+)
+from proxilion.security.memory_integrity import SignedMessage as MemorySignedMessage
+from proxilion.security.memory_integrity import VerificationResult as MemoryVerificationResult
 from proxilion.security.rate_limiter import (
     MultiDimensionalRateLimiter,
     RateLimitConfig,
@@ -25,17 +62,55 @@ from proxilion.security.sequence_validator import (
     ToolCallRecord,
     create_sequence_validator,
 )
+from proxilion.security.trust_boundaries import (
+    DEFAULT_BOUNDARIES,
+    AgentIdentity,
+    DelegationToken,
+    TrustBoundary,
+    TrustBoundaryViolation,
+    TrustEnforcer,
+    TrustLevel,
+)
 
 __all__ = [
+    "DEFAULT_BOUNDARIES",
     "DEFAULT_SEQUENCE_RULES",
+    "AgentCredential",
+    "AgentDelegationToken",
+    "AgentIdentity",
+    "AgentSignedMessage",
+    "AgentTrustLevel",
+    "AgentTrustManager",
+    "AgentVerificationResult",
+    "AnomalyThresholds",
     "CircuitBreaker",
     "CircuitBreakerRegistry",
     "CircuitState",
     "CircuitStats",
+    "ContextWindowGuard",
+    "DelegationChain",
+    "DelegationToken",
+    "HijackDetection",
+    "IDORProtector",
+    "IDPattern",
+    "IntegrityViolation",
+    "IntegrityViolationType",
+    "IntentCapsule",
+    "IntentCapsuleManager",
+    "IntentCategory",
+    "IntentGuard",
+    "IntentHijackValidator",
+    "IntentValidator",
     "KillSwitch",
+    "MemoryIntegrityGuard",
+    "MemorySignedMessage",
+    "MemoryVerificationResult",
     "MultiDimensionalRateLimiter",
+    "RAGDocument",
+    "RAGScanResult",
     "RateLimitConfig",
     "RateLimiterMiddleware",
+    "ResourceScope",
     "SequenceAction",
     "SequenceRule",
     "SequenceValidator",
@@ -43,5 +118,12 @@ __all__ = [
     "SlidingWindowRateLimiter",
     "TokenBucketRateLimiter",
     "ToolCallRecord",
+    "TrustBoundary",
+    "TrustBoundaryViolation",
+    "TrustEnforcer",
+    "TrustLevel",
+    "ValidationOutcome",
+    "ValidationResult",
+    "WorkflowState",
     "create_sequence_validator",
 ]

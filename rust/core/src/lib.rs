@@ -6,6 +6,7 @@
 //!
 //! Areas (see DESIGN.md):
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
+//! - [`sign`]: keyed batch signing/verification, memory-context walk, Python text forms.
 //! - `scan`: multi-pattern injection scanning (input/output guards).
 //! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
 //! - [`limit`]: lock-free GCRA token buckets in a bounded, sharded key table.
@@ -15,6 +16,7 @@
 
 pub mod limit;
 pub mod mac;
+pub mod sign;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

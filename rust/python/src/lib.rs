@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 mod convert;
 mod limit;
 mod mac;
+mod sign;
 
 /// Version of the native module (the Rust crate version).
 #[pyfunction]
@@ -36,7 +37,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("target_arch", std::env::consts::ARCH)?;
     d.set_item("target_os", std::env::consts::OS)?;
     d.set_item("abi3", "cp310")?;
-    d.set_item("features", vec!["mac", "limit"])?;
+    d.set_item("features", vec!["mac", "limit", "sign"])?;
     Ok(d)
 }
 
@@ -47,5 +48,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     mac::register(m)?;
     limit::register(m)?;
+    sign::register(m)?;
     Ok(())
 }

@@ -1,0 +1,471 @@
+//! The memory-integrity walk over a whole conversation (API.md 8.3 `verify_context`).
+//!
+//! One call checks every message: HMAC signature (any key of the [`KeySet`]), hash-chain link,
+//! sequence, timestamps (order, gaps, and — new — freshness against the caller's clock) and
+//! role-injection markers. It returns findings in the original's order; the Python layer turns
+//! them into `IntegrityViolation`s (messages and severities live there).
+
+use sha2::{Digest, Sha256};
+
+use super::roles;
+use super::KeySet;
+
+/// The fields of one signed message, already rendered as the text Python's f-string gives.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
+    /// `f"{sequence}"`.
+    pub seq_text: &'a str,
+    /// The sequence as an integer, if it is one.
+    pub seq: Option<i64>,
+    /// `f"{timestamp}"`.
+    pub ts_text: &'a str,
+    /// The timestamp as a finite number, if it is one.
+    pub ts: Option<f64>,
+    pub signature: &'a str,
+    pub previous_hash: &'a str,
+    /// False when some field could not be encoded as UTF-8 (lone surrogates): no valid
+    /// signature can exist for it, and its content hash is undefined.
+    pub encodable: bool,
+}
+
+/// Options of [`verify_context`].
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    pub genesis: &'a str,
+    pub strict_sequence: bool,
+    pub check_timestamps: bool,
+    pub max_timestamp_drift: f64,
+    /// Current time (seconds since the epoch); enables the freshness checks.
+    pub now: Option<f64>,
+    /// How far in the future a timestamp may be (clock skew allowance).
+    pub max_clock_skew: f64,
+    /// Maximum age of the newest message, if limited.
+    pub max_age: Option<f64>,
+}
+
+/// One problem found. `i` is the position in the list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    Signature {
+        i: usize,
+    },
+    ChainBreak {
+        i: usize,
+        expected: String,
+    },
+    Reorder {
+        i: usize,
+        expected: i128,
+        actual: i64,
+    },
+    Gap {
+        i: usize,
+        prev: i128,
+        seq: i64,
+    },
+    SequenceType {
+        i: usize,
+    },
+    TimestampBackwards {
+        i: usize,
+    },
+    TimestampGap {
+        i: usize,
+        gap: f64,
+    },
+    TimestampInvalid {
+        i: usize,
+    },
+    TimestampFuture {
+        i: usize,
+        ahead: f64,
+    },
+    Stale {
+        i: usize,
+        age: f64,
+    },
+    Role {
+        i: usize,
+        rule: usize,
+    },
+}
+
+/// Value the chain expects after a message whose content hash is undefined. It is not hex,
+/// so no honestly signed `previous_hash` equals it.
+pub const UNDEFINED_HASH: &str = "<unencodable>";
+
+/// `f"{role}|{content}|{sequence}|{timestamp}|{previous_hash}"` into `buf`.
+pub fn signing_bytes(
+    buf: &mut Vec<u8>,
+    role: &str,
+    content: &str,
+    seq: &str,
+    ts: &str,
+    prev: &str,
+) {
+    buf.clear();
+    for (j, part) in [role, content, seq, ts, prev].iter().enumerate() {
+        if j > 0 {
+            buf.push(b'|');
+        }
+        buf.extend_from_slice(part.as_bytes());
+    }
+}
+
+/// `sha256(f"{role}:{content}:{sequence}:{timestamp}")` as lower-case hex bytes.
+fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
+    let mut h = Sha256::new();
+    h.update(role.as_bytes());
+    h.update(b":");
+    h.update(content.as_bytes());
+    h.update(b":");
+    h.update(seq.as_bytes());
+    h.update(b":");
+    h.update(ts.as_bytes());
+    let mut out = [0u8; 64];
+    // Cannot fail: the output is exactly twice the digest length.
+    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    out
+}
+
+/// `sha256_hex(f"{role}:{content}:{sequence}:{timestamp}")`.
+pub fn content_hash(role: &str, content: &str, seq: &str, ts: &str) -> String {
+    content_hash_hex(role, content, seq, ts)
+        .iter()
+        .map(|&b| b as char)
+        .collect()
+}
+
+/// Sign a message: (signature hex, content hash hex).
+pub fn sign(
+    keys: &KeySet,
+    role: &str,
+    content: &str,
+    seq: &str,
+    ts: &str,
+    prev: &str,
+) -> (String, String) {
+    let mut buf = Vec::with_capacity(role.len() + content.len() + seq.len() + ts.len() + 70);
+    signing_bytes(&mut buf, role, content, seq, ts, prev);
+    (keys.sign_hex(&buf), content_hash(role, content, seq, ts))
+}
+
+/// Walk `entries` and return every finding, in the original's order (per message: signature
+/// or chain, sequence, timestamps, role markers; then the staleness of the newest message).
+pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(256);
+    // The link the next message must carry (hex text; genesis may be any string).
+    let mut expected_hash: Vec<u8> = opts.genesis.as_bytes().to_vec();
+    let mut prev_seq: Option<i128> = Some(-1);
+    let mut prev_ts = 0.0f64;
+    for (i, e) in entries.iter().enumerate() {
+        // 1. signature, then chain link
+        let sig_ok = e.encodable && {
+            signing_bytes(
+                &mut buf,
+                e.role,
+                e.content,
+                e.seq_text,
+                e.ts_text,
+                e.previous_hash,
+            );
+            keys.verify(&buf, e.signature.as_bytes(), false).is_some()
+        };
+        if !sig_ok {
+            out.push(Finding::Signature { i });
+        } else if e.previous_hash.as_bytes() != expected_hash.as_slice() {
+            out.push(Finding::ChainBreak {
+                i,
+                expected: String::from_utf8_lossy(&expected_hash).into_owned(),
+            });
+        }
+        // 2. sequence
+        if opts.strict_sequence {
+            match (e.seq, prev_seq) {
+                (None, _) => out.push(Finding::SequenceType { i }),
+                (Some(s), Some(p)) if i128::from(s) != p + 1 => {
+                    if i128::from(s) <= p {
+                        out.push(Finding::Reorder {
+                            i,
+                            expected: p + 1,
+                            actual: s,
+                        });
+                    } else {
+                        out.push(Finding::Gap { i, prev: p, seq: s });
+                    }
+                }
+                _ => {}
+            }
+        }
+        prev_seq = e.seq.map(i128::from);
+        // 3. timestamps
+        if opts.check_timestamps {
+            match e.ts {
+                None => out.push(Finding::TimestampInvalid { i }),
+                Some(t) => {
+                    if prev_ts > 0.0 {
+                        if t < prev_ts {
+                            out.push(Finding::TimestampBackwards { i });
+                        } else if t - prev_ts > opts.max_timestamp_drift {
+                            out.push(Finding::TimestampGap {
+                                i,
+                                gap: t - prev_ts,
+                            });
+                        }
+                    }
+                    if let Some(now) = opts.now {
+                        if t - now > opts.max_clock_skew {
+                            out.push(Finding::TimestampFuture { i, ahead: t - now });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(t) = e.ts {
+            prev_ts = t;
+        }
+        // 4. role markers
+        if let Some(rule) = roles::first_rule(e.content) {
+            out.push(Finding::Role { i, rule });
+        }
+        // 5. the chain continues from the message as received
+        expected_hash.clear();
+        if e.encodable {
+            expected_hash
+                .extend_from_slice(&content_hash_hex(e.role, e.content, e.seq_text, e.ts_text));
+        } else {
+            expected_hash.extend_from_slice(UNDEFINED_HASH.as_bytes());
+        }
+    }
+    if opts.check_timestamps {
+        if let (Some(now), Some(max_age), Some(last)) = (opts.now, opts.max_age, entries.last()) {
+            if let Some(t) = last.ts {
+                if now - t > max_age {
+                    out.push(Finding::Stale {
+                        i: entries.len() - 1,
+                        age: now - t,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pyfmt::float_repr;
+    use super::*;
+
+    struct Owned {
+        role: String,
+        content: String,
+        seq: i64,
+        seq_text: String,
+        ts: f64,
+        ts_text: String,
+        sig: String,
+        prev: String,
+    }
+
+    fn chain(keys: &KeySet, msgs: &[(&str, &str, f64)]) -> Vec<Owned> {
+        let mut prev = "0".repeat(64);
+        let mut out = Vec::new();
+        for (n, (role, content, ts)) in msgs.iter().enumerate() {
+            let seq_text = n.to_string();
+            let ts_text = float_repr(*ts);
+            let (sig, h) = sign(keys, role, content, &seq_text, &ts_text, &prev);
+            out.push(Owned {
+                role: role.to_string(),
+                content: content.to_string(),
+                seq: n as i64,
+                seq_text,
+                ts: *ts,
+                ts_text,
+                sig,
+                prev: prev.clone(),
+            });
+            prev = h;
+        }
+        out
+    }
+
+    fn entries(o: &[Owned]) -> Vec<Entry<'_>> {
+        o.iter()
+            .map(|m| Entry {
+                role: &m.role,
+                content: &m.content,
+                seq_text: &m.seq_text,
+                seq: Some(m.seq),
+                ts_text: &m.ts_text,
+                ts: Some(m.ts),
+                signature: &m.sig,
+                previous_hash: &m.prev,
+                encodable: true,
+            })
+            .collect()
+    }
+
+    fn opts(genesis: &str) -> Options<'_> {
+        Options {
+            genesis,
+            strict_sequence: true,
+            check_timestamps: true,
+            max_timestamp_drift: 60.0,
+            now: Some(1_700_000_100.0),
+            max_clock_skew: 60.0,
+            max_age: None,
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_and_hash() {
+        let mut buf = Vec::new();
+        signing_bytes(&mut buf, "user", "hi", "0", "1.5", "ab");
+        assert_eq!(buf, b"user|hi|0|1.5|ab");
+        assert_eq!(
+            content_hash("user", "hi", "0", "1.5"),
+            crate::mac::sha256_hex(b"user:hi:0:1.5")
+        );
+    }
+
+    #[test]
+    fn intact_chain_verifies_and_tampering_is_found() {
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let g = "0".repeat(64);
+        let msgs = chain(
+            &keys,
+            &[
+                ("user", "Help me", 1_700_000_000.5),
+                ("assistant", "Sure", 1_700_000_001.0),
+                ("user", "thanks", 1_700_000_002.25),
+            ],
+        );
+        assert!(verify_context(&keys, &entries(&msgs), &opts(&g)).is_empty());
+
+        let mut e = entries(&msgs);
+        e[1].content = "Sure!";
+        assert_eq!(
+            verify_context(&keys, &e, &opts(&g)),
+            vec![
+                Finding::Signature { i: 1 },
+                Finding::ChainBreak {
+                    i: 2,
+                    expected: content_hash("assistant", "Sure!", "1", "1700000001.0"),
+                }
+            ]
+        );
+
+        // Drop the middle message: the link and the sequence both break.
+        let e = entries(&msgs);
+        let dropped = vec![e[0].clone(), e[2].clone()];
+        let got = verify_context(&keys, &dropped, &opts(&g));
+        assert!(matches!(got[0], Finding::ChainBreak { i: 1, .. }));
+        assert_eq!(
+            got[1],
+            Finding::Gap {
+                i: 1,
+                prev: 0,
+                seq: 2
+            }
+        );
+
+        // Reordered.
+        let swapped = vec![e[1].clone(), e[0].clone()];
+        let got = verify_context(&keys, &swapped, &opts(&g));
+        assert!(got.contains(&Finding::Reorder {
+            i: 1,
+            expected: 2,
+            actual: 0
+        }));
+        assert!(got.contains(&Finding::TimestampBackwards { i: 1 }));
+
+        // Another key does not verify; the old key in second place does.
+        let other = KeySet::new(&[b"another-key-0000"]).unwrap();
+        assert_eq!(verify_context(&other, &entries(&msgs), &opts(&g)).len(), 3);
+        let rotated = KeySet::new(&[b"another-key-0000", b"0123456789abcdef"]).unwrap();
+        assert!(verify_context(&rotated, &entries(&msgs), &opts(&g)).is_empty());
+    }
+
+    #[test]
+    fn clock_checks() {
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let g = "0".repeat(64);
+        let msgs = chain(
+            &keys,
+            &[
+                ("user", "a", 1_700_000_000.0),
+                ("user", "b", 1_700_000_500.0),
+            ],
+        );
+        let mut o = opts(&g);
+        let got = verify_context(&keys, &entries(&msgs), &o);
+        assert_eq!(
+            got,
+            vec![
+                Finding::TimestampGap { i: 1, gap: 500.0 },
+                Finding::TimestampFuture { i: 1, ahead: 400.0 }
+            ]
+        );
+        o.now = Some(1_700_001_000.0);
+        o.max_age = Some(300.0);
+        o.max_timestamp_drift = 1000.0;
+        assert_eq!(
+            verify_context(&keys, &entries(&msgs), &o),
+            vec![Finding::Stale { i: 1, age: 500.0 }]
+        );
+        o.check_timestamps = false;
+        assert!(verify_context(&keys, &entries(&msgs), &o).is_empty());
+    }
+
+    #[test]
+    fn malformed_fields_fail_closed() {
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let g = "0".repeat(64);
+        let msgs = chain(&keys, &[("user", "a", 1_700_000_000.0)]);
+        let mut e = entries(&msgs);
+        e[0].seq = None;
+        e[0].ts = None;
+        assert_eq!(
+            verify_context(&keys, &e, &opts(&g)),
+            vec![
+                Finding::SequenceType { i: 0 },
+                Finding::TimestampInvalid { i: 0 }
+            ]
+        );
+        let mut e = entries(&msgs);
+        e[0].encodable = false;
+        assert_eq!(
+            verify_context(&keys, &e, &opts(&g)),
+            vec![Finding::Signature { i: 0 }]
+        );
+        let mut e = entries(&msgs);
+        e[0].seq = Some(i64::MAX);
+        let got = verify_context(&keys, &e, &opts(&g));
+        assert!(got.contains(&Finding::Gap {
+            i: 0,
+            prev: -1,
+            seq: i64::MAX
+        }));
+    }
+
+    #[test]
+    fn role_markers_reported() {
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let g = "0".repeat(64);
+        let msgs = chain(
+            &keys,
+            &[
+                ("user", "ok", 1_700_000_000.0),
+                ("user", "x\nsystem: y", 1_700_000_001.0),
+            ],
+        );
+        assert_eq!(
+            verify_context(&keys, &entries(&msgs), &opts(&g)),
+            vec![Finding::Role { i: 1, rule: 1 }]
+        );
+    }
+}

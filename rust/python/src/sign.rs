@@ -1,0 +1,405 @@
+//! `proxilion._core` signing area: a key set that signs and verifies HMAC-SHA256 tags one at a
+//! time or in batches, signs memory messages and verifies a whole conversation in one call;
+//! plus Python's float text form, exposed so tests can prove it equals `repr(float)`.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PySequence, PyString};
+
+use proxilion_core::sign::{context, pyfmt, roles, KeySet};
+
+use crate::convert::text_or_bytes;
+
+/// Total input size above which a batch runs with the GIL released.
+const DETACH_THRESHOLD: usize = 64 * 1024;
+
+/// HMAC-SHA256 keys, absorbed once. The first key signs; every key verifies (key rotation:
+/// old keys stay in the set during their grace period). The keys are never shown.
+#[pyclass(frozen, module = "proxilion._core")]
+pub struct SigningKeys {
+    keys: KeySet,
+}
+
+/// A tag argument: hex text (either case) or raw bytes. A `str` with surrogates is no tag.
+enum Tag<'a> {
+    Hex(Cow<'a, [u8]>),
+    Raw(Cow<'a, [u8]>),
+    Invalid,
+}
+
+fn tag_arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Tag<'a>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(match s.to_str() {
+            Ok(t) => Tag::Hex(Cow::Owned(t.as_bytes().to_vec())),
+            Err(_) => Tag::Invalid,
+        });
+    }
+    Ok(Tag::Raw(text_or_bytes(obj, "tag")?))
+}
+
+fn verify_tag(keys: &KeySet, message: &[u8], tag: &Tag<'_>) -> i64 {
+    let found = match tag {
+        Tag::Hex(t) => keys.verify(message, t, false),
+        Tag::Raw(t) => keys.verify(message, t, true),
+        Tag::Invalid => None,
+    };
+    found.map_or(-1, |i| i as i64)
+}
+
+fn seq_items<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a sequence of messages, not {}",
+            obj.get_type().name()?
+        )));
+    }
+    let seq = obj.cast::<PySequence>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be a sequence, not {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let n = seq.len()?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(seq.get_item(i)?);
+    }
+    Ok(out)
+}
+
+/// `f"{obj}"` as text, and whether it encodes as UTF-8 (no lone surrogates).
+fn render<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<(Cow<'a, str>, bool)> {
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return Ok(match s.to_str() {
+            Ok(t) => (Cow::Borrowed(t), true),
+            Err(_) => (Cow::Owned(s.to_string_lossy().into_owned()), false),
+        });
+    }
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Ok((Cow::Owned(pyfmt::float_repr(f.value())), true));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        if let Ok(v) = obj.extract::<i64>() {
+            return Ok((Cow::Owned(v.to_string()), true));
+        }
+    }
+    // Anything else: exactly what the f-string does, `type(obj).__format__(obj, "")`.
+    let text = obj.call_method1(pyo3::intern!(obj.py(), "__format__"), ("",))?;
+    let text = text
+        .cast_into::<PyString>()
+        .map_err(|_| PyTypeError::new_err("__format__ must return a str"))?;
+    Ok(match text.to_str() {
+        Ok(t) => (Cow::Owned(t.to_owned()), true),
+        Err(_) => (Cow::Owned(text.to_string_lossy().into_owned()), false),
+    })
+}
+
+/// An integer sequence number within i64, if the value is an `int` (bools included).
+fn seq_number(obj: &Bound<'_, PyAny>) -> Option<i64> {
+    if obj.is_instance_of::<PyInt>() {
+        obj.extract::<i64>().ok()
+    } else {
+        None
+    }
+}
+
+/// A finite timestamp, if the value is an `int` or `float`.
+fn ts_number(obj: &Bound<'_, PyAny>) -> Option<f64> {
+    if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
+        obj.extract::<f64>().ok().filter(|t| t.is_finite())
+    } else {
+        None
+    }
+}
+
+fn str_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
+    let s = obj.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be str, not {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    s.to_str().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} is not valid Unicode text (it contains surrogate code points)"
+        ))
+    })
+}
+
+type FindingTuple = (&'static str, usize, f64, String, String);
+
+fn finding_tuple(f: context::Finding) -> FindingTuple {
+    use context::Finding as F;
+    let none = String::new;
+    match f {
+        F::Signature { i } => ("signature", i, 0.0, none(), none()),
+        F::ChainBreak { i, expected } => ("chain", i, 0.0, expected, none()),
+        F::Reorder {
+            i,
+            expected,
+            actual,
+        } => ("reorder", i, 0.0, expected.to_string(), actual.to_string()),
+        F::Gap { i, prev, seq } => ("gap", i, 0.0, prev.to_string(), seq.to_string()),
+        F::SequenceType { i } => ("sequence_type", i, 0.0, none(), none()),
+        F::TimestampBackwards { i } => ("timestamp_backwards", i, 0.0, none(), none()),
+        F::TimestampGap { i, gap } => ("timestamp_gap", i, gap, none(), none()),
+        F::TimestampInvalid { i } => ("timestamp_invalid", i, 0.0, none(), none()),
+        F::TimestampFuture { i, ahead } => ("timestamp_future", i, ahead, none(), none()),
+        F::Stale { i, age } => ("stale", i, age, none(), none()),
+        F::Role { i, rule } => ("role", i, 0.0, roles::ROLE_RULES[rule].1.to_owned(), none()),
+    }
+}
+
+#[pymethods]
+impl SigningKeys {
+    #[new]
+    fn new(keys: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let items = seq_items(keys, "keys")?;
+        let mut raw = Vec::with_capacity(items.len());
+        for (i, k) in items.iter().enumerate() {
+            raw.push(text_or_bytes(k, &format!("keys[{i}]"))?.into_owned());
+        }
+        let keys = KeySet::new(&raw).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(SigningKeys { keys })
+    }
+
+    fn __len__(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SigningKeys(<{} keys hidden>)", self.keys.len())
+    }
+
+    /// Hex HMAC-SHA256 of `message` under the signing key.
+    fn sign(&self, message: &Bound<'_, PyAny>) -> PyResult<String> {
+        let m = text_or_bytes(message, "message")?;
+        Ok(self.keys.sign_hex(&m))
+    }
+
+    /// Hex tags of every message, in one call.
+    fn sign_many(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let items = seq_items(messages, "messages")?;
+        let mut data = Vec::with_capacity(items.len());
+        for (i, m) in items.iter().enumerate() {
+            data.push(text_or_bytes(m, &format!("messages[{i}]"))?);
+        }
+        let total: usize = data.iter().map(|d| d.len()).sum();
+        let keys = &self.keys;
+        let job = || data.iter().map(|d| keys.sign_hex(d)).collect::<Vec<_>>();
+        Ok(if total >= DETACH_THRESHOLD {
+            py.detach(job)
+        } else {
+            job()
+        })
+    }
+
+    /// Index of the key that authenticates `message` under `tag` (hex or raw), or -1.
+    fn verify(&self, message: &Bound<'_, PyAny>, tag: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let m = text_or_bytes(message, "message")?;
+        let t = tag_arg(tag)?;
+        Ok(verify_tag(&self.keys, &m, &t))
+    }
+
+    /// `verify` over parallel sequences of messages and tags, in one call.
+    fn verify_many(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        tags: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<i64>> {
+        let ms = seq_items(messages, "messages")?;
+        let ts = seq_items(tags, "tags")?;
+        if ms.len() != ts.len() {
+            return Err(PyValueError::new_err(format!(
+                "messages and tags differ in length ({} != {})",
+                ms.len(),
+                ts.len()
+            )));
+        }
+        let mut pairs = Vec::with_capacity(ms.len());
+        let mut total = 0usize;
+        for (i, (m, t)) in ms.iter().zip(ts.iter()).enumerate() {
+            let m = text_or_bytes(m, &format!("messages[{i}]"))?;
+            total += m.len();
+            pairs.push((m, tag_arg(t)?));
+        }
+        let keys = &self.keys;
+        let job = || {
+            pairs
+                .iter()
+                .map(|(m, t)| verify_tag(keys, m, t))
+                .collect::<Vec<_>>()
+        };
+        Ok(if total >= DETACH_THRESHOLD {
+            py.detach(job)
+        } else {
+            job()
+        })
+    }
+
+    /// Sign a memory message: `(signature, content_hash)` over
+    /// `f"{role}|{content}|{sequence}|{timestamp}|{previous_hash}"` and
+    /// `f"{role}:{content}:{sequence}:{timestamp}"`.
+    fn memory_sign(
+        &self,
+        role: &Bound<'_, PyAny>,
+        content: &Bound<'_, PyAny>,
+        sequence: &Bound<'_, PyAny>,
+        timestamp: &Bound<'_, PyAny>,
+        previous_hash: &Bound<'_, PyAny>,
+    ) -> PyResult<(String, String)> {
+        let role = str_arg(role, "role")?;
+        let content = str_arg(content, "content")?;
+        let prev = str_arg(previous_hash, "previous_hash")?;
+        if !sequence.is_exact_instance_of::<PyInt>() {
+            return Err(PyTypeError::new_err(format!(
+                "sequence must be int, not {}",
+                sequence.get_type().name()?
+            )));
+        }
+        if !timestamp.is_exact_instance_of::<PyFloat>() {
+            return Err(PyTypeError::new_err(format!(
+                "timestamp must be float, not {}",
+                timestamp.get_type().name()?
+            )));
+        }
+        let (seq, _) = render(sequence)?;
+        let (ts, _) = render(timestamp)?;
+        Ok(context::sign(&self.keys, role, content, &seq, &ts, prev))
+    }
+
+    /// Verify a whole conversation of memory messages (objects with `role`, `content`,
+    /// `sequence`, `timestamp`, `signature`, `previous_hash`). Returns the findings as
+    /// `(code, index, value, expected, actual)` tuples; an empty list means intact.
+    #[pyo3(signature = (messages, genesis, strict_sequence, check_timestamps, max_timestamp_drift, now, max_clock_skew, max_age))]
+    #[allow(clippy::too_many_arguments)]
+    fn memory_verify_context<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+        genesis: &str,
+        strict_sequence: bool,
+        check_timestamps: bool,
+        max_timestamp_drift: f64,
+        now: Option<f64>,
+        max_clock_skew: f64,
+        max_age: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let items = seq_items(messages, "messages")?;
+        let names = [
+            pyo3::intern!(py, "role"),
+            pyo3::intern!(py, "content"),
+            pyo3::intern!(py, "sequence"),
+            pyo3::intern!(py, "timestamp"),
+            pyo3::intern!(py, "signature"),
+            pyo3::intern!(py, "previous_hash"),
+        ];
+        let mut fields: Vec<[Bound<'py, PyAny>; 6]> = Vec::with_capacity(items.len());
+        for m in &items {
+            fields.push([
+                m.getattr(names[0])?,
+                m.getattr(names[1])?,
+                m.getattr(names[2])?,
+                m.getattr(names[3])?,
+                m.getattr(names[4])?,
+                m.getattr(names[5])?,
+            ]);
+        }
+        let mut rendered = Vec::with_capacity(fields.len());
+        let mut total = 0usize;
+        for f in &fields {
+            let mut texts: [Cow<'_, str>; 6] = Default::default();
+            let mut ok = true;
+            for (j, obj) in f.iter().enumerate() {
+                let (t, enc) = render(obj)?;
+                // A signature with surrogates is simply not a valid tag (its lossy text does
+                // not decode as hex); every other field feeds the signed and hashed bytes.
+                ok &= enc || j == 4;
+                texts[j] = t;
+            }
+            total += texts[1].len();
+            rendered.push((texts, ok, seq_number(&f[2]), ts_number(&f[3])));
+        }
+        let entries: Vec<context::Entry<'_>> = rendered
+            .iter()
+            .map(|(t, ok, seq, ts)| context::Entry {
+                role: &t[0],
+                content: &t[1],
+                seq_text: &t[2],
+                seq: *seq,
+                ts_text: &t[3],
+                ts: *ts,
+                signature: &t[4],
+                previous_hash: &t[5],
+                encodable: *ok,
+            })
+            .collect();
+        let opts = context::Options {
+            genesis,
+            strict_sequence,
+            check_timestamps,
+            max_timestamp_drift,
+            now,
+            max_clock_skew,
+            max_age,
+        };
+        let keys = &self.keys;
+        let job = || context::verify_context(keys, &entries, &opts);
+        let findings = if total >= DETACH_THRESHOLD {
+            py.detach(job)
+        } else {
+            job()
+        };
+        let out = PyList::empty(py);
+        for f in findings {
+            out.append(finding_tuple(f))?;
+        }
+        Ok(out)
+    }
+}
+
+/// `repr(x)` of a Python float (also `str(x)` and `f"{x}"`), computed in Rust.
+#[pyfunction]
+fn py_float_repr(x: &Bound<'_, PyAny>) -> PyResult<String> {
+    if x.is_instance_of::<pyo3::types::PyBool>()
+        || !(x.is_instance_of::<PyFloat>() || x.is_instance_of::<PyInt>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "x must be float, not {}",
+            x.get_type().name()?
+        )));
+    }
+    Ok(pyfmt::float_repr(x.extract::<f64>()?))
+}
+
+/// Index of the first role-injection rule matching `text`, or -1.
+#[pyfunction]
+fn role_injection_rule(text: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let s = text.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "text must be str, not {}",
+            text.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let t = s.to_string_lossy();
+    Ok(roles::first_rule(&t).map_or(-1, |r| r as i64))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SigningKeys>()?;
+    m.add_function(wrap_pyfunction!(py_float_repr, m)?)?;
+    m.add_function(wrap_pyfunction!(role_injection_rule, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+"""Secret-key validation and rotation (API.md 7.0, adapted: the seed's short keys warn)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+
+from proxilion.exceptions import ConfigurationError
+from proxilion.security._keys import KeyRing, WeakSecretKeyWarning, validate_secret_key
+
+
+@pytest.mark.parametrize(
+    ("key", "match"),
+    [
+        ("short-key-15chr", "shorter than 16"),
+        ("a-changeme-value-long", "placeholder"),
+        ("EXAMPLE-0123456789", "placeholder"),
+        ("x" * 40, "placeholder"),
+        (b"\x00" * 32, "placeholder"),
+        (b"short", "shorter than 16"),
+    ],
+)
+def test_weak_keys_warn(key: str | bytes, match: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), pytest.warns(WeakSecretKeyWarning, match=match):
+        raw = validate_secret_key(key)
+    assert raw == (key.encode() if isinstance(key, str) else key)
+    assert match in caplog.text
+    assert (key if isinstance(key, str) else "\x00") not in caplog.text.replace("\x00", "")
+
+
+def test_good_keys_are_silent() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert validate_secret_key("Zq8#kT2!vW9@mP4$") == b"Zq8#kT2!vW9@mP4$"
+        assert validate_secret_key(bytearray(range(1, 33))) == bytes(range(1, 33))
+        assert validate_secret_key(b"\xff\xfe" + bytes(range(30))) == b"\xff\xfe" + bytes(range(30))
+
+
+@pytest.mark.parametrize("key", ["", b""])
+def test_empty_rejected(key: str | bytes) -> None:
+    with pytest.raises(ConfigurationError, match="secret_key must not be empty"):
+        validate_secret_key(key)
+
+
+@pytest.mark.parametrize("key", [None, 1, 1.5, ["k"], memoryview(b"k" * 16)])
+def test_wrong_types_rejected(key: object) -> None:
+    with pytest.raises(TypeError, match=f"not {type(key).__name__}"):
+        validate_secret_key(key)
+
+
+def test_surrogate_key_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="surrogate"):
+        validate_secret_key("\ud800" * 20)
+
+
+def test_ring_rotation_and_expiry() -> None:
+    now = [100.0]
+    ring = KeyRing("first-key-0123456789", clock=lambda: now[0])
+    assert ring.current_key_id == "k1" and len(ring.signing_keys()) == 1
+    tag1 = ring.signing_keys().sign("m")
+    assert ring.rotate("second-key-0123456789", grace_seconds=10) == "k2"
+    assert ring.rotate("third-key-0123456789", key_id="blue", grace_seconds=5) == "blue"
+    assert ring.key_ids() == ["blue", "k2", "k1"]
+    keys = ring.signing_keys()
+    assert keys.verify("m", tag1) == 2
+    now[0] = 106.0
+    assert ring.key_ids() == ["blue", "k1"]
+    now[0] = 111.0
+    assert ring.key_ids() == ["blue"] and ring.signing_keys().verify("m", tag1) == -1
+    with pytest.raises(ConfigurationError, match="already in use"):
+        ring.rotate("fourth-key-0123456789", key_id="blue")
+    with pytest.raises(ConfigurationError, match="grace_seconds"):
+        ring.rotate("fourth-key-0123456789", grace_seconds=-1)
+    with pytest.raises(ConfigurationError, match="current key cannot be retired"):
+        ring.retire("blue")
+    ring.rotate("fourth-key-0123456789", key_id="green")
+    assert ring.retire("blue") and not ring.retire("blue")
+    assert ring.key_ids() == ["green"]
+    text = repr(ring)
+    assert text == "KeyRing(current='green', active=['green'])"
+    assert "key-0123456789" not in text
+
+
+def test_random_uuid4_is_a_version_4_uuid() -> None:
+    import uuid
+
+    from proxilion.security._keys import random_uuid4
+
+    seen = set()
+    for _ in range(200):
+        text = random_uuid4()
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+        seen.add(text)
+    assert len(seen) == 200
