@@ -940,3 +940,46 @@ def test_bad_rate_limit_config_is_named(config: dict[str, Any], message: str) ->
 def test_bad_rate_limit_values_are_rejected() -> None:
     with pytest.raises(ValueError):
         Proxilion(rate_limit_config={"user": {"capacity": -1}})
+
+
+def test_idor_protection_is_wired_and_overrides_are_audited() -> None:
+    auth = Proxilion()
+
+    @auth.policy("get_document")
+    class DocPolicy(Policy):  # type: ignore[type-arg]
+        def can_read(self, context: dict[str, Any]) -> bool:
+            return True
+
+    auth.register_id_pattern("doc_id", "document")
+    auth.register_scope("alice", "document", {"doc_1", "doc_2"})
+
+    @auth.authorize("read")
+    def get_document(doc_id: str, user: UserContext | None = None) -> str:
+        return doc_id
+
+    assert get_document(doc_id="doc_1", user=ALICE) == "doc_1"
+    with pytest.raises(IDORViolationError) as info:
+        get_document(doc_id="doc_3", user=ALICE)
+    assert (info.value.user_id, info.value.resource_type, info.value.object_id) == (
+        "alice",
+        "document",
+        "doc_3",
+    )
+    last = auth.get_audit_events()[-1]
+    assert last.allowed is False and "IDOR violation" in (last.reason or "")
+
+    protector = auth.idor_protector
+    assert protector is not None
+    before = len(auth.get_audit_events())
+    protector.grant_admin_override(
+        "alice", "document", reason="incident 42", granted_by="security-oncall"
+    )
+    assert get_document(doc_id="doc_3", user=ALICE) == "doc_3"
+    recorded = auth.get_audit_events()[before:]
+    assert any("incident 42" in (e.reason or "") for e in recorded), recorded
+
+
+def test_idor_protection_can_be_disabled() -> None:
+    auth = Proxilion(enable_idor_protection=False)
+    assert auth.idor_protector is None
+    auth.register_scope("alice", "document", {"doc_1"})  # a no-op, as in the original

@@ -50,6 +50,7 @@ from proxilion.exceptions import (
 from proxilion.policies.base import Policy
 from proxilion.policies.registry import PolicyRegistry, check_policy_class, check_resource_name
 from proxilion.security.circuit_breaker import CircuitBreaker, CircuitBreakerRegistry
+from proxilion.security.idor_protection import IDORProtector
 from proxilion.security.rate_limiter import RateLimiterMiddleware, TokenBucketRateLimiter
 from proxilion.timeouts.manager import TimeoutError as ProxilionTimeoutError
 from proxilion.types import AgentContext, AuthorizationResult, UserContext
@@ -437,7 +438,7 @@ class Proxilion(ControlsMixin):
         self.set_input_guard(input_guard)
         self.set_output_guard(output_guard)
         self._schema_validator: Any = None  # .validate(tool_name, arguments) -> raises
-        self._idor: Any = None  # IDORProtector (enable_idor_protection)
+        self._idor: IDORProtector | None = None  # built below, once the audit sink exists
         self._rate_limiter: RateLimiterMiddleware | None = (
             _build_rate_limiter(self.rate_limit_config) if self.rate_limit_config else None
         )
@@ -452,6 +453,9 @@ class Proxilion(ControlsMixin):
                 if self.audit_log_path is not None
                 else InMemoryRecorder(max_events=IN_MEMORY_AUDIT_MAX_EVENTS)
             )
+        if enable_idor_protection:
+            # Admin overrides granted on this protector are recorded in this audit log.
+            self._idor = IDORProtector(audit_logger=self._audit_logger)
 
     def __repr__(self) -> str:
         return (
@@ -744,6 +748,12 @@ class Proxilion(ControlsMixin):
         """Declare which ``resource_type`` ids ``user_id`` may reach."""
         if self._idor is not None:
             self._idor.register_scope(user_id, resource_type, allowed_ids)
+
+    @property
+    def idor_protector(self) -> IDORProtector | None:
+        """The :class:`~proxilion.security.IDORProtector` of stage 3 (None when
+        ``enable_idor_protection=False``); admin overrides granted on it are audited here."""
+        return self._idor
 
     def register_id_pattern(self, parameter_name: str, resource_type: str) -> None:
         """Declare that tool argument ``parameter_name`` holds ``resource_type`` ids."""
