@@ -7,12 +7,13 @@
 //! Areas (see DESIGN.md):
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
 //! - `scan`: multi-pattern injection scanning (input/output guards).
-//! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
+//! - [`chain`]: canonical audit-entry bytes, hash chains, Merkle proofs, log writer.
 //! - `limit`: lock-free GCRA token buckets.
 //! - `stats`: Welford / EWMA accumulators and z-scores.
 
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod mac;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.
