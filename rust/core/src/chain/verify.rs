@@ -353,7 +353,7 @@ fn check_checkpoints(st: &mut State) -> Result<(), Fault> {
     Ok(())
 }
 
-fn text_field<'v>(v: &'v canon::Value<'_>, key: &str, at: &str) -> Result<String, Fault> {
+fn text_field(v: &canon::Value<'_>, key: &str, at: &str) -> Result<String, Fault> {
     match v.get(key).and_then(canon::Value::as_text) {
         Some(s) => Ok(s.into_owned()),
         None => Err(fault(
