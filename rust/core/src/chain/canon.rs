@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use std::io::Write as _;
 
 /// Upper bound on nesting, for parsing and for the object walk of the binding.
-pub const MAX_DEPTH: usize = 256;
+pub const MAX_DEPTH: usize = 1000;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

@@ -92,6 +92,14 @@ impl MerkleLog {
         self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
+    /// Leaf hash at `index`.
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
+    }
+
     /// Append a leaf (its data is hashed with the leaf prefix).
     pub fn push(&mut self, data: &[u8]) {
         self.push_leaf_hash(leaf_hash(data));
