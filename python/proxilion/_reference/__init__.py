@@ -7,6 +7,18 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 
 from __future__ import annotations
 
+from proxilion._reference.chain import (
+    AUDIT_GENESIS_HASH,
+    AuditFileWriter,
+    MerkleLog,
+    audit_event_hash,
+    audit_event_line,
+    audit_verify_files,
+    canonical_json,
+    merkle_leaf_hash,
+    merkle_verify_consistency,
+    merkle_verify_inclusion,
+)
 from proxilion._reference.mac import (
     blake3_keyed_hex,
     constant_time_eq,
@@ -19,7 +31,17 @@ from proxilion._reference.mac import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AUDIT_GENESIS_HASH",
+    "AuditFileWriter",
+    "MerkleLog",
     "__version__",
+    "audit_event_hash",
+    "audit_event_line",
+    "audit_verify_files",
+    "canonical_json",
+    "merkle_leaf_hash",
+    "merkle_verify_consistency",
+    "merkle_verify_inclusion",
     "blake3_keyed_hex",
     "build_info",
     "constant_time_eq",
@@ -42,5 +64,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac"],
+        "features": ["chain", "mac"],
     }
