@@ -672,7 +672,7 @@ class AuditFileWriter:
             self._enqueued += len(data)
             return self._enqueued
 
-    def _drive(self, ticket: int, force_sync: bool) -> None:
+    def _drive(self, ticket: int, force_write: bool, force_sync: bool) -> None:
         with self._cond:
             while True:
                 if self._error is not None:
@@ -683,7 +683,10 @@ class AuditFileWriter:
                 )
                 need_sync = force_sync or self._policy == "always" or due
                 need_write = (
-                    need_sync or self._sync_writes or len(self._pending) >= _BUFFER_LIMIT
+                    force_write
+                    or need_sync
+                    or self._sync_writes
+                    or len(self._pending) >= _BUFFER_LIMIT
                 )
                 if (not need_write or self._written >= ticket) and (
                     not need_sync or self._synced >= ticket
@@ -728,24 +731,24 @@ class AuditFileWriter:
 
     def commit(self, ticket: int) -> None:
         """Make everything up to ``ticket`` as durable as the policy promises."""
-        self._drive(ticket, False)
+        self._drive(ticket, False, False)
 
     def append(self, data: bytes) -> None:
         """``enqueue`` then ``commit``."""
-        self._drive(self.enqueue(data), False)
+        self._drive(self.enqueue(data), False, False)
 
     def flush(self) -> None:
         """Write everything queued and fsync it."""
         with self._cond:
             t = self._enqueued
-        self._drive(t, True)
+        self._drive(t, True, True)
 
     def close(self) -> None:
         """Flush and close; later appends raise ``ValueError``."""
         with self._cond:
             t, open_ = self._enqueued, self._fd is not None
         if open_:
-            self._drive(t, self._policy != "never")
+            self._drive(t, True, self._policy != "never")
         with self._cond:
             while self._busy:
                 self._cond.wait()

@@ -189,7 +189,7 @@ impl LogWriter {
     /// Make the bytes up to `ticket` as durable as the settings promise (see the module
     /// docs), writing and syncing on behalf of every appender queued so far.
     pub fn commit(&self, ticket: u64) -> Result<(), WriteError> {
-        self.drive(ticket, false)
+        self.drive(ticket, false, false)
     }
 
     /// Queue and commit.
@@ -201,7 +201,7 @@ impl LogWriter {
     /// Write everything queued and fsync it.
     pub fn flush(&self) -> Result<(), WriteError> {
         let t = self.lock().enqueued;
-        self.drive(t, true)
+        self.drive(t, true, true)
     }
 
     /// Flush (fsync unless the policy is `Never`) and close the file. Later appends fail with
@@ -209,7 +209,7 @@ impl LogWriter {
     pub fn close(&self) -> Result<(), WriteError> {
         let t = self.lock().enqueued;
         if self.lock().file.is_some() {
-            self.drive(t, self.policy != FsyncPolicy::Never)?;
+            self.drive(t, true, self.policy != FsyncPolicy::Never)?;
         }
         let mut g = self.lock();
         while g.busy {
@@ -219,7 +219,7 @@ impl LogWriter {
         Ok(())
     }
 
-    fn drive(&self, ticket: u64, force_sync: bool) -> Result<(), WriteError> {
+    fn drive(&self, ticket: u64, force_write: bool, force_sync: bool) -> Result<(), WriteError> {
         let mut g = self.lock();
         loop {
             if let Some(e) = &g.error {
@@ -230,7 +230,10 @@ impl LogWriter {
                 _ => false,
             };
             let need_sync = force_sync || self.policy == FsyncPolicy::Always || interval_due;
-            let need_write = need_sync || self.sync_writes || g.pending.len() >= BUFFER_LIMIT;
+            let need_write = force_write
+                || need_sync
+                || self.sync_writes
+                || g.pending.len() >= BUFFER_LIMIT;
             let done = (!need_write || g.written >= ticket) && (!need_sync || g.synced >= ticket);
             if done {
                 return Ok(());
@@ -334,6 +337,11 @@ mod tests {
         let big = vec![b'x'; BUFFER_LIMIT];
         w.append(&big).unwrap();
         assert_eq!(std::fs::read(&p).unwrap().len(), 2 + BUFFER_LIMIT);
+        // Closing writes what is buffered even under `Never`, without an fsync.
+        w.append(b"z\n").unwrap();
+        w.close().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap().len(), 4 + BUFFER_LIMIT);
+        assert_eq!(w.stats().syncs, 1);
         drop(w);
         let _ = std::fs::remove_file(&p);
     }
