@@ -71,10 +71,11 @@ def audit_event_line(
 def audit_verify_files(
     paths: Sequence[str | os.PathLike[str]],
     checkpoints: Sequence[tuple[int, bytes]] | None = None,
-    collect_leaves: bool = False,
+    collect_digests: bool = False,
     allow_genesis_restart: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> dict[str, Any]: ...
+
 @final
 class AuditFileWriter:
     def __new__(
@@ -99,6 +100,7 @@ class AuditFileWriter:
 class MerkleLog:
     def __new__(cls) -> MerkleLog: ...
     def append(self, data: bytes) -> int: ...
+    def extend_leaves(self, data: bytes) -> None: ...
     def extend_leaf_hashes(self, hashes: bytes) -> None: ...
     @property
     def size(self) -> int: ...

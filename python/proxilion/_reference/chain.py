@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 AUDIT_GENESIS_HASH = "sha256:" + "0" * 64
 _GENESIS = {"sha256": AUDIT_GENESIS_HASH, "blake3": "blake3:" + "0" * 64}
@@ -145,12 +145,17 @@ class MerkleLog:
             levels[k + 1].append(parent)
             k += 1
 
+    def extend_leaves(self, data: bytes) -> None:
+        """Append leaves given as concatenated 32-byte values (each hashed as a leaf)."""
+        if len(data) % 32:
+            raise ValueError(f"leaves must be a multiple of 32 bytes, got {len(data)} bytes")
+        for i in range(0, len(data), 32):
+            self._push(merkle_leaf_hash(data[i : i + 32]))
+
     def extend_leaf_hashes(self, hashes: bytes) -> None:
         """Append leaf hashes given as concatenated 32-byte values."""
         if len(hashes) % 32:
-            raise ValueError(
-                f"leaf hashes must be a multiple of 32 bytes, got {len(hashes)} bytes"
-            )
+            raise ValueError(f"leaf hashes must be a multiple of 32 bytes, got {len(hashes)} bytes")
         for i in range(0, len(hashes), 32):
             self._push(bytes(hashes[i : i + 32]))
 
@@ -398,7 +403,7 @@ class _State:
         ):
             self.next_checkpoint += 1
         self.collect = collect
-        self.leaves: list[bytes] = []
+        self.digests: list[bytes] = []
         self.allow_restart = restart
 
 
@@ -438,7 +443,9 @@ def _check_line(st: _State, raw: bytes, name: str, lineno: int, first_of_file: b
     elif stored.startswith("blake3:"):
         alg = "blake3"
     else:
-        raise _Fault("field", f"{at}: event_hash {json.dumps(stored)} names no known hash algorithm")
+        raise _Fault(
+            "field", f"{at}: event_hash {json.dumps(stored)} names no known hash algorithm"
+        )
     if st.alg is None:
         st.alg = alg
     elif st.alg != alg:
@@ -484,7 +491,7 @@ def _check_line(st: _State, raw: bytes, name: str, lineno: int, first_of_file: b
     lh = merkle_leaf_hash(digest)
     st.range.push(lh)
     if st.collect:
-        st.leaves.append(lh)
+        st.digests.append(digest)
     st.prev = stored
     st.count += 1
 
@@ -509,14 +516,14 @@ def _open(path: str) -> IO[bytes]:
     with open(path, "rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")
 
 
 def audit_verify_files(
     paths: Sequence[str | os.PathLike[str]],
     checkpoints: Sequence[tuple[int, bytes]] | None = None,
-    collect_leaves: bool = False,
+    collect_digests: bool = False,
     allow_genesis_restart: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> dict[str, Any]:
@@ -526,7 +533,7 @@ def audit_verify_files(
         if len(root) != 32:
             raise ValueError(f"checkpoint root must be 32 bytes, got {len(root)} bytes")
         cps.append((int(size), bytes(root)))
-    st = _State(cps, collect_leaves, allow_genesis_restart)
+    st = _State(cps, collect_digests, allow_genesis_restart)
     nbytes = 0
     next_progress = _PROGRESS_EVERY
     failure: tuple[_Fault, int, int] | None = None
@@ -571,8 +578,8 @@ def audit_verify_files(
                     try:
                         _check_line(st, raw, name, lineno, st.count == count_at_start)
                         _check_checkpoints(st)
-                    except _Fault as fault:
-                        failure = (fault, fi, lineno)
+                    except _Fault as exc:
+                        failure = (exc, fi, lineno)
                         break
         except OSError as e:  # pragma: no cover - close errors
             failure = (_Fault("io", f"cannot read {name}: {e}"), fi, lineno)
@@ -605,7 +612,7 @@ def audit_verify_files(
         "last_hash": st.prev,
         "root": st.range.root(),
         "checkpoints_checked": st.next_checkpoint,
-        "leaves": b"".join(st.leaves) if collect_leaves else None,
+        "digests": b"".join(st.digests) if collect_digests else None,
     }
     if failure is not None:
         fault, fi, line = failure

@@ -72,7 +72,8 @@ def _private(key: Ed25519PrivateKey | bytes) -> Ed25519PrivateKey:
         return out
     if not isinstance(key, ed.Ed25519PrivateKey):
         raise TypeError(f"private key must be Ed25519PrivateKey or bytes, not {type(key).__name__}")
-    return key
+    checked: Ed25519PrivateKey = key
+    return checked
 
 
 def _public(key: Ed25519PublicKey | Ed25519PrivateKey | bytes) -> Ed25519PublicKey:
@@ -87,7 +88,8 @@ def _public(key: Ed25519PublicKey | Ed25519PrivateKey | bytes) -> Ed25519PublicK
         return pub
     if not isinstance(key, ed.Ed25519PublicKey):
         raise TypeError(f"public key must be Ed25519PublicKey or bytes, not {type(key).__name__}")
-    return key
+    checked: Ed25519PublicKey = key
+    return checked
 
 
 def public_key_bytes(key: Ed25519PublicKey | Ed25519PrivateKey | bytes) -> bytes:
@@ -242,7 +244,9 @@ def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     return _public(key)  # type: ignore[arg-type]
 
 
-def write_key_pair(private_path: str | os.PathLike[str], public_path: str | os.PathLike[str]) -> None:
+def write_key_pair(
+    private_path: str | os.PathLike[str], public_path: str | os.PathLike[str]
+) -> None:
     """Generate a key pair and write it as PEM files (the private one with mode 0600)."""
     from cryptography.hazmat.primitives import serialization
 

@@ -298,7 +298,11 @@ class MerkleTree:
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
-            return {"leaves": list(self._leaves), "root": self._root, "leaf_count": len(self._leaves)}
+            return {
+                "leaves": list(self._leaves),
+                "root": self._root,
+                "leaf_count": len(self._leaves),
+            }
 
 
 @dataclass

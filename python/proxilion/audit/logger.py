@@ -129,7 +129,9 @@ def rotated_files(config: LoggerConfig) -> list[Path]:
     if config.rotation is RotationPolicy.NONE:
         return [path] if path.exists() else []
     if config.rotation is RotationPolicy.SIZE:
-        rx = re.compile(rf"^{re.escape(stem)}\.(\d{{8}}_\d{{6}})(?:_(\d+))?{re.escape(ext)}(\.gz)?$")
+        rx = re.compile(
+            rf"^{re.escape(stem)}\.(\d{{8}}_\d{{6}})(?:_(\d+))?{re.escape(ext)}(\.gz)?$"
+        )
         found: list[tuple[str, int, Path]] = []
         with contextlib.suppress(FileNotFoundError):
             for p in parent.iterdir():
@@ -191,7 +193,9 @@ def _last_entry_gz(path: Path) -> dict[str, Any] | None:
 
 
 def _marker_line(batch: MerkleBatch) -> bytes:
-    return (json.dumps({"_type": "batch_marker", "batch": batch.to_dict()}, sort_keys=True) + "\n").encode()
+    return (
+        json.dumps({"_type": "batch_marker", "batch": batch.to_dict()}, sort_keys=True) + "\n"
+    ).encode()
 
 
 def _redacted(event: AuditEventV2, config: RedactionConfig) -> AuditEventV2:
@@ -366,8 +370,10 @@ class AuditLogger:
         path = self._current_path()
         if self.config.rotation is RotationPolicy.SIZE:
             limit = self.config.max_size_mb * 1024 * 1024
-            size = self._writer.size if self._writer is not None else (
-                path.stat().st_size if path.exists() else 0
+            size = (
+                self._writer.size
+                if self._writer is not None
+                else (path.stat().st_size if path.exists() else 0)
             )
             if size >= limit:
                 self._rotate_size()
@@ -492,7 +498,9 @@ class AuditLogger:
         with self._lock:
             result = self.verify()
             if not result.valid:
-                raise ValueError(f"refusing to checkpoint a log that does not verify: {result.error}")
+                raise ValueError(
+                    f"refusing to checkpoint a log that does not verify: {result.error}"
+                )
             cp = sign_checkpoint(private_key, result.verified_count, result.root, result.last_hash)
         if save_to is not None:
             save_checkpoint(save_to, cp)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InclusionProof",
+    "LogNotVerifiedError",
     "LogVerificationResult",
     "build_merkle_log",
     "prove_inclusion",
@@ -85,7 +86,7 @@ class LogVerificationResult(ChainVerificationResult):
 def _run(
     paths: Sequence[PathLike],
     checkpoints: Sequence[tuple[int, bytes]] = (),
-    collect_leaves: bool = False,
+    collect_digests: bool = False,
     allow_genesis_restart: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def _run(
     result: dict[str, Any] = impl.audit_verify_files(
         files,
         list(checkpoints),
-        collect_leaves,
+        collect_digests,
         allow_genesis_restart,
         progress,
     )
@@ -168,20 +169,45 @@ class InclusionProof:
         }
 
 
-def build_merkle_log(paths: PathLike | Sequence[PathLike]) -> tuple[Any, LogVerificationResult]:
-    """Verify the log and build the RFC 6962 tree of its entries (``impl.MerkleLog``).
+class LogNotVerifiedError(ValueError):
+    """The log does not verify, so no proof or checkpoint is made from it."""
 
-    Raises ``ValueError`` when the log does not verify (no proofs from a broken log).
+    def __init__(self, result: LogVerificationResult) -> None:
+        super().__init__(f"the log does not verify: {result.status}: {result.error_message}")
+        self.result = result
+
+
+@dataclass
+class MerkleView:
+    """The RFC 6962 tree of a verified log's entries, with their hashes."""
+
+    tree: Any
+    digests: bytes
+    algorithm: str
+    result: LogVerificationResult
+
+    def event_hash(self, index: int) -> str:
+        """The stored ``event_hash`` of entry ``index``."""
+        if not 0 <= index < len(self.digests) // 32:
+            raise ValueError(f"entry index {index} is out of range")
+        return f"{self.algorithm}:{self.digests[32 * index : 32 * index + 32].hex()}"
+
+
+def build_merkle_log(paths: PathLike | Sequence[PathLike]) -> MerkleView:
+    """Verify the log and build the RFC 6962 tree of its entries (``impl.MerkleLog``; the
+    leaf data of an entry is the 32-byte digest of its ``event_hash``).
+
+    Raises :class:`LogNotVerifiedError` when the log does not verify.
     """
     plist = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files = [os.fspath(p) for p in plist]
     r = _run(files, (), True)
     result = LogVerificationResult._from_native(r, files)
     if not result.valid:
-        raise ValueError(f"the log does not verify: {result.error_message}")
+        raise LogNotVerifiedError(result)
     tree = impl.MerkleLog()
-    tree.extend_leaf_hashes(r["leaves"])
-    return tree, result
+    tree.extend_leaves(r["digests"])
+    return MerkleView(tree, r["digests"], result.algorithm or "sha256", result)
 
 
 def _event_digest(event_hash: str) -> bytes:
@@ -195,27 +221,18 @@ def prove_inclusion(
     paths: PathLike | Sequence[PathLike], index: int, tree_size: int | None = None
 ) -> InclusionProof:
     """Inclusion proof of entry ``index`` (0-based) of a verified log."""
-    tree, _ = build_merkle_log(paths)
+    view = build_merkle_log(paths)
+    tree = view.tree
     size = tree.size if tree_size is None else tree_size
     path = tree.inclusion_proof(index, size)
     return InclusionProof(
         index=index,
         tree_size=size,
-        event_hash=_entry_hash_at(paths, index),
+        event_hash=view.event_hash(index),
         leaf_hash=tree.leaf_hash(index).hex(),
         root_hash=tree.root(size).hex(),
         path=[p.hex() for p in path],
     )
-
-
-def _entry_hash_at(paths: PathLike | Sequence[PathLike], index: int) -> str:
-    from proxilion.audit.base_exporters import _iter_entry_dicts
-
-    plist = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    for i, d in enumerate(_iter_entry_dicts(plist)):
-        if i == index:
-            return str(d["event_hash"])
-    raise ValueError(f"entry index {index} is out of range")
 
 
 def verify_inclusion_proof(proof: InclusionProof, root_hash: str | None = None) -> bool:

@@ -325,12 +325,12 @@ fn hash32(b: &[u8], what: &str) -> PyResult<Hash> {
 /// Verify JSONL files in order as one hash chain (GIL released while reading). Returns a
 /// dict describing the outcome; see `proxilion.audit.verify` for its fields.
 #[pyfunction]
-#[pyo3(signature = (paths, checkpoints = None, collect_leaves = false, allow_genesis_restart = false, progress = None))]
+#[pyo3(signature = (paths, checkpoints = None, collect_digests = false, allow_genesis_restart = false, progress = None))]
 fn audit_verify_files<'py>(
     py: Python<'py>,
     paths: Vec<PathBuf>,
     checkpoints: Option<Vec<(u64, Vec<u8>)>>,
-    collect_leaves: bool,
+    collect_digests: bool,
     allow_genesis_restart: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -340,7 +340,7 @@ fn audit_verify_files<'py>(
     }
     let opts = verify::Options {
         checkpoints: cps,
-        collect_leaves,
+        collect_digests,
         allow_genesis_restart,
     };
     let (report, cb_err) = py.detach(|| {
@@ -378,11 +378,11 @@ fn audit_verify_files<'py>(
     d.set_item("last_hash", report.last_hash)?;
     d.set_item("root", PyBytes::new(py, &report.root))?;
     d.set_item("checkpoints_checked", report.checkpoints_checked)?;
-    if collect_leaves {
-        let flat: Vec<u8> = report.leaves.concat();
-        d.set_item("leaves", PyBytes::new(py, &flat))?;
+    if collect_digests {
+        let flat: Vec<u8> = report.digests.concat();
+        d.set_item("digests", PyBytes::new(py, &flat))?;
     } else {
-        d.set_item("leaves", py.None())?;
+        d.set_item("digests", py.None())?;
     }
     Ok(d)
 }
@@ -530,6 +530,20 @@ impl MerkleLog {
     fn append(&mut self, data: &[u8]) -> u64 {
         self.inner.push(data);
         self.inner.size() - 1
+    }
+
+    /// Append leaves given as concatenated 32-byte values (each hashed as a leaf).
+    fn extend_leaves(&mut self, data: &[u8]) -> PyResult<()> {
+        if data.len() % 32 != 0 {
+            return Err(PyValueError::new_err(format!(
+                "leaves must be a multiple of 32 bytes, got {} bytes",
+                data.len()
+            )));
+        }
+        for c in data.chunks_exact(32) {
+            self.inner.push(c);
+        }
+        Ok(())
     }
 
     /// Append leaf hashes given as concatenated 32-byte values.

@@ -88,8 +88,9 @@ pub struct Options {
     /// `(tree_size, RFC 6962 root)` pairs that the log must match (signatures are checked by
     /// the caller before).
     pub checkpoints: Vec<(u64, Hash)>,
-    /// Keep the leaf hash of every verified entry (for building proofs).
-    pub collect_leaves: bool,
+    /// Keep the 32-byte digest of every verified entry's hash (the Merkle leaf data), for
+    /// building proofs.
+    pub collect_digests: bool,
     /// Accept an entry linking to the genesis hash in the middle of the log as the start of
     /// a new chain (the original SDK restarts its chain in each process). Off by default:
     /// it lets whole runs of entries be cut out unnoticed unless checkpoints are used.
@@ -121,7 +122,7 @@ pub struct Report {
     /// RFC 6962 root over the verified entries.
     pub root: Hash,
     pub checkpoints_checked: u64,
-    pub leaves: Vec<Hash>,
+    pub digests: Vec<Hash>,
 }
 
 impl Report {
@@ -163,7 +164,7 @@ struct State {
     checkpoints: Vec<(u64, Hash)>,
     next_checkpoint: usize,
     collect: bool,
-    leaves: Vec<Hash>,
+    digests: Vec<Hash>,
     allow_restart: bool,
     canon: Vec<u8>,
 }
@@ -205,8 +206,8 @@ pub fn verify_files(paths: &[PathBuf], opts: &Options, progress: &mut dyn FnMut(
         range: CompactRange::new(),
         checkpoints: cps,
         next_checkpoint: 0,
-        collect: opts.collect_leaves,
-        leaves: Vec::new(),
+        collect: opts.collect_digests,
+        digests: Vec::new(),
         allow_restart: opts.allow_genesis_restart,
         canon: Vec::with_capacity(4096),
     };
@@ -317,7 +318,7 @@ pub fn verify_files(paths: &[PathBuf], opts: &Options, progress: &mut dyn FnMut(
         last_hash: st.prev,
         root,
         checkpoints_checked: st.next_checkpoint as u64,
-        leaves: st.leaves,
+        digests: st.digests,
     };
     if let Some((f, fi, line)) = failure {
         report.status = f.status;
@@ -490,7 +491,7 @@ fn check_line(
     let lh = leaf_hash(&digest);
     st.range.push_leaf_hash(lh);
     if st.collect {
-        st.leaves.push(lh);
+        st.digests.push(digest);
     }
     st.prev = Some(stored);
     st.count += 1;

@@ -230,10 +230,8 @@ impl LogWriter {
                 _ => false,
             };
             let need_sync = force_sync || self.policy == FsyncPolicy::Always || interval_due;
-            let need_write = force_write
-                || need_sync
-                || self.sync_writes
-                || g.pending.len() >= BUFFER_LIMIT;
+            let need_write =
+                force_write || need_sync || self.sync_writes || g.pending.len() >= BUFFER_LIMIT;
             let done = (!need_write || g.written >= ticket) && (!need_sync || g.synced >= ticket);
             if done {
                 return Ok(());
