@@ -42,7 +42,7 @@ def _digest(algorithm: str, data: bytes) -> bytes:
 
 def _alg(algorithm: str) -> str:
     if algorithm not in ("sha256", "blake3"):
-        raise ValueError(f"algorithm must be 'sha256' or 'blake3', got {algorithm!r}")
+        raise ValueError(f"algorithm must be 'sha256' or 'blake3', got '{algorithm}'")
     return algorithm
 
 
@@ -644,7 +644,7 @@ class AuditFileWriter:
         sync_writes: bool = True,
     ) -> None:
         if fsync not in ("always", "interval", "never"):
-            raise ValueError(f"fsync must be 'always', 'interval' or 'never', got {fsync!r}")
+            raise ValueError(f"fsync must be 'always', 'interval' or 'never', got '{fsync}'")
         if fsync == "interval" and not (0.0 <= fsync_interval < float("inf")):
             raise ValueError(
                 f"fsync_interval must be a finite number of seconds >= 0, got {fsync_interval}"

@@ -231,7 +231,7 @@ fn encode(o: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 fn alg(name: &str) -> PyResult<core::HashAlg> {
     core::HashAlg::from_name(name).ok_or_else(|| {
         PyValueError::new_err(format!(
-            "algorithm must be 'sha256' or 'blake3', got {name:?}"
+            "algorithm must be 'sha256' or 'blake3', got '{name}'"
         ))
     })
 }
@@ -423,7 +423,7 @@ impl AuditFileWriter {
             }
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "fsync must be 'always', 'interval' or 'never', got {other:?}"
+                    "fsync must be 'always', 'interval' or 'never', got '{other}'"
                 )))
             }
         };
