@@ -116,7 +116,10 @@ def original_verify_jsonl_chain(path: Path) -> tuple[bool, str | None]:
                     continue
                 n += 1
                 if d["previous_hash"] != expected:
-                    return False, f"Chain broken at line {n}: expected {expected}, got {d['previous_hash']}"
+                    return (
+                        False,
+                        f"Chain broken at line {n}: expected {expected}, got {d['previous_hash']}",
+                    )
                 canonical = {
                     "event_id": d["event_id"],
                     "timestamp": d["timestamp"],
@@ -128,6 +131,6 @@ def original_verify_jsonl_chain(path: Path) -> tuple[bool, str | None]:
                 if h != d["event_hash"]:
                     return False, f"Invalid hash at line {n}: event tampered"
                 expected = d["event_hash"]
-    except Exception as e:  # noqa: BLE001 - mirrors the original
+    except Exception as e:
         return False, f"Verification error: {e}"
     return True, None

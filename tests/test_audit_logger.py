@@ -152,9 +152,7 @@ def test_resume_continues_one_chain_across_processes(tmp_path: Path) -> None:
     assert original_verify_jsonl_chain(p) == (True, None)
 
 
-def test_torn_tail_is_set_aside_on_resume(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_torn_tail_is_set_aside_on_resume(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     p = tmp_path / "audit.jsonl"
     with AuditLogger(config(p)) as a:
         log_some(a, 4)
@@ -433,7 +431,9 @@ def test_batched_chain() -> None:
     with pytest.raises(ValueError):
         BatchedHashChain(0)
     chain = BatchedHashChain(batch_size=3)
-    events = [chain.append(create_authorization_event("u", [], "t", {"i": i}, True)) for i in range(7)]
+    events = [
+        chain.append(create_authorization_event("u", [], "t", {"i": i}, True)) for i in range(7)
+    ]
     assert [e.merkle_index for e in events] == [0, 1, 2, 0, 1, 2, 0]
     assert events[0].previous_hash == GENESIS_HASH
     assert [b.batch_id for b in chain.batches] == ["batch_1", "batch_2"]
@@ -481,9 +481,10 @@ def test_event_serialisation_round_trip() -> None:
     uid = AuditEventV2(data=event.data, previous_hash="x").event_id
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", uid)
     stamp = datetime(2025, 1, 31, 12, 0, tzinfo=timezone.utc)
-    assert AuditEventV2(data=event.data, previous_hash="x", timestamp=stamp).to_dict()[
-        "timestamp"
-    ] == "2025-01-31T12:00:00+00:00"
+    assert (
+        AuditEventV2(data=event.data, previous_hash="x", timestamp=stamp).to_dict()["timestamp"]
+        == "2025-01-31T12:00:00+00:00"
+    )
 
 
 def test_in_memory_logger() -> None:

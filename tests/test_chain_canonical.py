@@ -24,7 +24,9 @@ weird_floats = st.one_of(
     ),
     st.integers(-(10**20), 10**20).map(float),
 )
-big_ints = st.one_of(st.integers(), st.integers(-(10**60), 10**60), st.just(2**63), st.just(-(2**63) - 1))
+big_ints = st.one_of(
+    st.integers(), st.integers(-(10**60), 10**60), st.just(2**63), st.just(-(2**63) - 1)
+)
 text = st.text(
     alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=12
 )
@@ -149,7 +151,13 @@ def test_blake3_entries(impl: ModuleType) -> None:
     blake3 = pytest.importorskip("blake3")
     data = original_data(1)
     c = dumps(
-        {"data": data, "event_id": "e", "previous_hash": "p", "sequence_number": 9, "timestamp": "t"}
+        {
+            "data": data,
+            "event_id": "e",
+            "previous_hash": "p",
+            "sequence_number": 9,
+            "timestamp": "t",
+        }
     )
     want = "blake3:" + blake3.blake3(c.encode()).hexdigest()
     assert impl.audit_event_hash("e", "t", 9, data, "p", "blake3") == want

@@ -123,7 +123,10 @@ def test_deleted_entry(tmp_path: Path) -> None:
     assert (r["kind"], r["line"], r["verified_count"]) == ("link", 5, 4)
     assert (r["expected"], r["got"]) == (expected, got)
     assert "deleted, inserted or reordered" in r["message"]
-    assert verify_jsonl_chain(p) == (False, f"Chain broken at line 5: expected {expected}, got {got}")
+    assert verify_jsonl_chain(p) == (
+        False,
+        f"Chain broken at line 5: expected {expected}, got {got}",
+    )
 
 
 def test_inserted_entry(tmp_path: Path) -> None:
@@ -269,7 +272,7 @@ def test_mixed_algorithms_and_unknown_prefix(tmp_path: Path, impl: ModuleType) -
     r = impl.audit_verify_files([str(write(tmp_path / "a.jsonl", lines))])
     assert (r["kind"], r["line"]) == ("field", 2)
     assert "names no known hash algorithm" in r["message"]
-    h, line = impl.audit_event_line("e", "t", 1, {}, GENESIS, None, "blake3")
+    _h, line = impl.audit_event_line("e", "t", 1, {}, GENESIS, None, "blake3")
     r = impl.audit_verify_files([str(write(tmp_path / "b.jsonl", [line.decode()]))])
     assert (r["kind"], r["line"]) == ("genesis", 1)
 
