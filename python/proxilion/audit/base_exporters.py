@@ -53,10 +53,27 @@ def _iter_entry_dicts(paths: Iterable[str | os.PathLike[str]]) -> Iterator[dict[
                 yield d
 
 
-def read_jsonl_events(path: str | os.PathLike[str]) -> Iterator[AuditEventV2]:
-    """Events of a JSONL audit file (blank lines and batch markers skipped)."""
+def read_jsonl_events(
+    path: str | os.PathLike[str], encryption_key: bytes | None = None
+) -> Iterator[AuditEventV2]:
+    """Events of a JSONL audit file (blank lines and batch markers skipped). Encrypted
+    payloads are decrypted and authenticated with ``encryption_key`` (``ValueError`` without
+    it or on a payload that does not authenticate); the events keep the stored envelope, so
+    ``verify_hash()`` still holds."""
+    from proxilion.audit.encryption import decrypt_data, is_encrypted
+
     for d in _iter_entry_dicts([path]):
-        yield AuditEventV2.from_dict(d)
+        if is_encrypted(d.get("data")):
+            if encryption_key is None:
+                raise ValueError(
+                    f"entry {d.get('event_id')!r} is encrypted: pass encryption_key to read it"
+                )
+            envelope = d["data"]
+            event = AuditEventV2.from_dict({**d, "data": decrypt_data(d, encryption_key)})
+            event.__dict__["_wire_data"] = envelope
+            yield event
+        else:
+            yield AuditEventV2.from_dict(d)
 
 
 def verify_jsonl_chain(path: str | os.PathLike[str]) -> tuple[bool, str | None]:

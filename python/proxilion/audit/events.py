@@ -279,12 +279,18 @@ class AuditEventV2:
     event_hash: str = ""
     merkle_index: int | None = None
 
+    def _data_dict(self) -> dict[str, Any]:
+        """The ``data`` member as written and hashed: the encryption envelope when the entry
+        was encrypted at rest (see :mod:`proxilion.audit.encryption`), else the plain dict."""
+        wire: dict[str, Any] | None = self.__dict__.get("_wire_data")
+        return wire if wire is not None else self.data.to_dict()
+
     def _hash(self, algorithm: str) -> str:
         h: str = impl.audit_event_hash(
             self.event_id,
             self.timestamp.isoformat(),
             self.sequence_number,
-            self.data.to_dict(),
+            self._data_dict(),
             self.previous_hash,
             algorithm,
         )
@@ -308,7 +314,7 @@ class AuditEventV2:
             self.event_id,
             self.timestamp.isoformat(),
             self.sequence_number,
-            self.data.to_dict(),
+            self._data_dict(),
             self.previous_hash,
             self.merkle_index,
             algorithm,
@@ -323,7 +329,7 @@ class AuditEventV2:
             "event_id": self.event_id,
             "timestamp": self.timestamp.isoformat(),
             "sequence_number": self.sequence_number,
-            "data": self.data.to_dict(),
+            "data": self._data_dict(),
             "previous_hash": self.previous_hash,
         }
         if include_hash:

@@ -90,6 +90,9 @@ class LoggerConfig:
     hash_algorithm: str = "sha256"
     #: Events kept in memory in ``logger.chain`` (the file keeps them all).
     memory_events: int = 1000
+    #: 32-byte AES-256-GCM key: encrypt each entry's ``data`` at rest (the chain still
+    #: verifies without the key). Never logged or shown in ``repr``.
+    encryption_key: bytes | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log_path = Path(self.log_path)
@@ -107,6 +110,11 @@ class LoggerConfig:
             )
         if self.memory_events < 1:
             raise ValueError(f"memory_events must be positive, got {self.memory_events}")
+        if self.encryption_key is not None and (
+            not isinstance(self.encryption_key, (bytes, bytearray))
+            or len(self.encryption_key) != 32
+        ):
+            raise ValueError("encryption_key must be 32 bytes (AES-256)")
 
     @classmethod
     def default(cls, log_path: str | Path) -> LoggerConfig:
@@ -391,6 +399,17 @@ class AuditLogger:
         writer = self._writer_now()
         if self.config.redaction_config is not None:
             event = _redacted(event, self.config.redaction_config)
+        key = self.config.encryption_key
+        if key is not None:
+            from proxilion.audit.encryption import encrypt_data
+
+            event.__dict__["_wire_data"] = encrypt_data(
+                event.data.to_dict(),
+                bytes(key),
+                event.event_id,
+                event.timestamp.isoformat(),
+                event.sequence_number,
+            )
         line = self.chain._append_encoded(event)
         return event, writer, writer.enqueue(line)
 
