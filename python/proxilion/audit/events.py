@@ -73,13 +73,16 @@ def _ensure_sequence_at_least(value: int) -> None:
         _sequence = max(_sequence, value)
 
 
+# Version nibble (bits 76-79) = 7, RFC 4122 variant (bits 62-63) = 0b10.
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_UUID_SET = (0x7 << 76) | (0x2 << 62)
+
+
 def _generate_uuid_v7() -> str:
     """UUIDv7-style id: 48-bit big-endian Unix milliseconds, then 10 random bytes."""
-    ms = time.time_ns() // 1_000_000
-    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
-    b[6] = (b[6] & 0x0F) | 0x70
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & _UUID_CLEAR | _UUID_SET
+    h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

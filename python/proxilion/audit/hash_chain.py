@@ -364,10 +364,12 @@ class BatchedHashChain:
     def _append_encoded(self, event: AuditEventV2) -> bytes:
         """As :meth:`append`, returning the JSONL line from the same native call."""
         with self._lock:
-            event.merkle_index = self._tree.leaf_count
+            tree = self._tree
+            event.merkle_index = len(tree._leaves)
             line = self.chain._append_encoded(event)
-            self._tree.add_leaf(event.event_hash)
-            if self._tree.leaf_count >= self.batch_size:
+            tree._leaves.append(event.event_hash)
+            tree._root = None
+            if len(tree._leaves) >= self.batch_size:
                 self.finalize_batch()
             return line
 

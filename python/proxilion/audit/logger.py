@@ -277,6 +277,7 @@ class AuditLogger:
         self._clock = clock or datetime.now
         self._lock = threading.RLock()
         self._writer: Any = None
+        self._writer_suffix = ""
         self._closed = False
         config.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.chain = BatchedHashChain(
@@ -290,18 +291,22 @@ class AuditLogger:
         """The files of this log, oldest first (all of a rotated log)."""
         return rotated_files(self.config)
 
-    def _current_path(self) -> Path:
+    _TIME_FORMATS: dict[RotationPolicy, str] = {  # noqa: RUF012 - constant
+        RotationPolicy.DAILY: "%Y%m%d",
+        RotationPolicy.HOURLY: "%Y%m%d_%H",
+        RotationPolicy.WEEKLY: "%Y_W%W",
+    }
+
+    def _current_suffix(self) -> str:
+        """The time suffix of the current file name ("" for NONE and SIZE rotation)."""
+        fmt = self._TIME_FORMATS.get(self.config.rotation)
+        return "" if fmt is None else self._clock().strftime(fmt)
+
+    def _path_for(self, suffix: str) -> Path:
         path = self.config.log_path
-        rot = self.config.rotation
-        if rot in (RotationPolicy.NONE, RotationPolicy.SIZE):
+        if not suffix:
             return path
-        now = self._clock()
-        fmt = {
-            RotationPolicy.DAILY: "%Y%m%d",
-            RotationPolicy.HOURLY: "%Y%m%d_%H",
-            RotationPolicy.WEEKLY: "%Y_W%W",
-        }[rot]
-        return path.with_name(f"{path.stem}_{now.strftime(fmt)}{path.suffix}")
+        return path.with_name(f"{path.stem}_{suffix}{path.suffix}")
 
     def _resume(self) -> None:
         files = self.files()
@@ -375,22 +380,26 @@ class AuditLogger:
     def _writer_now(self) -> Any:
         if self._closed:
             raise ValueError("I/O operation on closed audit logger")
-        path = self._current_path()
+        suffix = self._current_suffix()
         if self.config.rotation is RotationPolicy.SIZE:
+            path = self.config.log_path
             limit = self.config.max_size_mb * 1024 * 1024
-            size = (
-                self._writer.size
-                if self._writer is not None
-                else (path.stat().st_size if path.exists() else 0)
-            )
+            if self._writer is not None:
+                size = self._writer.size
+            else:
+                size = path.stat().st_size if path.exists() else 0
             if size >= limit:
                 self._rotate_size()
-        if self._writer is None or Path(self._writer.path) != path:
+        if self._writer is None or suffix != self._writer_suffix:
             if self._writer is not None:
                 self._writer.close()
             self._writer = impl.AuditFileWriter(
-                path, self.config.fsync, self.config.fsync_interval, self.config.sync_writes
+                self._path_for(suffix),
+                self.config.fsync,
+                self.config.fsync_interval,
+                self.config.sync_writes,
             )
+            self._writer_suffix = suffix
         return self._writer
 
     # -- logging ---------------------------------------------------------------------------

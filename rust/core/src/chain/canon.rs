@@ -300,19 +300,33 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>, skip: &[&str]) {
             out.push(b']');
         }
         Value::Object(items) => {
-            let mut order: Vec<&(JStr<'_>, Value<'_>)> = items
-                .iter()
-                .filter(|(k, _)| !skip.iter().any(|s| k.eq_str(s)))
-                .collect();
-            order.sort_by(|a, b| a.0.cmp_code_points(&b.0));
+            let keep = |k: &JStr<'_>| !skip.iter().any(|s| k.eq_str(s));
+            let sorted = items
+                .windows(2)
+                .all(|w| w[0].0.cmp_code_points(&w[1].0) == Ordering::Less);
             out.push(b'{');
-            for (i, (k, val)) in order.into_iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            let mut member = |k: &JStr<'_>, val: &Value<'_>| {
+                if !first {
                     out.push(b',');
                 }
+                first = false;
                 k.write(out);
                 out.push(b':');
                 write_value(out, val, &[]);
+            };
+            if sorted {
+                // Lines written canonically are already in order: no allocation.
+                for (k, val) in items.iter().filter(|(k, _)| keep(k)) {
+                    member(k, val);
+                }
+            } else {
+                let mut order: Vec<&(JStr<'_>, Value<'_>)> =
+                    items.iter().filter(|(k, _)| keep(k)).collect();
+                order.sort_by(|a, b| a.0.cmp_code_points(&b.0));
+                for (k, val) in order {
+                    member(k, val);
+                }
             }
             out.push(b'}');
         }
@@ -560,6 +574,7 @@ impl<'a> Parser<'a> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
+        let start = self.i;
         self.i += 1;
         let mut items: Vec<(JStr<'a>, Value<'a>)> = Vec::new();
         self.ws();
@@ -572,14 +587,7 @@ impl<'a> Parser<'a> {
             if self.b.get(self.i) != Some(&b'"') {
                 return Err(self.err("expecting property name enclosed in double quotes"));
             }
-            let key_pos = self.i;
             let key = self.string()?;
-            if items.iter().any(|(k, _)| *k == key) {
-                return Err(ParseError {
-                    pos: key_pos,
-                    msg: "duplicate key in object",
-                });
-            }
             self.ws();
             if self.b.get(self.i) != Some(&b':') {
                 return Err(self.err("expecting ':' delimiter"));
@@ -592,6 +600,12 @@ impl<'a> Parser<'a> {
             match self.b.get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
+                    if has_duplicate_key(&items) {
+                        return Err(ParseError {
+                            pos: start,
+                            msg: "duplicate key in object",
+                        });
+                    }
                     self.i += 1;
                     return Ok(Value::Object(items));
                 }
@@ -599,6 +613,23 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// Whether two keys of an object are the same string (compared by code point, so `"a"` and
+/// `"\u0061"` are the same key). `O(n log n)`, so a huge crafted object cannot stall a
+/// verification.
+fn has_duplicate_key(items: &[(JStr<'_>, Value<'_>)]) -> bool {
+    if items.len() <= 16 {
+        return items.iter().enumerate().any(|(i, (a, _))| {
+            items[..i]
+                .iter()
+                .any(|(b, _)| a.cmp_code_points(b) == Ordering::Equal)
+        });
+    }
+    let mut keys: Vec<&JStr<'_>> = items.iter().map(|(k, _)| k).collect();
+    keys.sort_by(|a, b| a.cmp_code_points(b));
+    keys.windows(2)
+        .any(|w| w[0].cmp_code_points(w[1]) == Ordering::Equal)
 }
 
 #[cfg(test)]
@@ -694,6 +725,7 @@ mod tests {
             "\"\\x\"",
             "\"\\u12\"",
             "{\"a\":1,\"a\":2}",
+            "{\"a\":1,\"\\u0061\":2}",
             "\"a\u{1}\"",
             "01",
             "-",
@@ -713,5 +745,22 @@ mod tests {
         assert!(parse("1e").is_err());
         assert_eq!(parse("1.5e3").unwrap(), Value::Float(1500.0));
         assert_eq!(parse("-12").unwrap(), Value::Int("-12"));
+    }
+}
+
+#[cfg(test)]
+mod dup_tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_in_large_objects() {
+        let mut text = String::from("{");
+        for i in 0..5000 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        let ok = format!("{}\"z\":0}}", text);
+        assert!(parse(&ok).is_ok());
+        let dup = format!("{}\"k4999\":0}}", text);
+        assert_eq!(parse(&dup).unwrap_err().msg, "duplicate key in object");
     }
 }

@@ -354,12 +354,16 @@ fn check_checkpoints(st: &mut State) -> Result<(), Fault> {
     Ok(())
 }
 
-fn text_field(v: &canon::Value<'_>, key: &str, at: &str) -> Result<String, Fault> {
+fn text_field<'v>(
+    v: &'v canon::Value<'_>,
+    key: &str,
+    at: &dyn Fn() -> String,
+) -> Result<std::borrow::Cow<'v, str>, Fault> {
     match v.get(key).and_then(canon::Value::as_text) {
-        Some(s) => Ok(s.into_owned()),
+        Some(s) => Ok(s),
         None => Err(fault(
             ErrorKind::Field,
-            format!("{at}: field '{key}' is missing or not a string"),
+            format!("{}: field '{key}' is missing or not a string", at()),
         )),
     }
 }
@@ -371,23 +375,27 @@ fn check_line(
     lineno: u64,
     first_of_file: bool,
 ) -> Result<(), Fault> {
-    let at = format!("{name} line {lineno}");
+    // Messages are built only on the error path.
+    let at = || format!("{name} line {lineno}");
     let text = std::str::from_utf8(raw).map_err(|e| {
         fault(
             ErrorKind::Encoding,
-            format!("{at}: not valid UTF-8 at byte {}", e.valid_up_to()),
+            format!("{}: not valid UTF-8 at byte {}", at(), e.valid_up_to()),
         )
     })?;
     if text.trim().is_empty() {
         return Ok(());
     }
     let v = canon::parse(text).map_err(|e| {
-        let mut f = fault(ErrorKind::Parse, format!("{at}: not valid JSON: {e}"));
+        let mut f = fault(ErrorKind::Parse, format!("{}: not valid JSON: {e}", at()));
         f.got = Some(e.to_string());
         f
     })?;
     if !matches!(v, canon::Value::Object(_)) {
-        return Err(fault(ErrorKind::Parse, format!("{at}: not a JSON object")));
+        return Err(fault(
+            ErrorKind::Parse,
+            format!("{}: not a JSON object", at()),
+        ));
     }
     if let Some(t) = v.get("_type") {
         if t.as_text().as_deref() == Some("batch_marker") {
@@ -401,13 +409,16 @@ fn check_line(
     if !matches!(v.get("sequence_number"), Some(canon::Value::Int(_))) {
         return Err(fault(
             ErrorKind::Field,
-            format!("{at}: field 'sequence_number' is missing or not an integer"),
+            format!(
+                "{}: field 'sequence_number' is missing or not an integer",
+                at()
+            ),
         ));
     }
     if !matches!(v.get("data"), Some(canon::Value::Object(_))) {
         return Err(fault(
             ErrorKind::Field,
-            format!("{at}: field 'data' is missing or not an object"),
+            format!("{}: field 'data' is missing or not an object", at()),
         ));
     }
     let stored = text_field(&v, "event_hash", &at)?;
@@ -415,7 +426,10 @@ fn check_line(
     let Some(alg) = HashAlg::from_hash(&stored) else {
         return Err(fault(
             ErrorKind::Field,
-            format!("{at}: event_hash {stored:?} names no known hash algorithm"),
+            format!(
+                "{}: event_hash {stored:?} names no known hash algorithm",
+                at()
+            ),
         ));
     };
     match st.alg {
@@ -424,7 +438,8 @@ fn check_line(
             return Err(fault(
                 ErrorKind::Algorithm,
                 format!(
-                    "{at}: entry hashed with {} in a {} chain",
+                    "{}: entry hashed with {} in a {} chain",
+                    at(),
                     alg.name(),
                     a.name()
                 ),
@@ -440,11 +455,12 @@ fn check_line(
                     status: Status::Tampered,
                     kind: ErrorKind::Genesis,
                     message: format!(
-                        "{at}: the first entry does not link to the genesis hash (its \
-                         previous_hash is {previous}): entries before it were removed"
+                        "{}: the first entry does not link to the genesis hash (its \
+                         previous_hash is {previous}): entries before it were removed",
+                        at()
                     ),
                     expected: Some(genesis.to_string()),
-                    got: Some(previous),
+                    got: Some(previous.into_owned()),
                 });
             }
         }
@@ -461,11 +477,12 @@ fn check_line(
                     status: Status::Tampered,
                     kind: ErrorKind::Link,
                     message: format!(
-                        "{at}: chain broken: previous_hash is {previous} but the entry before \
-                         it has hash {p} ({why})"
+                        "{}: chain broken: previous_hash is {previous} but the entry before \
+                         it has hash {p} ({why})",
+                        at()
                     ),
                     expected: Some(p.clone()),
-                    got: Some(previous),
+                    got: Some(previous.into_owned()),
                 });
             }
         }
@@ -473,27 +490,33 @@ fn check_line(
     }
     st.canon.clear();
     canon::write_value(&mut st.canon, &v, &["event_hash", "merkle_index"]);
-    let computed = alg.tagged_hex(&st.canon);
-    if computed != stored {
+    let digest = alg.digest(&st.canon);
+    let stored_digest = parse_tagged(&stored).map(|(_, d)| d);
+    if stored_digest != Some(digest) {
+        let computed = alg.tagged_hex(&st.canon);
         let mut f = fault(
             ErrorKind::Hash,
             format!(
-                "{at}: invalid hash: the entry's content hashes to {computed} but its \
-                 event_hash is {stored} (the entry was edited)"
+                "{}: invalid hash: the entry's content hashes to {computed} but its \
+                 event_hash is {stored} (the entry was edited)",
+                at()
             ),
         );
         f.expected = Some(computed);
-        f.got = Some(stored);
+        f.got = Some(stored.into_owned());
         return Err(f);
     }
-    // `computed == stored` and it is well-formed, so this cannot fail.
-    let digest = parse_tagged(&stored).map(|(_, d)| d).unwrap_or([0; 32]);
-    let lh = leaf_hash(&digest);
-    st.range.push_leaf_hash(lh);
+    st.range.push_leaf_hash(leaf_hash(&digest));
     if st.collect {
         st.digests.push(digest);
     }
-    st.prev = Some(stored);
+    match &mut st.prev {
+        Some(p) => {
+            p.clear();
+            p.push_str(&stored);
+        }
+        None => st.prev = Some(stored.into_owned()),
+    }
     st.count += 1;
     Ok(())
 }
