@@ -205,3 +205,29 @@ def test_verify_consistency_1m(benchmark: Any, impl: ModuleType, trees: dict[str
     proof = tree.consistency_proof(654_321, MERKLE_LEAVES)
     a, b = tree.root(654_321), tree.root(MERKLE_LEAVES)
     assert benchmark(impl.merkle_verify_consistency, 654_321, MERKLE_LEAVES, a, b, proof)
+
+
+def _log_threads(logger: AuditLogger, threads: int = 4, per_thread: int = 25) -> None:
+    import threading
+
+    def work() -> None:
+        for _ in range(per_thread):
+            _log(logger)
+
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+@pytest.mark.benchmark(group="audit_log_authorization_always_4threads_100entries")
+def test_log_authorization_fsync_always_group_commit(
+    benchmark: Any, backend: ModuleType, make_logger: Any
+) -> None:
+    logger = make_logger("always")
+    benchmark.pedantic(_log_threads, args=(logger,), rounds=5, iterations=1)
+    stats = logger._writer.stats()
+    benchmark.extra_info["entries"] = 500
+    benchmark.extra_info["fsyncs"] = stats["syncs"]
+    assert stats["syncs"] <= 500

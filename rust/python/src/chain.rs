@@ -52,13 +52,6 @@ impl Key<'_> {
     }
 }
 
-fn str_key<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Key<'a>> {
-    match s.to_str() {
-        Ok(t) => Ok(Key::Text(std::borrow::Cow::Borrowed(t))),
-        Err(_) => Ok(Key::Points(code_points(s)?)),
-    }
-}
-
 /// The JSON text Python gives a non-str dict key (after sorting, as `json` does).
 fn other_key(k: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(f) = k.cast::<PyFloat>() {
@@ -132,8 +125,13 @@ impl Encoder {
             self.out
                 .extend_from_slice(if b.is_true() { b"true" } else { b"false" });
         } else if o.cast::<PyInt>().is_ok() {
-            let t = int_text(o)?;
-            self.out.extend_from_slice(t.as_bytes());
+            match o.extract::<i64>() {
+                Ok(v) => canon::write_i64(&mut self.out, v),
+                Err(_) => {
+                    let t = int_text(o)?;
+                    self.out.extend_from_slice(t.as_bytes());
+                }
+            }
         } else if let Ok(f) = o.cast::<PyFloat>() {
             canon::write_float(&mut self.out, f.value());
         } else if let Ok(l) = o.cast::<PyList>() {
@@ -173,17 +171,37 @@ impl Encoder {
     }
 
     fn dict(&mut self, d: &Bound<'_, PyDict>) -> PyResult<()> {
-        let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = d.iter().collect();
-        let all_str = items.iter().all(|(k, _)| k.cast::<PyString>().is_ok());
+        // One pass: borrow the text of every str key; stop at the first other key.
+        let mut keyed: Vec<(Key<'_>, Bound<'_, PyAny>)> = Vec::with_capacity(d.len());
+        let mut strs: Vec<Bound<'_, PyString>> = Vec::new();
+        let mut all_str = true;
+        for (k, v) in d.iter() {
+            match k.cast_into::<PyString>() {
+                Ok(s) => match s.to_str() {
+                    Ok(_) => strs.push(s),
+                    Err(_) => {
+                        let cps = code_points(&s)?;
+                        keyed.push((Key::Points(cps), v));
+                        continue;
+                    }
+                },
+                Err(_) => {
+                    all_str = false;
+                    break;
+                }
+            }
+            keyed.push((Key::Text(std::borrow::Cow::Borrowed("")), v));
+        }
         self.out.push(b'{');
         if all_str {
-            let strs: Vec<Bound<'_, PyString>> = items
-                .iter()
-                .map(|(k, _)| k.cast::<PyString>().cloned())
-                .collect::<Result<_, _>>()?;
-            let mut keyed: Vec<(Key<'_>, &Bound<'_, PyAny>)> = Vec::with_capacity(items.len());
-            for (s, (_, v)) in strs.iter().zip(items.iter()) {
-                keyed.push((str_key(s)?, v));
+            // Fill in the borrowed texts now that `strs` no longer grows.
+            let mut it = strs.iter();
+            for (k, _) in keyed.iter_mut() {
+                if let Key::Text(t) = k {
+                    if let Some(s) = it.next() {
+                        *t = std::borrow::Cow::Borrowed(s.to_str()?);
+                    }
+                }
             }
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             for (i, (k, v)) in keyed.iter().enumerate() {
@@ -195,6 +213,7 @@ impl Encoder {
                 self.value(v)?;
             }
         } else {
+            drop(keyed);
             // Mixed or non-str keys: let Python sort the items exactly as `json` does
             // (raising its TypeError for keys that do not compare), then convert the keys.
             let sorted = d
