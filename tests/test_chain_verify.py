@@ -12,6 +12,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from original_audit import (
     GENESIS,
@@ -320,3 +322,33 @@ def test_progress_callback_and_digests(tmp_path: Path, impl: ModuleType) -> None
 def test_bad_checkpoint_argument(impl: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be 32 bytes"):
         impl.audit_verify_files([str(tmp_path / "x")], [(1, b"short")])
+
+
+_FUZZ_LOG = "".join(original_lines(6))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_FUZZ_LOG.encode()) - 1), st.integers(0, 255)),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_random_corruption_is_never_valid_and_both_verifiers_agree(
+    tmp_path: Path, edits: list[tuple[int, int]]
+) -> None:
+    data = bytearray(_FUZZ_LOG.encode())
+    for pos, byte in edits:
+        data[pos] = byte
+    p = tmp_path / "fuzz.jsonl"
+    p.write_bytes(bytes(data))
+    r = run([p])  # asserts native == reference
+    if bytes(data) != _FUZZ_LOG.encode() and r["valid"]:
+        # Only a change that leaves every entry's parsed content equal can pass, e.g.
+        # whitespace between tokens or an equivalent escape.
+        good = [json.loads(x) for x in _FUZZ_LOG.splitlines()]
+        got = [json.loads(x) for x in bytes(data).decode().splitlines()]
+        assert got == good
