@@ -385,21 +385,56 @@ def create_authorization_event(
     if redaction_config is not None:
         arguments = redact_sensitive_data(arguments, redaction_config)
         attributes = redact_sensitive_data(attributes, redaction_config)
-    data = AuditEventData(
+    data = _authorization_data(
+        user_id,
+        user_roles,
+        tool_name,
+        arguments,
+        allowed,
+        reason,
+        policies_evaluated,
+        session_id,
+        attributes,
+        agent_id,
+        agent_capabilities,
+        agent_trust_score,
+        None,
+    )
+    return AuditEventV2(data=data, previous_hash=previous_hash)
+
+
+def _authorization_data(
+    user_id: str,
+    user_roles: list[str],
+    tool_name: str,
+    tool_arguments: dict[str, Any],
+    allowed: bool,
+    reason: str | None,
+    policies_evaluated: list[str] | None,
+    session_id: str | None,
+    user_attributes: dict[str, Any] | None,
+    agent_id: str | None,
+    agent_capabilities: list[str] | None,
+    agent_trust_score: float | None,
+    execution_result: dict[str, Any] | None,
+) -> AuditEventData:
+    """The data of an authorization decision (the tool-call time is now)."""
+    return AuditEventData(
         event_type=EventType.AUTHORIZATION_GRANTED if allowed else EventType.AUTHORIZATION_DENIED,
         user_id=user_id,
         user_roles=list(user_roles),
         session_id=session_id,
-        user_attributes=attributes,
+        user_attributes=dict(user_attributes or {}),
         agent_id=agent_id,
         agent_capabilities=list(agent_capabilities or []),
         agent_trust_score=agent_trust_score,
         tool_name=tool_name,
-        tool_arguments=arguments,
+        tool_arguments=dict(tool_arguments),
         tool_timestamp=_utcnow(),
         authorization_allowed=allowed,
         authorization_reason=reason,
         policies_evaluated=list(policies_evaluated or []),
         authorization_metadata={},
+        execution_result=execution_result,
+        error_message=None,
     )
-    return AuditEventV2(data=data, previous_hash=previous_hash)

@@ -31,7 +31,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -39,10 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from proxilion._backend import impl
 from proxilion.audit.events import (
-    AuditEventData,
     AuditEventV2,
-    EventType,
     RedactionConfig,
+    _authorization_data,
     _ensure_sequence_at_least,
     redact_sensitive_data,
 )
@@ -224,42 +223,6 @@ def _redacted(event: AuditEventV2, config: RedactionConfig) -> AuditEventV2:
         event_id=event.event_id,
         timestamp=event.timestamp,
         sequence_number=event.sequence_number,
-    )
-
-
-def _authorization_data(
-    user_id: str,
-    user_roles: list[str],
-    tool_name: str,
-    tool_arguments: dict[str, Any],
-    allowed: bool,
-    reason: str | None,
-    policies_evaluated: list[str] | None,
-    session_id: str | None,
-    user_attributes: dict[str, Any] | None,
-    agent_id: str | None,
-    agent_capabilities: list[str] | None,
-    agent_trust_score: float | None,
-    execution_result: dict[str, Any] | None,
-) -> AuditEventData:
-    return AuditEventData(
-        event_type=EventType.AUTHORIZATION_GRANTED if allowed else EventType.AUTHORIZATION_DENIED,
-        user_id=user_id,
-        user_roles=list(user_roles),
-        session_id=session_id,
-        user_attributes=dict(user_attributes or {}),
-        agent_id=agent_id,
-        agent_capabilities=list(agent_capabilities or []),
-        agent_trust_score=agent_trust_score,
-        tool_name=tool_name,
-        tool_arguments=dict(tool_arguments),
-        tool_timestamp=datetime.now(timezone.utc),
-        authorization_allowed=allowed,
-        authorization_reason=reason,
-        policies_evaluated=list(policies_evaluated or []),
-        authorization_metadata={},
-        execution_result=execution_result,
-        error_message=None,
     )
 
 

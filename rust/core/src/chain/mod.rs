@@ -109,17 +109,7 @@ pub struct EntryHead<'a> {
 /// Canonical bytes of an entry whose `data` member was already encoded as `data_json`:
 /// `{"data":..,"event_id":..,"previous_hash":..,"sequence_number":..,"timestamp":..}`.
 pub fn canonical_entry(out: &mut Vec<u8>, head: &EntryHead<'_>, data_json: &[u8]) {
-    out.extend_from_slice(b"{\"data\":");
-    out.extend_from_slice(data_json);
-    out.extend_from_slice(b",\"event_id\":");
-    canon::write_str(out, head.event_id);
-    out.extend_from_slice(b",\"previous_hash\":");
-    canon::write_str(out, head.previous_hash);
-    out.extend_from_slice(b",\"sequence_number\":");
-    out.extend_from_slice(head.sequence_number.as_bytes());
-    out.extend_from_slice(b",\"timestamp\":");
-    canon::write_str(out, head.timestamp);
-    out.push(b'}');
+    write_entry(out, head, data_json, None);
 }
 
 /// The JSONL line of an entry (with `event_hash`, optional `merkle_index`, and `\n`): the
@@ -132,13 +122,26 @@ pub fn entry_line(
     event_hash: &str,
     merkle_index: Option<i64>,
 ) {
+    write_entry(out, head, data_json, Some((event_hash, merkle_index)));
+    out.push(b'\n');
+}
+
+/// Members in sorted key order; `hashed` adds `event_hash` and `merkle_index`.
+fn write_entry(
+    out: &mut Vec<u8>,
+    head: &EntryHead<'_>,
+    data_json: &[u8],
+    hashed: Option<(&str, Option<i64>)>,
+) {
     out.extend_from_slice(b"{\"data\":");
     out.extend_from_slice(data_json);
-    out.extend_from_slice(b",\"event_hash\":");
-    canon::write_str(out, event_hash);
+    if let Some((event_hash, _)) = hashed {
+        out.extend_from_slice(b",\"event_hash\":");
+        canon::write_str(out, event_hash);
+    }
     out.extend_from_slice(b",\"event_id\":");
     canon::write_str(out, head.event_id);
-    if let Some(i) = merkle_index {
+    if let Some((_, Some(i))) = hashed {
         out.extend_from_slice(b",\"merkle_index\":");
         canon::write_i64(out, i);
     }
@@ -148,7 +151,7 @@ pub fn entry_line(
     out.extend_from_slice(head.sequence_number.as_bytes());
     out.extend_from_slice(b",\"timestamp\":");
     canon::write_str(out, head.timestamp);
-    out.extend_from_slice(b"}\n");
+    out.push(b'}');
 }
 
 #[cfg(test)]
