@@ -242,6 +242,8 @@ def test_gzip_rotated_files(tmp_path: Path) -> None:
         (b"[1,2]\n", "parse", "tampered"),
         (b'{"a":1,"a":2}\n', "parse", "tampered"),
         (b'{"event_id":"x"}\n', "field", "tampered"),
+        (b"\x1c\n", "parse", "tampered"),
+        (b"\n\x0b", "torn", "torn"),
         (b"\x1f\x8b\x08garbage that is not gzip\n", "io", "unreadable"),
     ],
 )
@@ -352,3 +354,26 @@ def test_random_corruption_is_never_valid_and_both_verifiers_agree(
         good = [json.loads(x) for x in _FUZZ_LOG.splitlines()]
         got = [json.loads(x) for x in bytes(data).decode().splitlines()]
         assert got == good
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_verification_releases_the_gil(tmp_path: Path, backend: str) -> None:
+    """The verifier reads a pipe that only this (Python) thread feeds: if the native call
+    held the GIL while blocked reading, the feeding code could never run."""
+    import threading
+
+    impl = _core if backend == "native" else _reference
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    result: dict[str, Any] = {}
+    t = threading.Thread(
+        target=lambda: result.update(impl.audit_verify_files([str(fifo)])), daemon=True
+    )
+    t.start()
+    with open(fifo, "w", encoding="utf-8") as f:
+        for line in original_lines(50):
+            f.write(line)
+    t.join(timeout=60)
+    assert not t.is_alive()
+    assert result["valid"] and result["verified_count"] == 50

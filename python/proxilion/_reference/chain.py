@@ -21,6 +21,7 @@ from typing import IO, Any, cast
 AUDIT_GENESIS_HASH = "sha256:" + "0" * 64
 _GENESIS = {"sha256": AUDIT_GENESIS_HASH, "blake3": "blake3:" + "0" * 64}
 _PROGRESS_EVERY = 4 << 20
+_JSON_WS = " \t\r\n"
 _BUFFER_LIMIT = 64 * 1024
 
 
@@ -413,7 +414,7 @@ def _check_line(st: _State, raw: bytes, name: str, lineno: int, first_of_file: b
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise _Fault("encoding", f"{at}: not valid UTF-8 at byte {e.start}") from None
-    if not text.strip():
+    if not text.strip(_JSON_WS):
         return
     try:
         v = json.loads(text, object_pairs_hook=_no_dupes)
@@ -513,11 +514,18 @@ def _check_checkpoints(st: _State) -> None:
 
 
 def _open(path: str) -> IO[bytes]:
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return open(path, "rb")
+    # Peek at the magic bytes through the buffer (no second open: works on pipes too).
+    f = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    try:
+        gz = f.peek(2)[:2] == b"\x1f\x8b"
+    except OSError:
+        f.close()
+        raise
+    if gz:
+        g = gzip.GzipFile(fileobj=f, mode="rb")
+        g.myfileobj = f  # type: ignore[assignment]  # closed with it, as gzip.open does
+        return cast(IO[bytes], g)
+    return f
 
 
 def audit_verify_files(
@@ -566,7 +574,7 @@ def audit_verify_files(
                         progress(nbytes)
                         next_progress = nbytes + _PROGRESS_EVERY
                     if not raw.endswith(b"\n"):
-                        if raw.isspace():
+                        if not raw.strip(_JSON_WS.encode()):
                             break
                         msg = (
                             f"{name} line {lineno}: torn last line ({len(raw)} bytes without a "

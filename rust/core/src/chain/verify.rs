@@ -17,7 +17,7 @@
 //! by their magic bytes and decompressed on the fly.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::canon;
@@ -171,18 +171,21 @@ struct State {
 
 const PROGRESS_EVERY: u64 = 4 << 20;
 
+/// JSON whitespace: a line of only these is blank and skipped.
+fn is_json_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 fn open(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
-    let mut f = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic)?;
-    let f = File::open(path)?;
-    if n == 2 && magic == [0x1f, 0x8b] {
+    // Peek at the magic bytes through the buffer (no second open: works on pipes too).
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+    if r.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(BufReader::with_capacity(
             1 << 20,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, f)),
+            flate2::bufread::MultiGzDecoder::new(r),
         )))
     } else {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+        Ok(Box::new(r))
     }
 }
 
@@ -261,7 +264,7 @@ pub fn verify_files(paths: &[PathBuf], opts: &Options, progress: &mut dyn FnMut(
                 next_progress = bytes + PROGRESS_EVERY;
             }
             if buf.last() != Some(&b'\n') {
-                if buf.iter().all(u8::is_ascii_whitespace) {
+                if buf.iter().all(|b| is_json_ws(*b)) {
                     break;
                 }
                 let f = fault(
@@ -383,7 +386,7 @@ fn check_line(
             format!("{}: not valid UTF-8 at byte {}", at(), e.valid_up_to()),
         )
     })?;
-    if text.trim().is_empty() {
+    if raw.iter().all(|b| is_json_ws(*b)) {
         return Ok(());
     }
     let v = canon::parse(text).map_err(|e| {
