@@ -512,3 +512,10 @@ def test_exporters(tmp_path: Path) -> None:
         ex.export_chain(chain)
     assert len(seen) == 2
     assert buf.getvalue().splitlines()[0] == event.to_json()
+
+
+def test_resume_refuses_an_unreadable_tail(tmp_path: Path) -> None:
+    p = tmp_path / "audit.jsonl"
+    p.write_text('{"not": "an entry"\n')
+    with pytest.raises(ValueError, match="cannot resume the audit chain"):
+        AuditLogger(config(p))

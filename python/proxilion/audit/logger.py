@@ -229,6 +229,11 @@ def _redacted(event: AuditEventV2, config: RedactionConfig) -> AuditEventV2:
 class AuditLogger:
     """Tamper-evident JSONL audit log (thread-safe; a context manager).
 
+    Opening a log that already has entries resumes its chain from the last entry (a torn
+    last line is moved to ``<file>.torn`` first). If that last line is not a readable entry
+    (or uses another hash algorithm) the constructor raises ``ValueError`` rather than start
+    a chain that could never verify: verify the log and repair or move it first.
+
     ``clock`` (keyword-only) returns the local time used for rotated file names; it exists
     for tests.
     """

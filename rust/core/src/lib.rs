@@ -7,7 +7,7 @@
 //! Areas (see DESIGN.md):
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
 //! - `scan`: multi-pattern injection scanning (input/output guards).
-//! - [`chain`]: canonical audit-entry bytes, hash chains, Merkle proofs, log writer.
+//! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
 //! - `limit`: lock-free GCRA token buckets.
 //! - `stats`: Welford / EWMA accumulators and z-scores.
 
