@@ -184,19 +184,28 @@ pub fn write_i64(out: &mut Vec<u8>, v: i64) {
 // Parsed values
 // ------------------------------------------------------------------------------------------
 
-/// A JSON string as read from a line: the raw text when it had no escapes, else its UTF-16
-/// code units (which is exactly what `ensure_ascii` writes back, lone surrogates included).
+/// A JSON string as read from a line: the raw text when it had no escapes (`Plain` when it
+/// is printable ASCII, which is written back as is), else its UTF-16 code units (which is
+/// exactly what `ensure_ascii` writes back, lone surrogates included).
 #[derive(Debug, Clone, PartialEq)]
 pub enum JStr<'a> {
+    Plain(&'a str),
     Raw(&'a str),
     Units(Vec<u16>),
 }
 
 impl JStr<'_> {
+    fn text(&self) -> Option<&str> {
+        match self {
+            JStr::Plain(s) | JStr::Raw(s) => Some(s),
+            JStr::Units(_) => None,
+        }
+    }
+
     /// Code points, Python style: valid surrogate pairs combine, lone surrogates stay.
     pub fn code_points(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self {
-            JStr::Raw(s) => Box::new(s.chars().map(|c| c as u32)),
+            JStr::Plain(s) | JStr::Raw(s) => Box::new(s.chars().map(|c| c as u32)),
             JStr::Units(u) => Box::new(char::decode_utf16(u.iter().copied()).map(|r| {
                 r.map(|c| c as u32)
                     .unwrap_or_else(|e| e.unpaired_surrogate() as u32)
@@ -207,21 +216,26 @@ impl JStr<'_> {
     /// The text, if it has no lone surrogate.
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match self {
-            JStr::Raw(s) => Some(Cow::Borrowed(s)),
+            JStr::Plain(s) | JStr::Raw(s) => Some(Cow::Borrowed(s)),
             JStr::Units(u) => String::from_utf16(u).ok().map(Cow::Owned),
         }
     }
 
     fn cmp_code_points(&self, other: &JStr<'_>) -> Ordering {
-        match (self, other) {
+        match (self.text(), other.text()) {
             // UTF-8 byte order is code point order.
-            (JStr::Raw(a), JStr::Raw(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Some(a), Some(b)) => a.as_bytes().cmp(b.as_bytes()),
             _ => self.code_points().cmp(other.code_points()),
         }
     }
 
     fn write(&self, out: &mut Vec<u8>) {
         match self {
+            JStr::Plain(s) => {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            }
             JStr::Raw(s) => write_str(out, s),
             JStr::Units(u) => {
                 out.push(b'"');
@@ -235,7 +249,7 @@ impl JStr<'_> {
 
     fn eq_str(&self, s: &str) -> bool {
         match self {
-            JStr::Raw(r) => *r == s,
+            JStr::Plain(r) | JStr::Raw(r) => *r == s,
             JStr::Units(u) => u.iter().copied().eq(s.encode_utf16()),
         }
     }
@@ -490,6 +504,7 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<JStr<'a>, ParseError> {
         self.i += 1; // opening quote
         let start = self.i;
+        let mut plain = true;
         loop {
             let Some(&c) = self.b.get(self.i) else {
                 return Err(self.err("unterminated string"));
@@ -498,10 +513,18 @@ impl<'a> Parser<'a> {
                 b'"' => {
                     let raw = &self.s[start..self.i];
                     self.i += 1;
-                    return Ok(JStr::Raw(raw));
+                    return Ok(if plain {
+                        JStr::Plain(raw)
+                    } else {
+                        JStr::Raw(raw)
+                    });
                 }
                 b'\\' => break,
                 0x00..=0x1f => return Err(self.err("invalid control character in string")),
+                0x7f.. => {
+                    plain = false;
+                    self.i += 1;
+                }
                 _ => self.i += 1,
             }
         }
@@ -576,7 +599,7 @@ impl<'a> Parser<'a> {
     fn object(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
         let start = self.i;
         self.i += 1;
-        let mut items: Vec<(JStr<'a>, Value<'a>)> = Vec::new();
+        let mut items: Vec<(JStr<'a>, Value<'a>)> = Vec::with_capacity(8);
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
