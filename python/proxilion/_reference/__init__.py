@@ -7,6 +7,18 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 
 from __future__ import annotations
 
+from proxilion._reference.chain import (
+    AUDIT_GENESIS_HASH,
+    AuditFileWriter,
+    MerkleLog,
+    audit_event_hash,
+    audit_event_line,
+    audit_verify_files,
+    canonical_json,
+    merkle_leaf_hash,
+    merkle_verify_consistency,
+    merkle_verify_inclusion,
+)
 from proxilion._reference.limit import GcraLimiter
 from proxilion._reference.mac import (
     blake3_keyed_hex,
@@ -21,15 +33,25 @@ from proxilion._reference.sign import SigningKeys, py_float_repr, role_injection
 __version__ = "0.1.0"
 
 __all__ = [
+    "AUDIT_GENESIS_HASH",
+    "AuditFileWriter",
     "GcraLimiter",
+    "MerkleLog",
     "SigningKeys",
     "__version__",
+    "audit_event_hash",
+    "audit_event_line",
+    "audit_verify_files",
     "blake3_keyed_hex",
     "build_info",
+    "canonical_json",
     "constant_time_eq",
     "hmac_sha256",
     "hmac_sha256_hex",
     "hmac_sha256_verify",
+    "merkle_leaf_hash",
+    "merkle_verify_consistency",
+    "merkle_verify_inclusion",
     "py_float_repr",
     "role_injection_rule",
     "sha256_hex",
@@ -48,5 +70,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac", "limit", "sign"],
+        "features": ["chain", "limit", "mac", "sign"],
     }

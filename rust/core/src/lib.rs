@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod limit;
 pub mod mac;
 pub mod sign;

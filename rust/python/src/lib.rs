@@ -9,6 +9,7 @@
 
 use pyo3::prelude::*;
 
+mod chain;
 mod convert;
 mod limit;
 mod mac;
@@ -37,7 +38,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("target_arch", std::env::consts::ARCH)?;
     d.set_item("target_os", std::env::consts::OS)?;
     d.set_item("abi3", "cp310")?;
-    d.set_item("features", vec!["mac", "limit", "sign"])?;
+    d.set_item("features", vec!["chain", "limit", "mac", "sign"])?;
     Ok(d)
 }
 
@@ -46,6 +47,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", proxilion_core::VERSION)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    chain::register(m)?;
     mac::register(m)?;
     limit::register(m)?;
     sign::register(m)?;

@@ -1,0 +1,700 @@
+//! `proxilion._core` audit-chain functions: canonical JSON of Python objects (one walk per
+//! call), entry hashing and line encoding, streaming file verification (GIL released), the
+//! group-committing log writer and the RFC 6962 Merkle log.
+
+use std::cmp::Ordering;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyRecursionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use proxilion_core::chain as core;
+use proxilion_core::chain::canon;
+use proxilion_core::chain::merkle::{self, Hash};
+use proxilion_core::chain::verify;
+use proxilion_core::chain::writer::{FsyncPolicy, LogWriter, WriteError};
+
+// ------------------------------------------------------------------------------------------
+// Canonical JSON of a Python object
+// ------------------------------------------------------------------------------------------
+
+/// The text of a `str` as code points, when it holds lone surrogates (not UTF-8 encodable).
+fn code_points(s: &Bound<'_, PyString>) -> PyResult<Vec<u32>> {
+    let b = s.call_method1("encode", ("utf-32-le", "surrogatepass"))?;
+    let b = b.cast::<PyBytes>()?.as_bytes();
+    Ok(b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+enum Key<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Points(Vec<u32>),
+}
+
+impl Key<'_> {
+    fn cmp(&self, other: &Key<'_>) -> Ordering {
+        match (self, other) {
+            (Key::Text(a), Key::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Key::Text(a), Key::Points(b)) => a.chars().map(|c| c as u32).cmp(b.iter().copied()),
+            (Key::Points(a), Key::Text(b)) => a.iter().copied().cmp(b.chars().map(|c| c as u32)),
+            (Key::Points(a), Key::Points(b)) => a.cmp(b),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Key::Text(s) => canon::write_str(out, s),
+            Key::Points(p) => canon::write_code_points(out, p.iter().copied()),
+        }
+    }
+}
+
+/// The JSON text Python gives a non-str dict key (after sorting, as `json` does).
+fn other_key(k: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(f) = k.cast::<PyFloat>() {
+        return Ok(canon::float_repr(f.value()));
+    }
+    if let Ok(b) = k.cast::<PyBool>() {
+        return Ok(if b.is_true() { "true" } else { "false" }.to_string());
+    }
+    if k.is_none() {
+        return Ok("null".to_string());
+    }
+    if k.cast::<PyInt>().is_ok() {
+        return int_text(k);
+    }
+    Err(PyTypeError::new_err(format!(
+        "keys must be str, int, float, bool or None, not {}",
+        k.get_type().name()?
+    )))
+}
+
+fn int_text(o: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(v) = o.extract::<i64>() {
+        return Ok(v.to_string());
+    }
+    // `int.__repr__`, as `json` uses, so int subclasses print as plain numbers.
+    let r = o.py().get_type::<PyInt>().call_method1("__repr__", (o,))?;
+    Ok(r.cast::<PyString>()?.to_str()?.to_string())
+}
+
+struct Encoder {
+    out: Vec<u8>,
+    stack: Vec<usize>,
+}
+
+impl Encoder {
+    fn new() -> Self {
+        Encoder {
+            out: Vec::with_capacity(1024),
+            stack: Vec::new(),
+        }
+    }
+
+    fn enter(&mut self, o: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = o.as_ptr() as usize;
+        if self.stack.contains(&id) {
+            return Err(PyValueError::new_err("Circular reference detected"));
+        }
+        if self.stack.len() >= canon::MAX_DEPTH {
+            return Err(PyRecursionError::new_err(
+                "maximum recursion depth exceeded while encoding a JSON object",
+            ));
+        }
+        self.stack.push(id);
+        Ok(())
+    }
+
+    fn string(&mut self, s: &Bound<'_, PyString>) -> PyResult<()> {
+        match s.to_str() {
+            Ok(t) => canon::write_str(&mut self.out, t),
+            Err(_) => canon::write_code_points(&mut self.out, code_points(s)?),
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, o: &Bound<'_, PyAny>) -> PyResult<()> {
+        if o.is_none() {
+            self.out.extend_from_slice(b"null");
+        } else if let Ok(s) = o.cast::<PyString>() {
+            self.string(s)?;
+        } else if let Ok(b) = o.cast::<PyBool>() {
+            self.out
+                .extend_from_slice(if b.is_true() { b"true" } else { b"false" });
+        } else if o.cast::<PyInt>().is_ok() {
+            match o.extract::<i64>() {
+                Ok(v) => canon::write_i64(&mut self.out, v),
+                Err(_) => {
+                    let t = int_text(o)?;
+                    self.out.extend_from_slice(t.as_bytes());
+                }
+            }
+        } else if let Ok(f) = o.cast::<PyFloat>() {
+            canon::write_float(&mut self.out, f.value());
+        } else if let Ok(l) = o.cast::<PyList>() {
+            self.enter(o)?;
+            self.out.push(b'[');
+            for (i, item) in l.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.value(&item)?;
+            }
+            self.out.push(b']');
+            self.stack.pop();
+        } else if let Ok(t) = o.cast::<PyTuple>() {
+            self.enter(o)?;
+            self.out.push(b'[');
+            for (i, item) in t.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.value(&item)?;
+            }
+            self.out.push(b']');
+            self.stack.pop();
+        } else if let Ok(d) = o.cast::<PyDict>() {
+            self.enter(o)?;
+            self.dict(d)?;
+            self.stack.pop();
+        } else {
+            // default=str
+            self.enter(o)?;
+            let s = o.str()?;
+            self.string(&s)?;
+            self.stack.pop();
+        }
+        Ok(())
+    }
+
+    fn dict(&mut self, d: &Bound<'_, PyDict>) -> PyResult<()> {
+        // One pass: borrow the text of every str key; stop at the first other key.
+        let mut keyed: Vec<(Key<'_>, Bound<'_, PyAny>)> = Vec::with_capacity(d.len());
+        let mut strs: Vec<Bound<'_, PyString>> = Vec::new();
+        let mut all_str = true;
+        for (k, v) in d.iter() {
+            match k.cast_into::<PyString>() {
+                Ok(s) => match s.to_str() {
+                    Ok(_) => strs.push(s),
+                    Err(_) => {
+                        let cps = code_points(&s)?;
+                        keyed.push((Key::Points(cps), v));
+                        continue;
+                    }
+                },
+                Err(_) => {
+                    all_str = false;
+                    break;
+                }
+            }
+            keyed.push((Key::Text(std::borrow::Cow::Borrowed("")), v));
+        }
+        self.out.push(b'{');
+        if all_str {
+            // Fill in the borrowed texts now that `strs` no longer grows.
+            let mut it = strs.iter();
+            for (k, _) in keyed.iter_mut() {
+                if let Key::Text(t) = k {
+                    if let Some(s) = it.next() {
+                        *t = std::borrow::Cow::Borrowed(s.to_str()?);
+                    }
+                }
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            for (i, (k, v)) in keyed.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                k.write(&mut self.out);
+                self.out.push(b':');
+                self.value(v)?;
+            }
+        } else {
+            drop(keyed);
+            // Mixed or non-str keys: let Python sort the items exactly as `json` does
+            // (raising its TypeError for keys that do not compare), then convert the keys.
+            let sorted = d
+                .py()
+                .import("builtins")?
+                .getattr("sorted")?
+                .call1((d.items(),))?;
+            for (i, pair) in sorted.try_iter()?.enumerate() {
+                let pair = pair?;
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                if let Ok(s) = k.cast::<PyString>() {
+                    self.string(s)?;
+                } else {
+                    canon::write_str(&mut self.out, &other_key(&k)?);
+                }
+                self.out.push(b':');
+                self.value(&v)?;
+            }
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+fn encode(o: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let mut e = Encoder::new();
+    e.value(o)?;
+    Ok(e.out)
+}
+
+fn alg(name: &str) -> PyResult<core::HashAlg> {
+    core::HashAlg::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "algorithm must be 'sha256' or 'blake3', got '{name}'"
+        ))
+    })
+}
+
+/// `json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)`, byte for byte.
+#[pyfunction]
+fn canonical_json(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let out = encode(obj)?;
+    // The encoder writes ASCII only.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn canonical_entry_bytes(
+    event_id: &str,
+    timestamp: &str,
+    sequence_number: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+    previous_hash: &str,
+) -> PyResult<(Vec<u8>, Vec<u8>, String)> {
+    let data_json = encode(data)?;
+    let seq = String::from_utf8_lossy(&encode(sequence_number)?).into_owned();
+    let head = core::EntryHead {
+        event_id,
+        timestamp,
+        sequence_number: &seq,
+        previous_hash,
+    };
+    let mut c = Vec::with_capacity(data_json.len() + 256);
+    core::canonical_entry(&mut c, &head, &data_json);
+    Ok((c, data_json, seq))
+}
+
+/// Hash of an audit entry: `"<alg>:" + hex(H(canonical))` of
+/// `{"data","event_id","previous_hash","sequence_number","timestamp"}`.
+#[pyfunction]
+#[pyo3(signature = (event_id, timestamp, sequence_number, data, previous_hash, algorithm = "sha256"))]
+fn audit_event_hash(
+    event_id: &str,
+    timestamp: &str,
+    sequence_number: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+    previous_hash: &str,
+    algorithm: &str,
+) -> PyResult<String> {
+    let a = alg(algorithm)?;
+    let (c, _, _) =
+        canonical_entry_bytes(event_id, timestamp, sequence_number, data, previous_hash)?;
+    Ok(a.tagged_hex(&c))
+}
+
+/// Hash and JSONL line (with `event_hash`, `merkle_index` when given, and a final newline)
+/// of an audit entry, from one walk of `data`.
+#[pyfunction]
+#[pyo3(signature = (event_id, timestamp, sequence_number, data, previous_hash, merkle_index = None, algorithm = "sha256"))]
+#[allow(clippy::too_many_arguments)] // the Python signature
+fn audit_event_line<'py>(
+    py: Python<'py>,
+    event_id: &str,
+    timestamp: &str,
+    sequence_number: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    previous_hash: &str,
+    merkle_index: Option<i64>,
+    algorithm: &str,
+) -> PyResult<(String, Bound<'py, PyBytes>)> {
+    let a = alg(algorithm)?;
+    let (c, data_json, seq) =
+        canonical_entry_bytes(event_id, timestamp, sequence_number, data, previous_hash)?;
+    let h = a.tagged_hex(&c);
+    let head = core::EntryHead {
+        event_id,
+        timestamp,
+        sequence_number: &seq,
+        previous_hash,
+    };
+    let mut line = Vec::with_capacity(c.len() + 100);
+    core::entry_line(&mut line, &head, &data_json, &h, merkle_index);
+    Ok((h, PyBytes::new(py, &line)))
+}
+
+// ------------------------------------------------------------------------------------------
+// Verification
+// ------------------------------------------------------------------------------------------
+
+fn hash32(b: &[u8], what: &str) -> PyResult<Hash> {
+    b.try_into().map_err(|_| {
+        PyValueError::new_err(format!("{what} must be 32 bytes, got {} bytes", b.len()))
+    })
+}
+
+/// Verify JSONL files in order as one hash chain (GIL released while reading). Returns a
+/// dict describing the outcome; see `proxilion.audit.verify` for its fields.
+#[pyfunction]
+#[pyo3(signature = (paths, checkpoints = None, collect_digests = false, allow_genesis_restart = false, progress = None))]
+fn audit_verify_files<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    checkpoints: Option<Vec<(u64, Vec<u8>)>>,
+    collect_digests: bool,
+    allow_genesis_restart: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut cps = Vec::new();
+    for (size, root) in checkpoints.unwrap_or_default() {
+        cps.push((size, hash32(&root, "checkpoint root")?));
+    }
+    let opts = verify::Options {
+        checkpoints: cps,
+        collect_digests,
+        allow_genesis_restart,
+    };
+    let (report, cb_err) = py.detach(|| {
+        let mut cb_err: Option<PyErr> = None;
+        let mut cb = |n: u64| {
+            if let (Some(f), None) = (&progress, &cb_err) {
+                Python::attach(|py| {
+                    if let Err(e) = f.call1(py, (n,)) {
+                        cb_err = Some(e);
+                    }
+                });
+            }
+        };
+        let r = verify::verify_files(&paths, &opts, &mut cb);
+        (r, cb_err)
+    });
+    if let Some(e) = cb_err {
+        return Err(e);
+    }
+    let d = PyDict::new(py);
+    d.set_item("valid", report.is_valid())?;
+    d.set_item("status", report.status.name())?;
+    d.set_item("kind", report.kind.map(|k| k.name()))?;
+    d.set_item("message", report.message)?;
+    d.set_item("file_index", report.file_index)?;
+    d.set_item("line", report.line)?;
+    d.set_item("expected", report.expected)?;
+    d.set_item("got", report.got)?;
+    d.set_item("verified_count", report.verified_count)?;
+    d.set_item("markers", report.markers)?;
+    d.set_item("restarts", report.restarts)?;
+    d.set_item("bytes_read", report.bytes_read)?;
+    d.set_item("files_read", report.files_read)?;
+    d.set_item("algorithm", report.algorithm.map(|a| a.name()))?;
+    d.set_item("last_hash", report.last_hash)?;
+    d.set_item("root", PyBytes::new(py, &report.root))?;
+    d.set_item("checkpoints_checked", report.checkpoints_checked)?;
+    if collect_digests {
+        let flat: Vec<u8> = report.digests.concat();
+        d.set_item("digests", PyBytes::new(py, &flat))?;
+    } else {
+        d.set_item("digests", py.None())?;
+    }
+    Ok(d)
+}
+
+// ------------------------------------------------------------------------------------------
+// Writer
+// ------------------------------------------------------------------------------------------
+
+fn write_err(e: WriteError) -> PyErr {
+    match e {
+        WriteError::Io(m) => PyOSError::new_err(m),
+        WriteError::Closed => PyValueError::new_err("I/O operation on closed audit log file"),
+    }
+}
+
+/// Append-only audit file with buffering, group commit and an fsync policy
+/// (`"always"`, `"interval"`, `"never"`).
+#[pyclass(frozen, module = "proxilion._core")]
+struct AuditFileWriter {
+    inner: LogWriter,
+}
+
+#[pymethods]
+impl AuditFileWriter {
+    #[new]
+    #[pyo3(signature = (path, fsync = "interval", fsync_interval = 1.0, sync_writes = true))]
+    fn new(path: PathBuf, fsync: &str, fsync_interval: f64, sync_writes: bool) -> PyResult<Self> {
+        let policy = match fsync {
+            "always" => FsyncPolicy::Always,
+            "never" => FsyncPolicy::Never,
+            "interval" => {
+                if !(fsync_interval.is_finite() && fsync_interval >= 0.0) {
+                    return Err(PyValueError::new_err(format!(
+                        "fsync_interval must be a finite number of seconds >= 0, got {fsync_interval}"
+                    )));
+                }
+                FsyncPolicy::Interval(Duration::from_secs_f64(fsync_interval))
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "fsync must be 'always', 'interval' or 'never', got '{other}'"
+                )))
+            }
+        };
+        let inner = LogWriter::open(&path, policy, sync_writes).map_err(write_err)?;
+        Ok(AuditFileWriter { inner })
+    }
+
+    /// Queue bytes (whole lines); returns the ticket to pass to `commit`.
+    fn enqueue(&self, data: &[u8]) -> PyResult<u64> {
+        self.inner.enqueue(data).map_err(write_err)
+    }
+
+    /// Make everything up to `ticket` as durable as the policy promises (GIL released).
+    fn commit(&self, py: Python<'_>, ticket: u64) -> PyResult<()> {
+        py.detach(|| self.inner.commit(ticket)).map_err(write_err)
+    }
+
+    /// `enqueue` then `commit`.
+    fn append(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let t = self.inner.enqueue(data).map_err(write_err)?;
+        py.detach(|| self.inner.commit(t)).map_err(write_err)
+    }
+
+    /// Write everything queued and fsync it.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.flush()).map_err(write_err)
+    }
+
+    /// Flush and close; later appends raise `ValueError`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.close()).map_err(write_err)
+    }
+
+    /// Path of the file.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.path().to_path_buf()
+    }
+
+    /// Size of the file including queued bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    /// Counters: enqueued, written, synced (bytes), writes, syncs, initial_size.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("enqueued", s.enqueued)?;
+        d.set_item("written", s.written)?;
+        d.set_item("synced", s.synced)?;
+        d.set_item("writes", s.writes)?;
+        d.set_item("syncs", s.syncs)?;
+        d.set_item("initial_size", s.initial_size)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "AuditFileWriter(path={:?}, fsync={:?})",
+            self.inner.path().display().to_string(),
+            match self.inner.policy() {
+                FsyncPolicy::Always => "always",
+                FsyncPolicy::Interval(_) => "interval",
+                FsyncPolicy::Never => "never",
+            }
+        )
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Merkle log
+// ------------------------------------------------------------------------------------------
+
+fn merkle_err(e: merkle::MerkleError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+fn hashes_out<'py>(py: Python<'py>, v: &[Hash]) -> Vec<Bound<'py, PyBytes>> {
+    v.iter().map(|h| PyBytes::new(py, h)).collect()
+}
+
+fn hashes_in(v: &[Vec<u8>]) -> PyResult<Vec<Hash>> {
+    v.iter().map(|b| hash32(b, "proof hash")).collect()
+}
+
+/// RFC 6962 Merkle tree over an append-only list of leaves; roots and proofs for any size.
+#[pyclass(module = "proxilion._core")]
+struct MerkleLog {
+    inner: merkle::MerkleLog,
+}
+
+#[pymethods]
+impl MerkleLog {
+    #[new]
+    fn new() -> Self {
+        MerkleLog {
+            inner: merkle::MerkleLog::new(),
+        }
+    }
+
+    /// Append a leaf (its bytes are hashed as `SHA-256(0x00 || data)`); returns its index.
+    fn append(&mut self, data: &[u8]) -> u64 {
+        self.inner.push(data);
+        self.inner.size() - 1
+    }
+
+    /// Append leaves given as concatenated 32-byte values (each hashed as a leaf).
+    fn extend_leaves(&mut self, data: &[u8]) -> PyResult<()> {
+        if data.len() % 32 != 0 {
+            return Err(PyValueError::new_err(format!(
+                "leaves must be a multiple of 32 bytes, got {} bytes",
+                data.len()
+            )));
+        }
+        for c in data.chunks_exact(32) {
+            self.inner.push(c);
+        }
+        Ok(())
+    }
+
+    /// Append leaf hashes given as concatenated 32-byte values.
+    fn extend_leaf_hashes(&mut self, hashes: &[u8]) -> PyResult<()> {
+        if hashes.len() % 32 != 0 {
+            return Err(PyValueError::new_err(format!(
+                "leaf hashes must be a multiple of 32 bytes, got {} bytes",
+                hashes.len()
+            )));
+        }
+        for c in hashes.chunks_exact(32) {
+            self.inner.push_leaf_hash(hash32(c, "leaf hash")?);
+        }
+        Ok(())
+    }
+
+    /// Number of leaves.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    /// Root of the first `size` leaves (all by default).
+    #[pyo3(signature = (size = None))]
+    fn root<'py>(&self, py: Python<'py>, size: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+        let r = self
+            .inner
+            .root(size.unwrap_or(self.inner.size()))
+            .map_err(merkle_err)?;
+        Ok(PyBytes::new(py, &r))
+    }
+
+    /// Inclusion proof of leaf `index` in the tree of `size` leaves (all by default).
+    #[pyo3(signature = (index, size = None))]
+    fn inclusion_proof<'py>(
+        &self,
+        py: Python<'py>,
+        index: u64,
+        size: Option<u64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let p = self
+            .inner
+            .inclusion_proof(index, size.unwrap_or(self.inner.size()))
+            .map_err(merkle_err)?;
+        Ok(hashes_out(py, &p))
+    }
+
+    /// Consistency proof from the tree of `old_size` leaves to that of `new_size` (all).
+    #[pyo3(signature = (old_size, new_size = None))]
+    fn consistency_proof<'py>(
+        &self,
+        py: Python<'py>,
+        old_size: u64,
+        new_size: Option<u64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let p = self
+            .inner
+            .consistency_proof(old_size, new_size.unwrap_or(self.inner.size()))
+            .map_err(merkle_err)?;
+        Ok(hashes_out(py, &p))
+    }
+
+    /// Leaf hash at `index`.
+    fn leaf_hash<'py>(&self, py: Python<'py>, index: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let h = self.inner.leaf(index).ok_or_else(|| {
+            merkle_err(merkle::MerkleError::IndexOutOfRange {
+                index,
+                size: self.inner.size(),
+            })
+        })?;
+        Ok(PyBytes::new(py, &h))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.size() as usize
+    }
+}
+
+/// `SHA-256(0x00 || data)`, the RFC 6962 leaf hash.
+#[pyfunction]
+fn merkle_leaf_hash<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &merkle::leaf_hash(data))
+}
+
+/// Check an RFC 6962 inclusion proof (RFC 9162 algorithm).
+#[pyfunction]
+fn merkle_verify_inclusion(
+    leaf_hash: &[u8],
+    index: u64,
+    size: u64,
+    proof: Vec<Vec<u8>>,
+    root: &[u8],
+) -> PyResult<bool> {
+    let (Ok(leaf), Ok(root)) = (hash32(leaf_hash, "leaf hash"), hash32(root, "root")) else {
+        return Ok(false);
+    };
+    let Ok(proof) = hashes_in(&proof) else {
+        return Ok(false);
+    };
+    Ok(merkle::verify_inclusion(&leaf, index, size, &proof, &root))
+}
+
+/// Check an RFC 6962 consistency proof (RFC 9162 algorithm).
+#[pyfunction]
+fn merkle_verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &[u8],
+    new_root: &[u8],
+    proof: Vec<Vec<u8>>,
+) -> PyResult<bool> {
+    let (Ok(a), Ok(b)) = (hash32(old_root, "root"), hash32(new_root, "root")) else {
+        return Ok(false);
+    };
+    let Ok(proof) = hashes_in(&proof) else {
+        return Ok(false);
+    };
+    Ok(merkle::verify_consistency(
+        old_size, new_size, &a, &b, &proof,
+    ))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("AUDIT_GENESIS_HASH", core::GENESIS_SHA256)?;
+    m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_event_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_event_line, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_verify_files, m)?)?;
+    m.add_class::<AuditFileWriter>()?;
+    m.add_class::<MerkleLog>()?;
+    m.add_function(wrap_pyfunction!(merkle_leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_verify_inclusion, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_verify_consistency, m)?)?;
+    Ok(())
+}
