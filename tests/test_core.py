@@ -205,8 +205,12 @@ def test_audit_file_needs_the_audit_package(tmp_path: Any) -> None:
 
 def test_audit_helpers_on_the_in_memory_record() -> None:
     a = Proxilion()
+    result = a.verify_audit_chain()
+    assert result.valid is True and result.verified_count == 0
+    off = Proxilion(enable_audit=False)
+    assert off.audit_logger is None
     with pytest.raises(ConfigurationError) as info:
-        a.verify_audit_chain()
+        off.verify_audit_chain()
     assert info.value.config_key == "audit"
     with a as same:
         assert same is a

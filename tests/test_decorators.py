@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import proxilion
+from audit_view import audit_events
 from proxilion import (
     AlwaysApproveStrategy,
     AlwaysDenyStrategy,
@@ -62,7 +63,7 @@ def test_authorize_tool_call_defaults_to_execute() -> None:
     assert search("x", user=ALICE) == "x"
     with pytest.raises(AuthorizationError, match="DenyAllPolicy denied action 'read'"):
         peek(who=ALICE)
-    events = auth.get_audit_events()
+    events = audit_events(auth)
     assert [(e.tool_name, e.allowed) for e in events] == [("search", True), ("search", False)]
 
 

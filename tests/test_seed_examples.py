@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from audit_view import audit_events
 from proxilion import AuthorizationError, Policy, Proxilion, UserContext
 
 # End-to-end through the public API: run on both hot-path backends.
@@ -95,7 +96,7 @@ def test_example_2_decisions_through_the_decorator_are_logged(
         read_sensitive(record_id="r1", user=UserContext("eve"))
     with pytest.raises(AuthorizationError):  # other actions: deny by default
         auth.authorize_or_raise(ANALYST, "write", "sensitive_data")
-    assert [(e.user_id, e.allowed) for e in auth.get_audit_events()] == [
+    assert [(e.user_id, e.allowed) for e in audit_events(auth)] == [
         ("ana", True),
         ("eve", False),
     ]

@@ -109,6 +109,7 @@ class SigningKeys:
 
 def py_float_repr(x: float) -> str: ...
 def role_injection_rule(text: str) -> int: ...
+
 # --- chain: canonical JSON, audit entries, verification, writer, Merkle (rust/core/src/chain) -
 
 AUDIT_GENESIS_HASH: str

@@ -9,6 +9,8 @@ it to :data:`COMMANDS`.
   a kill-switch halt. Needs no services.
 * ``proxilion version``: the package and compatibility versions.
 * ``proxilion info``: the active hot-path backend and its build facts.
+* ``proxilion audit verify|prove|checkpoint|keygen``: check an audit log on disk (exit status
+  0 intact, 1 tampered, 2 unreadable), inclusion proofs, signed checkpoints.
 """
 
 from __future__ import annotations
@@ -214,8 +216,15 @@ def _register_info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(handler=_cmd_info)
 
 
+def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Imported here so `proxilion demo`/`version` do not pay for the audit package import.
+    from proxilion.audit.cli import add_audit_subcommands
+
+    add_audit_subcommands(sub)
+
+
 #: Subcommand registrars, in help order.
-COMMANDS: list[Registrar] = [_register_demo, _register_version, _register_info]
+COMMANDS: list[Registrar] = [_register_demo, _register_version, _register_info, _register_audit]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,13 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
 from proxilion._controls_mixin import ControlsMixin
-from proxilion._recorder import InMemoryRecorder
+from proxilion.audit import (
+    AuditEventV2,
+    AuditLogger,
+    ChainVerificationResult,
+    InMemoryAuditLogger,
+    LoggerConfig,
+)
 from proxilion.engines import create_engine
 from proxilion.engines.base import BasePolicyEngine
 from proxilion.exceptions import (
@@ -136,9 +142,6 @@ DEFAULT_RATE_LIMIT_CONFIG: dict[str, Any] = {
 
 #: Circuit breaker settings used when ``circuit_breaker_config`` is None.
 DEFAULT_CIRCUIT_BREAKER_CONFIG: dict[str, Any] = {"failure_threshold": 5, "reset_timeout": 30.0}
-
-#: Size of the in-memory decision record (oldest entries are dropped beyond it).
-IN_MEMORY_AUDIT_MAX_EVENTS = 100_000
 
 _LOGGABLE_TYPES = (str, int, float, bool, list, dict, type(None))
 
@@ -446,12 +449,12 @@ class Proxilion(ControlsMixin):
             CircuitBreakerRegistry(self.circuit_breaker_config) if enable_circuit_breaker else None
         )
         self._behavioral_monitor: Any = None  # BehavioralMonitor
-        self._audit_logger: Any = None
+        self._audit_logger: AuditLogger | InMemoryAuditLogger | None = None
         if enable_audit is not False:
             self._audit_logger = (
-                self._open_audit_file(self.audit_log_path)
+                AuditLogger(LoggerConfig.default(self.audit_log_path))
                 if self.audit_log_path is not None
-                else InMemoryRecorder(max_events=IN_MEMORY_AUDIT_MAX_EVENTS)
+                else InMemoryAuditLogger()
             )
         if enable_idor_protection:
             # Admin overrides granted on this protector are recorded in this audit log.
@@ -463,19 +466,6 @@ class Proxilion(ControlsMixin):
             f"policies={sorted(self.registry.list_policies())!r}, "
             f"default_deny={self.default_deny})"
         )
-
-    @staticmethod
-    def _open_audit_file(path: Path) -> Any:
-        """``AuditLogger(LoggerConfig.default(path))`` from ``proxilion.audit``."""
-        try:
-            audit = importlib.import_module("proxilion.audit")
-        except ImportError as exc:
-            raise ConfigurationError(
-                "audit_log_path",
-                expected="the proxilion.audit package (not available in this build)",
-                received=str(path),
-            ) from exc
-        return audit.AuditLogger(audit.LoggerConfig.default(path))
 
     # -- policy registration -------------------------------------------------------------------
 
@@ -763,29 +753,28 @@ class Proxilion(ControlsMixin):
     # -- audit -----------------------------------------------------------------------------------
 
     @property
-    def audit_logger(self) -> Any:
-        """Where decisions are recorded (in-memory recorder or file logger), or None."""
+    def audit_logger(self) -> AuditLogger | InMemoryAuditLogger | None:
+        """The audit logger of stage 8 (None with ``enable_audit=False``)."""
         return self._audit_logger
 
-    def get_audit_events(self) -> list[Any]:
-        """The recorded decisions of the in-memory record, oldest first (``[]`` for a file
-        logger or with audit off)."""
-        events = getattr(self._audit_logger, "events", None)
-        return list(events) if events is not None else []
+    def get_audit_events(self) -> list[AuditEventV2]:
+        """The hash-chained events of the in-memory logger, oldest first (a copy). As in the
+        original, ``[]`` for a file logger (read the file, or :meth:`verify_audit_chain`) and
+        with audit off."""
+        if isinstance(self._audit_logger, InMemoryAuditLogger):
+            return self._audit_logger.events
+        return []
 
-    def verify_audit_chain(self) -> Any:
-        """Verify the audit hash chain (``logger.verify()``).
+    def verify_audit_chain(self) -> ChainVerificationResult:
+        """Verify the audit hash chain: the file logger re-reads and verifies every file of
+        its log on disk; the in-memory logger verifies its chain.
 
         Raises:
-            ConfigurationError: the active recorder keeps no hash chain (audit off, or the
-                in-memory record of a build without ``proxilion.audit``).
+            ConfigurationError: audit is off (``enable_audit=False``).
         """
-        verify = getattr(self._audit_logger, "verify", None)
-        if verify is None:
-            raise ConfigurationError(
-                "audit", expected="a hash-chained audit logger (proxilion.audit)"
-            )
-        return verify()
+        if self._audit_logger is None:
+            raise ConfigurationError("audit", expected="an audit logger (enable_audit is False)")
+        return self._audit_logger.verify()
 
     def close(self) -> None:
         """Flush and close the audit file, if any."""
