@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from audit_view import audit_events
 from proxilion import Policy, Proxilion, UserContext
 
 ORIGINAL_AUDIT_MEMORY_US = 38.2
@@ -55,7 +54,7 @@ def test_decorated_call_audit_in_memory(benchmark: Any) -> None:
     auth = _auth()
     tool = auth.authorize("execute", resource="search")(_search)
     assert benchmark(tool, query="q", limit=5, user=USER) == 5
-    assert audit_events(auth)[-1].allowed is True
+    assert auth.get_audit_events()[-1].data.authorization_allowed is True
     _record(benchmark, ORIGINAL_AUDIT_MEMORY_US)
 
 

@@ -97,6 +97,8 @@ run_tests() {
     "$VENV/bin/mypy" --strict python/proxilion
     log "stubtest (python/proxilion/_core.pyi against the built module)"
     "$py" -m mypy.stubtest proxilion._core --allowlist scripts/stubtest-allowlist.txt
+    log "benches import and collect (they are run by 'scripts/dev.sh bench')"
+    "$py" -m pytest -q -p no:cacheprovider --collect-only benches >/dev/null
     start_redis
     log "pytest (native backend)"
     PROXILION_BACKEND=native "$py" -m pytest -q -p no:cacheprovider tests "$@"
