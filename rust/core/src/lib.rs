@@ -6,7 +6,7 @@
 //!
 //! Areas (see DESIGN.md):
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
-//! - `scan`: multi-pattern injection scanning (input/output guards).
+//! - [`scan`]: multi-pattern injection scanning (input/output guards).
 //! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
 //! - `limit`: lock-free GCRA token buckets.
 //! - `stats`: Welford / EWMA accumulators and z-scores.
@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod mac;
+pub mod scan;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
