@@ -15,6 +15,12 @@ from proxilion._reference.mac import (
     hmac_sha256_verify,
     sha256_hex,
 )
+from proxilion._reference.scan import (
+    SCAN_DETACH_THRESHOLD,
+    PatternSet,
+    Prepared,
+    normalize,
+)
 
 __version__ = "0.1.0"
 
@@ -28,6 +34,11 @@ __all__ = [
     "hmac_sha256_verify",
     "sha256_hex",
     "version",
+    # scan
+    "SCAN_DETACH_THRESHOLD",
+    "PatternSet",
+    "Prepared",
+    "normalize",
 ]
 
 
@@ -42,5 +53,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac"],
+        "features": ["mac", "scan"],
     }
