@@ -25,6 +25,10 @@ from proxilion._reference.scan import (
 __version__ = "0.1.0"
 
 __all__ = [
+    # scan
+    "SCAN_DETACH_THRESHOLD",
+    "PatternSet",
+    "Prepared",
     "__version__",
     "blake3_keyed_hex",
     "build_info",
@@ -32,13 +36,9 @@ __all__ = [
     "hmac_sha256",
     "hmac_sha256_hex",
     "hmac_sha256_verify",
+    "normalize",
     "sha256_hex",
     "version",
-    # scan
-    "SCAN_DETACH_THRESHOLD",
-    "PatternSet",
-    "Prepared",
-    "normalize",
 ]
 
 

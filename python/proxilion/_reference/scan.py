@@ -316,12 +316,16 @@ class PatternSet:
         """Chained literal replacement, pattern by pattern in list order."""
         n = len(self._compiled)
         if len(replacements) != n:
-            raise ValueError(f"replacements has {len(replacements)} items for a set of {n} patterns")
+            raise ValueError(
+                f"replacements has {len(replacements)} items for a set of {n} patterns"
+            )
         cur = _text(text)
         nxt = 0
         hits = self.scan(cur)
         while True:
-            found = next(((i, s) for i, s in hits if i >= nxt and replacements[i] is not None), None)
+            found = next(
+                ((i, s) for i, s in hits if i >= nxt and replacements[i] is not None), None
+            )
             if found is None:
                 break
             i, spans = found

@@ -60,7 +60,9 @@ def validate_severity(name: str, severity: object) -> float:
             f"severity of pattern {name!r} must be a number, not {type(severity).__name__}"
         )
     if not 0.0 <= severity <= 1.0:
-        raise ValueError(f"severity of pattern {name!r} must be between 0.0 and 1.0, got {severity!r}")
+        raise ValueError(
+            f"severity of pattern {name!r} must be between 0.0 and 1.0, got {severity!r}"
+        )
     return float(severity)
 
 
@@ -134,7 +136,10 @@ def _hs_expression(regex: str) -> tuple[bytes, int] | None:
         # ASCII word boundaries: Hyperscan's default (non-UCP) \b. Unicode classes would need
         # UCP, which would change those boundaries, so such a mix stays native.
         plain = regex.replace(r"(?-u:\b)", r"\b").replace(r"(?-u:\B)", r"\B")
-        if any(s in plain.replace(r"\b", "").replace(r"\B", "") for s in (r"\w", r"\d", r"\s", r"\W", r"\D", r"\S")):
+        if any(
+            s in plain.replace(r"\b", "").replace(r"\B", "")
+            for s in (r"\w", r"\d", r"\s", r"\W", r"\D", r"\S")
+        ):
             return None
         return plain.encode(), flags
     return regex.encode(), flags | hyperscan.HS_FLAG_UCP
@@ -153,7 +158,7 @@ class _HyperscanScanner:
         self._hs = hyperscan
         native: list[int] = []
         groups: dict[bool, list[tuple[int, bytes, int]]] = {False: [], True: []}
-        for i, (t, eng) in enumerate(zip(translations, pset.engines)):
+        for i, (t, eng) in enumerate(zip(translations, pset.engines, strict=True)):
             expr = _hs_expression(t.regex) if t.regex is not None and eng == "linear" else None
             if expr is None or not self._compiles(*expr):
                 native.append(i)
@@ -200,10 +205,14 @@ class _HyperscanScanner:
 
         db = self._dbs.get(False)
         if db is not None:
-            db.scan(prepared.view_bytes(), match_event_handler=on_match, scratch=self._scratch(False))
+            db.scan(
+                prepared.view_bytes(), match_event_handler=on_match, scratch=self._scratch(False)
+            )
         db = self._dbs.get(True)
         if db is not None:
-            db.scan(prepared.text_bytes(), match_event_handler=on_match, scratch=self._scratch(True))
+            db.scan(
+                prepared.text_bytes(), match_event_handler=on_match, scratch=self._scratch(True)
+            )
         if not hit:
             return []
         result: Hits = self._pset.spans(prepared, sorted(hit))

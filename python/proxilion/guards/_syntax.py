@@ -344,10 +344,7 @@ class _Translator:
                 m = re.match(r"(\d*)(,?)(\d*)\}", s[self.i :])
                 if m and (m.group(1) or m.group(2) or m.group(3)) and (m.group(1) or m.group(2)):
                     lo = m.group(1) or "0"
-                    if m.group(2):
-                        body = f"{lo},{m.group(3)}"
-                    else:
-                        body = lo
+                    body = f"{lo},{m.group(3)}" if m.group(2) else lo
                     self.i += m.end()
                     self.out.append("{" + body + "}" + self.quantifier_suffix())
                 else:
@@ -383,10 +380,8 @@ class _Translator:
 
 def _min_width(source: str) -> int | None:
     try:
-        width: tuple[int, int] = _sre_parse.parse(
-            source, re.IGNORECASE | re.MULTILINE
-        ).getwidth()
-    except Exception:  # noqa: BLE001 - the parser is private; any failure means "unknown"
+        width: tuple[int, int] = _sre_parse.parse(source, re.IGNORECASE | re.MULTILINE).getwidth()
+    except Exception:  # the parser is private: any failure means unknown
         return None
     return width[0]
 

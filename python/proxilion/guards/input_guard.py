@@ -196,7 +196,12 @@ _ENCODED_PHRASES = [
 _B64 = "|".join(_b64_fragments(_ENCODED_PHRASES))
 _ROT13 = "|".join(
     re.escape(codecs.encode(p, "rot13")).replace(r"\ ", r"\s+")
-    for p in ("ignore all previous", "ignore previous instructions", "system prompt", "disregard all")
+    for p in (
+        "ignore all previous",
+        "ignore previous instructions",
+        "system prompt",
+        "disregard all",
+    )
 )
 _REVERSED = "|".join(
     re.escape(p[::-1]).replace(r"\ ", r"\s+")
@@ -206,7 +211,9 @@ _REVERSED = "|".join(
 _PCT_LETTER = r"%(?:[46][1-9a-f]|[57][0-9a])"
 _HEX_LETTER = r"\\x(?:[46][1-9a-f]|[57][0-9a])"
 _UNI_LETTER = r"\\u00(?:[46][1-9a-f]|[57][0-9a])"
-_HTML_LETTER = r"&\#(?:x(?:[46][1-9a-f]|[57][0-9a])|(?:6[5-9]|[78][0-9]|9[0789]|1[01][0-9]|12[0-2]));"
+_HTML_LETTER = (
+    r"&\#(?:x(?:[46][1-9a-f]|[57][0-9a])|(?:6[5-9]|[78][0-9]|9[0789]|1[01][0-9]|12[0-2]));"
+)
 _FREEDOM = (
     r"(?:(?:no|without(?:\s+any)?)\s+(?:rules|restrictions|limits|limitations|filters|guidelines"
     r"|ethics|laws|morals|morality|consequences|safety(?:\s+(?:rules|guidelines|measures))?"
@@ -594,8 +601,8 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
         | \b(?:execute|perform|carry\s+out)\s+(?:the\s+following|these|all\s+(?:of\s+)?
             (?:the\s+following|these))\s+(?:steps|actions|tasks|instructions|commands)\s+
             (?:silently|without\s+(?:asking|confirmation|confirming|telling|question)|immediately)
-        | \bonce\s+(?:you(?:'ve|\s+have)?\s+)?(?:done|finished|completed)\s+(?:that|this|the\s+above)
-            \s*,?\s+(?:ignore|forget|delete|send|exfiltrate|reveal|disable)
+        | \bonce\s+(?:you(?:'ve|\s+have)?\s+)?(?:done|finished|completed)\s+
+            (?:that|this|the\s+above)\s*,?\s+(?:ignore|forget|delete|send|exfiltrate|reveal|disable)
         | \b(?:when|if|after)\s+(?:you|the\s+(?:ai|assistant|agent|model))\s+(?:reads?|sees?
             |process(?:es)?|summari[sz]es?|encounters?)\s+this\b[^\n]{{0,120}}?\b(?:ignore
             |forget|disregard|instead|send|email|forward|reveal|call|execute|run|visit|navigate
@@ -699,7 +706,7 @@ class _GuardBase:
             self._snapshot = snapshot
             self._compiled = c
             self._patterns.dirty = False
-            for p, eng in zip(snapshot, c.engines):
+            for p, eng in zip(snapshot, c.engines, strict=True):
                 if eng == "fallback":
                     logger.info(
                         "pattern %r runs on Python's backtracking re engine (%s), not in "
@@ -713,12 +720,12 @@ class _GuardBase:
     def fallback_patterns(self) -> list[str]:
         """Names of the patterns that run on the backtracking fallback engine."""
         c = self._current()
-        return [p.name for p, e in zip(self._snapshot, c.engines) if e == "fallback"]
+        return [p.name for p, e in zip(self._snapshot, c.engines, strict=True) if e == "fallback"]
 
     def pattern_engines(self) -> dict[str, str]:
         """Engine of each pattern by name: ``linear``, ``fallback`` or ``hyperscan``."""
         c = self._current()
-        return {p.name: e for p, e in zip(self._snapshot, c.engines)}
+        return {p.name: e for p, e in zip(self._snapshot, c.engines, strict=True)}
 
     def remove_pattern(self, name: str) -> bool:
         """Remove the pattern indexed under ``name`` (the newest with that name)."""
@@ -774,9 +781,7 @@ class InputGuard(_GuardBase):
         p: InjectionPattern | None = self._index.get(name)
         return p
 
-    def configure(
-        self, action: GuardAction | None = None, threshold: float | None = None
-    ) -> None:
+    def configure(self, action: GuardAction | None = None, threshold: float | None = None) -> None:
         """Change the action and/or threshold."""
         if threshold is not None:
             self.threshold = validate_threshold(threshold)
@@ -838,7 +843,9 @@ class InputGuard(_GuardBase):
     ) -> str:
         if self.sanitize_func is not None:
             ms = [
-                _as_re_match(snapshot[i].compiled, text, s, e) for i, spans in hits for s, e in spans
+                _as_re_match(snapshot[i].compiled, text, s, e)
+                for i, spans in hits
+                for s, e in spans
             ]
             return self.sanitize_func(text, ms)
         return _replace_spans(text, [sp for _, spans in hits for sp in spans], _REMOVED)

@@ -233,9 +233,7 @@ class OutputGuard(_GuardBase):
         """A copy of the pattern list."""
         return list(self._patterns)
 
-    def configure(
-        self, action: GuardAction | None = None, threshold: float | None = None
-    ) -> None:
+    def configure(self, action: GuardAction | None = None, threshold: float | None = None) -> None:
         """Change the action and/or threshold."""
         if threshold is not None:
             self.threshold = validate_threshold(threshold)
@@ -273,7 +271,7 @@ class OutputGuard(_GuardBase):
         for f in self.filters:
             try:
                 safe = f.check_func(output_text, context)
-            except Exception:  # noqa: BLE001 - a failing filter fails closed
+            except Exception:  # a failing filter fails closed
                 logger.exception("Output filter %r raised; treating output as unsafe", f.name)
                 names.append(f.name)
                 severities.append(1.0)
@@ -294,9 +292,7 @@ class OutputGuard(_GuardBase):
                 logger.info("Output guard blocked output: matched %s, risk=%.2f", names, risk)
         return GuardResult(passed, action, names, risk, None, matches, ctx)
 
-    def redact(
-        self, output_text: str, categories: list[LeakageCategory] | None = None
-    ) -> str:
+    def redact(self, output_text: str, categories: list[LeakageCategory] | None = None) -> str:
         """Replace every match with its pattern's redaction text, pattern by pattern in
         list order (each pattern sees the text left by the previous ones)."""
         if not isinstance(output_text, str):
@@ -340,4 +336,3 @@ def create_output_guard(
     return OutputGuard(
         patterns=patterns, action=action, threshold=threshold, enable_pii=enable_pii, engine=engine
     )
-
