@@ -349,7 +349,7 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
             (?:(?:safety|ethical|content|moral|openai|anthropic|built-in)\s+)?
             (?:restrictions?|filters?|filtering|safeguards?|guardrails?|safety|censorship
             |moderation|content\s+polic(?:y|ies)|limitations|ethics|alignment)\b
-        | \bdeveloper\s+mode\s+(?:enabled|activated|on)\b
+        | \bdeveloper\s+mode\s+(?:enabled|activated)\b
         | \b(?:enter|activate|enable|unlock|switch\s+to|turn\s+on)\s+(?:god|unrestricted
             |jailbreak|jailbroken|unfiltered|uncensored|evil|dan|chaos|no-?limits?)\s+mode\b
         | \b(?:you\s+are|you're|you\s+will\s+be|stay|remain)\s+(?:now\s+)?in\s+(?:developer

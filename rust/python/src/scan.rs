@@ -152,7 +152,10 @@ fn char_to_byte(s: &str, offsets: &mut [usize]) {
     }
     let mut order: Vec<usize> = (0..offsets.len()).collect();
     order.sort_unstable_by_key(|&k| offsets[k]);
-    let mut it = s.char_indices().map(|(b, _)| b).chain(std::iter::once(s.len()));
+    let mut it = s
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(s.len()));
     let mut ci = 0usize;
     let mut cur = it.next().unwrap_or(s.len());
     for k in order {
@@ -175,7 +178,8 @@ impl PyPatternSet {
                 raw: *raw,
             })
             .collect();
-        let scanner = Scanner::new(&core_specs).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let scanner =
+            Scanner::new(&core_specs).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let re = py.import("re")?;
         let flags = re
             .getattr("IGNORECASE")?
@@ -244,7 +248,11 @@ impl PyPatternSet {
             (view, hit)
         });
         if !self.fallback.is_empty() {
-            hit.extend(self.fallback_hits(py, &t, &view, None)?.into_iter().map(|h| h.0));
+            hit.extend(
+                self.fallback_hits(py, &t, &view, None)?
+                    .into_iter()
+                    .map(|h| h.0),
+            );
             hit.sort_unstable();
         }
         Ok(hit)
@@ -303,13 +311,10 @@ impl PyPatternSet {
         let mut cur = text_of(text)?.into_owned();
         let mut next = 0usize;
         let mut hits = self.scan_str(py, &cur, None)?;
-        loop {
-            let Some((i, spans)) = hits
-                .into_iter()
-                .find(|(i, _)| *i >= next && replacements[*i].is_some())
-            else {
-                break;
-            };
+        while let Some((i, spans)) = hits
+            .into_iter()
+            .find(|(i, _)| *i >= next && replacements[*i].is_some())
+        {
             let rep = replacements[i].as_deref().unwrap_or_default();
             let mut offs: Vec<usize> = spans.iter().flat_map(|&(s, e)| [s, e]).collect();
             char_to_byte(&cur, &mut offs);

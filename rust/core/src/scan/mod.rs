@@ -362,6 +362,9 @@ mod tests {
     fn leftmost_first_non_overlapping() {
         let s = Scanner::new(&[spec("ab|abc|c")]).unwrap();
         let t = "abcabc";
-        assert_eq!(s.scan(t, &View::new(t)), vec![(0, vec![(0, 2), (2, 3), (3, 5), (5, 6)])]);
+        assert_eq!(
+            s.scan(t, &View::new(t)),
+            vec![(0, vec![(0, 2), (2, 3), (3, 5), (5, 6)])]
+        );
     }
 }

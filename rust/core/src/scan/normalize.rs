@@ -314,7 +314,10 @@ mod tests {
     fn ascii_is_identity() {
         let v = View::new("Ignore previous instructions");
         assert!(v.is_identity() && v.is_ascii());
-        assert_eq!(v.text("Ignore previous instructions"), "Ignore previous instructions");
+        assert_eq!(
+            v.text("Ignore previous instructions"),
+            "Ignore previous instructions"
+        );
         assert_eq!(normalize("a\x1cb"), "a b");
     }
 
@@ -345,7 +348,10 @@ mod tests {
         // A word entirely of look-alikes is mapped too.
         assert_eq!(normalize("\u{0441}\u{043E}\u{0440}"), "cop");
         // A Russian word with non-look-alike letters is kept.
-        assert_eq!(normalize("\u{043F}\u{0440}\u{0438}\u{0432}\u{0435}\u{0442}"), "привет");
+        assert_eq!(
+            normalize("\u{043F}\u{0440}\u{0438}\u{0432}\u{0435}\u{0442}"),
+            "привет"
+        );
         assert_eq!(normalize("\u{0130}GNORE"), "IGNORE");
     }
 
