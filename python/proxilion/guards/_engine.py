@@ -108,6 +108,11 @@ class CompiledSet:
         self.engines = engines
 
 
+# Hyperscan databases compile slowly (seconds for large sets); share them per pattern list.
+_HS_CACHE: dict[tuple[str, ...], CompiledSet] = {}
+_HS_LOCK = threading.Lock()
+
+
 def compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
     """Compile ``sources`` (Python ``re`` syntax) for ``engine``."""
     translations = [cached_translate(s) for s in sources]
@@ -115,11 +120,50 @@ def compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
     pset = mod.PatternSet([t.spec() for t in translations])
     engines: list[str] = list(pset.engines)
     if engine == "hyperscan":
+        key = tuple(sources)
+        with _HS_LOCK:
+            cached = _HS_CACHE.get(key)
+        if cached is not None:
+            return cached
         hs = _HyperscanScanner(pset, translations)
-        return CompiledSet(
+        built = CompiledSet(
             hs.scan, pset.redact, translations, [hs.engine_of(i, e) for i, e in enumerate(engines)]
         )
+        with _HS_LOCK:
+            _HS_CACHE[key] = built
+        return built
     return CompiledSet(pset.scan, pset.redact, translations, engines)
+
+
+def split_alternatives(regex: str) -> list[str]:
+    """Top-level alternatives of a translated (Rust-syntax) pattern."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    in_class = 0
+    i = 0
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "[":
+                in_class += 1
+            elif c == "]":
+                in_class -= 1
+        elif c == "[":
+            in_class = 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(regex[start:i])
+            start = i + 1
+        i += 1
+    parts.append(regex[start:])
+    return parts
 
 
 def _hs_expression(regex: str) -> tuple[bytes, int] | None:
@@ -159,24 +203,48 @@ class _HyperscanScanner:
         native: list[int] = []
         groups: dict[bool, list[tuple[int, bytes, int]]] = {False: [], True: []}
         for i, (t, eng) in enumerate(zip(translations, pset.engines, strict=True)):
-            expr = _hs_expression(t.regex) if t.regex is not None and eng == "linear" else None
-            if expr is None or not self._compiles(*expr):
+            exprs = self._expressions(t.regex) if t.regex is not None and eng == "linear" else None
+            if exprs is None:
                 native.append(i)
                 continue
-            groups[t.raw].append((i, *expr))
-        self._native = native
+            groups[t.raw].extend((i, e, f) for e, f in exprs)
         self._on_hs = {i for g in groups.values() for i, _, _ in g}
         self._dbs: dict[bool, Any] = {}
         for raw, items in groups.items():
-            if items:
+            while items:
                 db = hyperscan.Database()
-                db.compile(
-                    expressions=[e for _, e, _ in items],
-                    ids=[i for i, _, _ in items],
-                    flags=[f for _, _, f in items],
-                )
+                try:
+                    db.compile(
+                        expressions=[e for _, e, _ in items],
+                        ids=[i for i, _, _ in items],
+                        flags=[f for _, _, f in items],
+                    )
+                except hyperscan.error:
+                    # Find the expressions Hyperscan rejects; their patterns stay native.
+                    bad = {i for i, e, f in items if not self._compiles(e, f)}
+                    if not bad:
+                        raise
+                    native.extend(sorted(bad))
+                    self._on_hs -= bad
+                    items = [it for it in items if it[0] not in bad]
+                    continue
                 self._dbs[raw] = db
+                break
+        self._native = sorted(native)
         self._local = threading.local()
+
+    def _expressions(self, regex: str) -> list[tuple[bytes, int]] | None:
+        extra = 0
+        if regex.startswith("(?s)"):
+            regex = regex[4:]
+            extra = self._hs.HS_FLAG_DOTALL
+        out: list[tuple[bytes, int]] = []
+        for part in split_alternatives(regex):
+            expr = _hs_expression(part)
+            if expr is None:
+                return None
+            out.append((expr[0], expr[1] | extra))
+        return out
 
     def _compiles(self, expr: bytes, flags: int) -> bool:
         db = self._hs.Database()

@@ -149,9 +149,14 @@ class InjectionPattern:
 # Written in verbose ASCII mode: whitespace is insignificant, \b \w \s are ASCII. The
 # normalised view makes look-alikes, full-width and zero-width tricks ASCII first.
 
-_VERB = (
+# Single-word and multi-word verbs are kept apart: each alternative of a pattern is a
+# separate Hyperscan expression, and mixing the two makes its compiler very slow.
+_VERB1 = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|dismiss|abandon"
-    r"|neglect|circumvent|disobey|scrap|nullify|set\s+aside|throw\s+out|put\s+aside"
+    r"|neglect|circumvent|disobey|scrap|nullify)"
+)
+_VERB2 = (
+    r"(?:set\s+aside|throw\s+out|put\s+aside"
     r"|(?:do\s+not|don'?t|never)\s+(?:follow|obey|adhere\s+to|comply\s+with)"
     r"|(?:stop|quit|cease)\s+(?:following|obeying)|no\s+longer\s+(?:follow|obey))"
 )
@@ -165,6 +170,21 @@ _NOUN = (
     r"|limitations?|training)"
 )
 _WORD = r"[a-z'-]+\s+"
+
+
+def _override_alternatives(verb: str) -> str:
+    return rf"""
+        \b{verb}\s+(?:(?:all|any|every|each|of|the|your|my|these|those)\s+){{0,3}}
+            {_TARGET}\s+(?:{_WORD}){{0,2}}?{_NOUN}\b
+        | \b{verb}\s+(?:all|any|every)\s+(?:(?:of\s+)?(?:the|your|my|these|those)\s+)?
+            (?:{_WORD})?{_NOUN}\b
+        | \b{verb}\s+your\s+(?:{_WORD})?{_NOUN}\b
+        | \b{verb}\s+(?:everything|anything|all(?:\s+of\s+(?:that|this|it))?|what(?:ever)?)\s+
+            (?:(?:that|which)\s+)?
+            (?:you(?:'ve|\s+have)?\s+(?:been|were)\s+(?:told|taught|instructed|given|programmed)
+              |(?:was\s+)?(?:said|written|stated|mentioned)\s+(?:above|before|earlier|previously)
+              |above|before\s+this|previously|so\s+far|up\s+to\s+(?:now|this\s+point))
+        """
 
 
 def _b64_fragments(phrases: list[str]) -> list[str]:
@@ -239,17 +259,9 @@ _EXFIL_VERB = r"(?:send|e-?mail|post|upload|exfiltrate|forward|transmit|leak|sub
 _DEFAULTS: list[tuple[str, str, float, str, str]] = [
     (
         "instruction_override",
-        rf"""(?ax)
-        \b{_VERB}\s+(?:(?:all|any|every|each|of|the|your|my|these|those)\s+){{0,3}}
-            {_TARGET}\s+(?:{_WORD}){{0,2}}?{_NOUN}\b
-        | \b{_VERB}\s+(?:all|any|every)\s+(?:(?:of\s+)?(?:the|your|my|these|those)\s+)?
-            (?:{_WORD})?{_NOUN}\b
-        | \b{_VERB}\s+your\s+(?:{_WORD})?{_NOUN}\b
-        | \b{_VERB}\s+(?:everything|anything|all(?:\s+of\s+(?:that|this|it))?|what(?:ever)?)\s+
-            (?:(?:that|which)\s+)?
-            (?:you(?:'ve|\s+have)?\s+(?:been|were)\s+(?:told|taught|instructed|given|programmed)
-              |(?:was\s+)?(?:said|written|stated|mentioned)\s+(?:above|before|earlier|previously)
-              |above|before\s+this|previously|so\s+far|up\s+to\s+(?:now|this\s+point))
+        "(?ax)\n"
+        + "|".join(_override_alternatives(v) for v in (_VERB1, _VERB2))
+        + rf"""
         | \byour\s+(?:new|real|actual|true|updated)\s+(?:instructions?|rules|task|directives?
             |objective|goal|purpose|mission|prompt)\s+(?:is|are|will\s+be)\b
         | \bnew\s+system\s+(?:prompt|instructions?)\b
@@ -588,9 +600,9 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
         "multi_step_attack",
         rf"""(?ax)
         \bstep\s*(?:1|one)\s*[:.)-]\s*(?:ignore|forget|disregard|reveal|bypass|disable|pretend
-            |extract|exfiltrate|leak|override|jailbreak)\b[^\n]{{0,200}}?\bstep\s*(?:2|two)\b
+            |extract|exfiltrate|leak|override|jailbreak)\b[^\n]*?\bstep\s*(?:2|two)\b
         | \bfirst,?\s+(?:ignore|forget|disregard|bypass|disable|reveal|pretend|override)\b
-            [^\n]{{0,150}}?\b(?:then|next|after\s+that|finally|second(?:ly)?)\b
+            [^\n]*?\b(?:then|next|after\s+that|finally|second(?:ly)?)\b
         | \b{_EXFIL_VERB}\s+(?:(?:all|the|your|my|any|of)\s+){{0,3}}(?:{_WORD})?{_SENSITIVE}
             \s+to\s+(?:https?://|www\.|[a-z0-9._%+-]+@|(?:my|this|the\s+following|an?\s+external
             |our)\s+(?:server|url|endpoint|address|email|webhook))
@@ -604,7 +616,7 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
         | \bonce\s+(?:you(?:'ve|\s+have)?\s+)?(?:done|finished|completed)\s+
             (?:that|this|the\s+above)\s*,?\s+(?:ignore|forget|delete|send|exfiltrate|reveal|disable)
         | \b(?:when|if|after)\s+(?:you|the\s+(?:ai|assistant|agent|model))\s+(?:reads?|sees?
-            |process(?:es)?|summari[sz]es?|encounters?)\s+this\b[^\n]{{0,120}}?\b(?:ignore
+            |process(?:es)?|summari[sz]es?|encounters?)\s+this\b[^\n]*?\b(?:ignore
             |forget|disregard|instead|send|email|forward|reveal|call|execute|run|visit|navigate
             |click)\b
         | \b(?:ai|assistant|agent|model|llm|chatbot)s?\s+(?:reading|processing|summari[sz]ing
