@@ -223,9 +223,9 @@ def test_configure_and_validation() -> None:
     g.configure(action=GuardAction.BLOCK, threshold=0.9)
     assert (g.action, g.threshold) == (GuardAction.BLOCK, 0.9)
     for bad in (-0.1, 1.5, math.nan, math.inf):
-        with pytest.raises(ValueError, match="Threshold must be between 0.0 and 1.0"):
+        with pytest.raises(ValueError, match=r"Threshold must be between 0\.0 and 1\.0"):
             InputGuard(threshold=bad)
-        with pytest.raises(ValueError, match="Threshold must be between 0.0 and 1.0"):
+        with pytest.raises(ValueError, match=r"Threshold must be between 0\.0 and 1\.0"):
             g.configure(threshold=bad)
     with pytest.raises(TypeError, match="threshold must be a number, not str"):
         InputGuard(threshold="0.5")  # type: ignore[arg-type]
@@ -243,9 +243,9 @@ def test_pattern_validation() -> None:
     with pytest.raises(ValueError, match=r"Invalid regex pattern for bad: "):
         InjectionPattern("bad", "(unclosed", 0.5, "d")
     for sev in (1.5, -0.1, math.nan):
-        with pytest.raises(ValueError, match="severity of pattern 's' must be between"):
+        with pytest.raises(ValueError, match=r"severity of pattern 's' must be between"):
             InjectionPattern("s", "x", sev, "d")
-    with pytest.raises(TypeError, match="severity of pattern 's' must be a number"):
+    with pytest.raises(TypeError, match=r"severity of pattern 's' must be a number"):
         InjectionPattern("s", "x", "high", "d")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pattern is too long"):
         InjectionPattern("long", "a" * 20000, 0.5, "d")

@@ -261,7 +261,7 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
         "instruction_override",
         "(?ax)\n"
         + "|".join(_override_alternatives(v) for v in (_VERB1, _VERB2))
-        + rf"""
+        + r"""
         | \byour\s+(?:new|real|actual|true|updated)\s+(?:instructions?|rules|task|directives?
             |objective|goal|purpose|mission|prompt)\s+(?:is|are|will\s+be)\b
         | \bnew\s+system\s+(?:prompt|instructions?)\b
