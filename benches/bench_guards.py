@@ -24,11 +24,46 @@ from proxilion.guards import InjectionPattern, InputGuard, OutputGuard
 
 logging.disable(logging.CRITICAL)
 
-_WORDS = (
-    "the quarterly report shows steady growth in regional sales while costs remain under "
-    "control and the team plans to expand support for new customers next year with careful "
-    "attention to quality reliability and clear communication across every department"
-).split()  # noqa: SIM905
+_WORDS = [
+    "the",
+    "quarterly",
+    "report",
+    "shows",
+    "steady",
+    "growth",
+    "in",
+    "regional",
+    "sales",
+    "while",
+    "costs",
+    "remain",
+    "under",
+    "control",
+    "and",
+    "the",
+    "team",
+    "plans",
+    "to",
+    "expand",
+    "support",
+    "for",
+    "new",
+    "customers",
+    "next",
+    "year",
+    "with",
+    "careful",
+    "attention",
+    "to",
+    "quality",
+    "reliability",
+    "and",
+    "clear",
+    "communication",
+    "across",
+    "every",
+    "department",
+]
 
 
 def prose(n: int) -> str:
