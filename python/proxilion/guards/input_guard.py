@@ -628,12 +628,13 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
     ),
     (
         "unicode_smuggling",
-        r"[\u202a-\u202e\u2066-\u2069]"
+        # Case-sensitive: Python's IGNORECASE would let "İ" match [\x21-\x7e].
+        r"(?-i:[\u202a-\u202e\u2066-\u2069]"
         r"|[\x21-\x7e][\u200b-\u200d\u2060-\u2064\u180e\ufeff]"
         r"|[\u200b-\u200d\u2060-\u2064\u180e][\x21-\x7e]"
         r"|[\u200b-\u200d\u2060\ufeff]{3,}"
         r"|(?:^|[^\U0001f3f4\U000e0020-\U000e007f])[\U000e0000-\U000e007f]"
-        r"|[\ufe00-\ufe0f\U000e0100-\U000e01ef]{2,}",
+        r"|[\ufe00-\ufe0f\U000e0100-\U000e01ef]{2,})",
         0.8,
         "Invisible characters inside text: zero-width, bidi overrides, tags, stacked selectors",
         "unicode_manipulation",
