@@ -28,15 +28,25 @@ from proxilion._reference.mac import (
     hmac_sha256_verify,
     sha256_hex,
 )
+from proxilion._reference.scan import (
+    SCAN_DETACH_THRESHOLD,
+    PatternSet,
+    Prepared,
+    normalize,
+)
 from proxilion._reference.sign import SigningKeys, py_float_repr, role_injection_rule
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AUDIT_GENESIS_HASH",
+    # scan
+    "SCAN_DETACH_THRESHOLD",
     "AuditFileWriter",
     "GcraLimiter",
     "MerkleLog",
+    "PatternSet",
+    "Prepared",
     "SigningKeys",
     "__version__",
     "audit_event_hash",
@@ -52,6 +62,7 @@ __all__ = [
     "merkle_leaf_hash",
     "merkle_verify_consistency",
     "merkle_verify_inclusion",
+    "normalize",
     "py_float_repr",
     "role_injection_rule",
     "sha256_hex",
@@ -70,5 +81,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["chain", "limit", "mac", "sign"],
+        "features": ["chain", "limit", "mac", "scan", "sign"],
     }

@@ -7,7 +7,7 @@
 //! Areas (see DESIGN.md):
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
 //! - [`sign`]: keyed batch signing/verification, memory-context walk, Python text forms.
-//! - `scan`: multi-pattern injection scanning (input/output guards).
+//! - [`scan`]: multi-pattern injection scanning (input/output guards).
 //! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
 //! - [`limit`]: lock-free GCRA token buckets in a bounded, sharded key table.
 //! - `stats`: Welford / EWMA accumulators and z-scores.
@@ -17,6 +17,7 @@
 pub mod chain;
 pub mod limit;
 pub mod mac;
+pub mod scan;
 pub mod sign;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.

@@ -13,6 +13,7 @@ mod chain;
 mod convert;
 mod limit;
 mod mac;
+mod scan;
 mod sign;
 
 /// Version of the native module (the Rust crate version).
@@ -38,7 +39,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("target_arch", std::env::consts::ARCH)?;
     d.set_item("target_os", std::env::consts::OS)?;
     d.set_item("abi3", "cp310")?;
-    d.set_item("features", vec!["chain", "limit", "mac", "sign"])?;
+    d.set_item("features", vec!["chain", "limit", "mac", "scan", "sign"])?;
     Ok(d)
 }
 
@@ -51,5 +52,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mac::register(m)?;
     limit::register(m)?;
     sign::register(m)?;
+    scan::register(m)?;
     Ok(())
 }
