@@ -14,6 +14,8 @@
 #![forbid(unsafe_code)]
 
 pub mod mac;
+/// Welford / EWMA accumulators, bounded windows and the behavioural-drift engine.
+pub mod stats;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
