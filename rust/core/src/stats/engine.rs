@@ -822,16 +822,19 @@ impl Engine {
             }
             m.calls = ts.calls;
             for (k, ks) in &ts.keys {
-                let mut km = KeyModel::default();
-                km.kinds = ks.kinds;
+                let kerr = |x: StatsError| bad(format!("tool {tool:?} key {k:?}: {x}"));
                 let (n, mean, m2, lo, hi) = ks.num;
-                km.num = Welford::from_parts(n, mean, m2, lo, hi)
-                    .map_err(|x| bad(format!("tool {tool:?} key {k:?}: {x}")))?;
+                let num = Welford::from_parts(n, mean, m2, lo, hi).map_err(kerr)?;
                 let (n, mean, m2, lo, hi) = ks.len;
-                km.len = Welford::from_parts(n, mean, m2, lo, hi)
-                    .map_err(|x| bad(format!("tool {tool:?} key {k:?}: {x}")))?;
-                km.cats = Categorical::from_parts(MAX_CATEGORIES, ks.cats.clone(), ks.cats_other)
+                let len = Welford::from_parts(n, mean, m2, lo, hi).map_err(kerr)?;
+                let cats = Categorical::from_parts(MAX_CATEGORIES, ks.cats.clone(), ks.cats_other)
                     .ok_or_else(|| bad(format!("tool {tool:?} key {k:?}: bad categories")))?;
+                let km = KeyModel {
+                    kinds: ks.kinds,
+                    num,
+                    len,
+                    cats,
+                };
                 if m.keys.insert(k.clone(), km).is_some() {
                     return Err(bad(format!("tool {tool:?}: duplicate key {k:?}")));
                 }
