@@ -15,14 +15,19 @@ from proxilion._reference.mac import (
     hmac_sha256_verify,
     sha256_hex,
 )
+from proxilion._reference.stats import DriftEngine, Ewma, Welford, drift_metric_names
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DriftEngine",
+    "Ewma",
+    "Welford",
     "__version__",
     "blake3_keyed_hex",
     "build_info",
     "constant_time_eq",
+    "drift_metric_names",
     "hmac_sha256",
     "hmac_sha256_hex",
     "hmac_sha256_verify",
@@ -42,5 +47,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["mac"],
+        "features": ["mac", "stats"],
     }

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 
 mod convert;
 mod mac;
+mod stats;
 
 /// Version of the native module (the Rust crate version).
 #[pyfunction]
@@ -35,7 +36,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("target_arch", std::env::consts::ARCH)?;
     d.set_item("target_os", std::env::consts::OS)?;
     d.set_item("abi3", "cp310")?;
-    d.set_item("features", vec!["mac"])?;
+    d.set_item("features", vec!["mac", "stats"])?;
     Ok(d)
 }
 
@@ -45,5 +46,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     mac::register(m)?;
+    stats::register(m)?;
     Ok(())
 }

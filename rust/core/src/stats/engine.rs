@@ -14,7 +14,7 @@ use super::window::{NameWindow, SampleRing, TimeWindow};
 use super::StatsError;
 
 /// Number of metrics.
-pub const N_METRICS: usize = 15;
+pub const N_METRICS: usize = 17;
 
 /// Metric names, by index (the values of `DriftMetric`; the first ten are the original SDK's).
 pub const METRIC_NAMES: [&str; N_METRICS] = [
@@ -29,7 +29,9 @@ pub const METRIC_NAMES: [&str; N_METRICS] = [
     "context_size",
     "custom",
     "tool_mix",
+    "tool_surprise",
     "time_of_day",
+    "tool_latency",
     "argument_size",
     "argument_keys",
     "argument_values",
@@ -57,31 +59,48 @@ pub mod metric {
     pub const CONTEXT_SIZE: usize = 8;
     /// Caller-defined.
     pub const CUSTOM: usize = 9;
-    /// Surprise of the tool under the baseline tool mix (bits).
+    /// Chi-square divergence of the last 100 tools from the baseline tool mix.
     pub const TOOL_MIX: usize = 10;
+    /// Surprise of the tool under the baseline tool mix (bits).
+    pub const TOOL_SURPRISE: usize = 11;
     /// Surprise of the call's hour under the baseline hour-of-day profile (bits).
-    pub const TIME_OF_DAY: usize = 11;
+    pub const TIME_OF_DAY: usize = 12;
+    /// Latency standardised against the tool's baseline latencies (log scale).
+    pub const TOOL_LATENCY: usize = 13;
     /// Argument size standardised against the tool's baseline sizes.
-    pub const ARGUMENT_SIZE: usize = 12;
+    pub const ARGUMENT_SIZE: usize = 14;
     /// Surprise of the argument key set under the tool's baseline key sets (bits).
-    pub const ARGUMENT_KEYS: usize = 13;
+    pub const ARGUMENT_KEYS: usize = 15;
     /// Largest per-key anomaly score of the argument values against the tool's baseline.
-    pub const ARGUMENT_VALUES: usize = 14;
+    pub const ARGUMENT_VALUES: usize = 16;
 }
 
 /// Metrics whose per-call sample is a sliding-window statistic (so consecutive samples are
 /// correlated): their scale accounts for that (see [`Engine::lock`]).
 pub const WINDOWED: [bool; N_METRICS] = [
-    true, false, true, true, false, false, true, false, false, false, false, false, false, false,
-    false,
+    true, false, true, true, false, false, true, false, false, false, true, false, false, false,
+    false, false, false,
 ];
 
-/// Lower bound of each metric's scale (count metrics: half a unit; surprise metrics: one bit;
-/// standardised argument metrics: half a standard deviation; the original's continuous
-/// metrics: none, keeping its "zero deviation means +inf" rule).
+/// Lower bound of each metric's scale (count metrics: half a unit; `tool_mix`: 1; surprise
+/// metrics: one bit; standardised per-tool metrics: half a standard deviation; the original's
+/// continuous metrics: none, keeping its "zero deviation means +inf" rule).
 pub const SCALE_FLOORS: [f64; N_METRICS] = [
-    0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0, 1.0, 0.5, 1.0, 0.5,
+    0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5,
 ];
+
+/// Metrics (the original ten and `tool_mix`) whose scale is also at least the largest
+/// distance between the baseline mean and a window mean seen while learning, divided by
+/// [`ENVELOPE_DIVISOR`]: at a threshold of 3, a window must be twice as far out as any the
+/// agent produced while learning to drift. (The other new metrics are scored against
+/// profiles still being learned, so their early windows are not representative.)
+pub const ENVELOPED: [bool; N_METRICS] = [
+    true, true, true, true, true, true, true, true, true, true, true, false, false, false, false,
+    false, false,
+];
+
+/// See [`ENVELOPED`].
+pub const ENVELOPE_DIVISOR: f64 = 1.5;
 
 /// Metrics that [`Engine::record_value`] accepts.
 pub const VALUE_METRICS: [usize; 6] = [
@@ -97,8 +116,11 @@ pub const VALUE_METRICS: [usize; 6] = [
 pub const RATE_HORIZON: f64 = 60.0;
 /// Event times kept for the call rate.
 pub const EVENT_CAPACITY: usize = 1000;
-/// Tool names kept for the unique-tools and repetition metrics.
+/// Tool names kept for the unique-tools, repetition and tool-mix metrics.
 pub const NAME_CAPACITY: usize = 100;
+/// While learning, the reference mix of `tool_mix` is refreshed every this many calls (and
+/// frozen at the lock); its samples start once it is based on at least `NAME_CAPACITY` calls.
+pub const MIX_REFRESH: u64 = 100;
 
 /// Hour of day (0..=23, UTC) of a wall-clock time in seconds since the epoch.
 #[inline]
@@ -166,8 +188,9 @@ pub struct Baseline {
     pub p95: f64,
     /// 99th percentile of the last `baseline_window` samples.
     pub p99: f64,
-    /// Deviation used for z-scores: `max(std_dev, floor)`, and for windowed metrics at least
-    /// `sqrt(window) * std(window means)`.
+    /// Deviation used for z-scores: `max(std_dev, floor)`; for windowed metrics at least
+    /// `sqrt(window) * std(window means)`; for the original metrics at least the learned
+    /// envelope over `ENVELOPE_DIVISOR`.
     pub scale: f64,
 }
 
@@ -276,6 +299,8 @@ pub struct KeySnapshot {
 pub struct ToolSnapshot {
     /// Calls profiled.
     pub calls: u64,
+    /// Latencies.
+    pub latency: (u64, f64, f64, f64, f64),
     /// Sizes.
     pub size: (u64, f64, f64, f64, f64),
     /// Key sets with counts.
@@ -322,6 +347,7 @@ pub struct Engine {
     hours: [u64; 24],
     hours_total: u64,
     models: HashMap<String, ToolModel>,
+    mix_total: u64,
 }
 
 fn check_finite(name: &str, v: f64) -> Result<(), StatsError> {
@@ -349,6 +375,7 @@ impl Engine {
             hours: [0; 24],
             hours_total: 0,
             models: HashMap::new(),
+            mix_total: 0,
         }
     }
 
@@ -394,6 +421,19 @@ impl Engine {
         keyset_fingerprint(&self.hasher, keys)
     }
 
+    /// Rebuild the reference mix of `tool_mix` from the tool histogram.
+    fn refresh_mix(&mut self) {
+        let entries = self.tools.entries();
+        let den = self.tools.total() as f64 + ALPHA * (entries.len() as f64 + 1.0);
+        let probs: HashMap<u64, f64> = entries
+            .iter()
+            .map(|(name, c)| (self.name_hash(name), (*c as f64 + ALPHA) / den))
+            .collect();
+        let unseen = (self.tools.other() as f64 + ALPHA) / den;
+        self.names.set_reference(probs, unseen);
+        self.mix_total = self.tools.total();
+    }
+
     fn call(
         &mut self,
         name: &str,
@@ -422,13 +462,24 @@ impl Engine {
         } else {
             None
         };
+        let mix = if self.names.is_full() && self.mix_total >= NAME_CAPACITY as u64 {
+            Some(self.names.chi_square())
+        } else {
+            None
+        };
         let tool_s = self.tools.surprise(name);
         let hour = hour_of(wall);
         let hour_s = surprise_bits(self.hours[hour], self.hours_total as f64 + ALPHA * 24.0);
+        let log_latency = latency.map(|l| (1.0 + l).log2());
+        let model = self.models.get(name);
+        let lat_s = match (model, log_latency) {
+            (Some(m), Some(l)) => m.latency_score(l),
+            _ => None,
+        };
         let scored: Option<(u64, ArgScores)> = match args {
             Some(a) => {
                 let fp = self.keyset_fingerprint(&a.keyset);
-                match self.models.get(name) {
+                match model {
                     Some(m) => Some((fp, m.score(a, fp))),
                     None if !self.locked => Some((fp, ToolModel::default().score(a, fp))),
                     None => None,
@@ -446,8 +497,14 @@ impl Engine {
         if let Some(l) = latency {
             self.push(metric::LATENCY, l);
         }
-        self.push(metric::TOOL_MIX, tool_s);
+        if let Some(x) = mix {
+            self.push(metric::TOOL_MIX, x);
+        }
+        self.push(metric::TOOL_SURPRISE, tool_s);
         self.push(metric::TIME_OF_DAY, hour_s);
+        if let Some(x) = lat_s {
+            self.push(metric::TOOL_LATENCY, x);
+        }
         if let Some((_, s)) = scored {
             self.push(metric::ARGUMENT_KEYS, s.keys);
             if let Some(x) = s.size {
@@ -461,14 +518,19 @@ impl Engine {
             self.tools.observe(name);
             self.hours[hour] += 1;
             self.hours_total += 1;
-            if let (Some(a), Some((fp, _))) = (args, scored) {
-                if let Some(m) = self.models.get_mut(name) {
-                    m.observe(a, fp);
-                } else if self.models.len() < MAX_TOOLS {
-                    let mut m = ToolModel::default();
-                    m.observe(a, fp);
-                    self.models.insert(name.to_owned(), m);
+            if !self.models.contains_key(name) && self.models.len() < MAX_TOOLS {
+                self.models.insert(name.to_owned(), ToolModel::default());
+            }
+            if let Some(m) = self.models.get_mut(name) {
+                if let Some(l) = log_latency {
+                    m.latency.push(l);
                 }
+                if let (Some(a), Some((fp, _))) = (args, scored) {
+                    m.observe(a, fp);
+                }
+            }
+            if self.tools.total() % MIX_REFRESH == 0 {
+                self.refresh_mix();
             }
         }
         Ok(())
@@ -547,6 +609,7 @@ impl Engine {
     /// `min_baseline_samples` samples. Once locked, further calls return the same baseline.
     pub fn lock(&mut self) -> Vec<(usize, Baseline)> {
         if !self.locked {
+            self.refresh_mix();
             let w = self.cfg.window() as f64;
             for (m, st) in self.metrics.iter_mut().enumerate() {
                 if st.acc.count() < self.cfg.min_baseline_samples {
@@ -554,8 +617,16 @@ impl Engine {
                 }
                 let std = st.acc.std_dev();
                 let mut scale = std.max(SCALE_FLOORS[m]);
-                if WINDOWED[m] && st.window_means.count() >= 2 {
-                    scale = scale.max(w.sqrt() * st.window_means.std_dev());
+                let wm = &st.window_means;
+                if wm.count() >= 2 {
+                    if WINDOWED[m] {
+                        scale = scale.max(w.sqrt() * wm.std_dev());
+                    }
+                    if ENVELOPED[m] {
+                        let mean = st.acc.mean();
+                        let envelope = (wm.max() - mean).max(mean - wm.min());
+                        scale = scale.max(envelope / ENVELOPE_DIVISOR);
+                    }
                 }
                 let p = st.ring.percentiles(&[0.95, 0.99]);
                 st.baseline = Some(Baseline {
@@ -656,6 +727,7 @@ impl Engine {
                 self.models.insert(name.clone(), m);
             }
         }
+        self.refresh_mix();
         Ok(())
     }
 
@@ -706,6 +778,7 @@ impl Engine {
                     name.clone(),
                     ToolSnapshot {
                         calls: m.calls,
+                        latency: m.latency.to_parts(),
                         size: m.size.to_parts(),
                         keysets,
                         keyset_other: m.keyset_other,
@@ -736,7 +809,7 @@ impl Engine {
             cfg.detection_window as i64,
             cfg.min_baseline_samples as i64,
         )
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(e.message().to_owned()))?;
         if state.metrics.len() != N_METRICS {
             return Err(bad(format!(
                 "state must hold {N_METRICS} metrics, got {}",
@@ -750,13 +823,13 @@ impl Engine {
             let st = &mut e.metrics[m];
             let (n, mean, m2, lo, hi) = snap.acc;
             st.acc = Welford::from_parts(n, mean, m2, lo, hi)
-                .map_err(|x| bad(format!("{name}: {x}")))?;
+                .map_err(|x| bad(format!("{name}: {}", x.message())))?;
             let (n, mean, m2, lo, hi) = snap.window_means;
             st.window_means = Welford::from_parts(n, mean, m2, lo, hi)
-                .map_err(|x| bad(format!("{name}: {x}")))?;
+                .map_err(|x| bad(format!("{name}: {}", x.message())))?;
             let (n, mean, var) = snap.ewma;
             st.ewma = Ewma::from_parts(st.ewma.alpha(), n, mean, var)
-                .map_err(|x| bad(format!("{name}: {x}")))?;
+                .map_err(|x| bad(format!("{name}: {}", x.message())))?;
             if snap.samples.len() > cfg.baseline_window {
                 return Err(bad(format!("{name}: more samples than baseline_window")));
             }
@@ -788,9 +861,12 @@ impl Engine {
         }
         for (tool, ts) in &state.models {
             let mut m = ToolModel::default();
+            let (n, mean, m2, lo, hi) = ts.latency;
+            m.latency = Welford::from_parts(n, mean, m2, lo, hi)
+                .map_err(|x| bad(format!("tool {tool:?} latency: {}", x.message())))?;
             let (n, mean, m2, lo, hi) = ts.size;
             m.size = Welford::from_parts(n, mean, m2, lo, hi)
-                .map_err(|x| bad(format!("tool {tool:?} size: {x}")))?;
+                .map_err(|x| bad(format!("tool {tool:?} size: {}", x.message())))?;
             if ts.keysets.len() > MAX_KEYSETS || ts.keys.len() > MAX_KEYS {
                 return Err(bad(format!("tool {tool:?}: too many key sets or keys")));
             }
@@ -822,7 +898,7 @@ impl Engine {
             }
             m.calls = ts.calls;
             for (k, ks) in &ts.keys {
-                let kerr = |x: StatsError| bad(format!("tool {tool:?} key {k:?}: {x}"));
+                let kerr = |x: StatsError| bad(format!("tool {tool:?} key {k:?}: {}", x.message()));
                 let (n, mean, m2, lo, hi) = ks.num;
                 let num = Welford::from_parts(n, mean, m2, lo, hi).map_err(kerr)?;
                 let (n, mean, m2, lo, hi) = ks.len;
@@ -843,6 +919,7 @@ impl Engine {
                 return Err(bad(format!("duplicate tool profile {tool:?}")));
             }
         }
+        e.refresh_mix();
         Ok(e)
     }
 }

@@ -118,9 +118,9 @@ impl Ewma {
     pub fn from_parts(alpha: f64, n: u64, mean: f64, var: f64) -> Result<Self, StatsError> {
         let mut e = Self::new(alpha)?;
         if !mean.is_finite() || !var.is_finite() || var < 0.0 {
-            return Err(StatsError::BadState(format!(
-                "ewma mean/variance must be finite and variance >= 0, got {mean}/{var}"
-            )));
+            return Err(StatsError::BadState(
+                "ewma mean/variance must be finite and variance >= 0".into(),
+            ));
         }
         if n == 0 && (mean != 0.0 || var != 0.0) {
             return Err(StatsError::BadState(

@@ -24,6 +24,15 @@ pub enum StatsError {
     BadState(String),
 }
 
+impl StatsError {
+    /// The message without the "invalid drift state" prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            StatsError::BadArgument(m) | StatsError::BadState(m) => m,
+        }
+    }
+}
+
 impl std::fmt::Display for StatsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -236,7 +236,7 @@ pub struct CallArgs<'a> {
 
 /// Signed standardised distance `(x - mean) / max(std, SCALE_FLOOR)`.
 #[inline]
-fn standardise(w: &Welford, x: f64) -> f64 {
+pub fn standardise(w: &Welford, x: f64) -> f64 {
     (x - w.mean()) / w.std_dev().max(SCALE_FLOOR)
 }
 
@@ -330,16 +330,18 @@ pub struct KeysetEntry {
     pub count: u64,
 }
 
-/// Profile of one tool's arguments.
+/// Profile of one tool: its latencies and its arguments.
 #[derive(Clone, Debug)]
 pub struct ToolModel {
+    /// `log2(1 + latency_ms)` of its calls with a latency.
+    pub latency: Welford,
     /// `log2(1 + size)` of the arguments.
     pub size: Welford,
     /// Key sets seen (bounded by `MAX_KEYSETS`).
     pub keysets: Vec<KeysetEntry>,
     /// Key-set observations that did not fit.
     pub keyset_other: u64,
-    /// Calls profiled (with arguments).
+    /// Calls profiled with arguments.
     pub calls: u64,
     /// Per-key profiles (bounded by `MAX_KEYS`).
     pub keys: HashMap<String, KeyModel>,
@@ -348,6 +350,7 @@ pub struct ToolModel {
 impl Default for ToolModel {
     fn default() -> Self {
         Self {
+            latency: Welford::new(),
             size: Welford::new(),
             keysets: Vec::new(),
             keyset_other: 0,
@@ -437,8 +440,18 @@ impl ToolModel {
         }
     }
 
+    /// Standardised `log2(1 + latency_ms)` against this tool's latencies (two needed).
+    pub fn latency_score(&self, log_latency: f64) -> Option<f64> {
+        if self.latency.count() >= 2 {
+            Some(standardise(&self.latency, log_latency))
+        } else {
+            None
+        }
+    }
+
     /// Fold another profile of the same tool in (`rehash` gives our fingerprint of a key list).
     pub fn merge(&mut self, o: &ToolModel, rehash: &dyn Fn(&[String]) -> u64) {
+        self.latency.merge(&o.latency);
         self.calls += o.calls;
         self.size.merge(&o.size);
         for e in &o.keysets {

@@ -139,7 +139,7 @@ impl Welford {
         for (name, v) in [("mean", mean), ("m2", m2), ("min", min), ("max", max)] {
             if !v.is_finite() {
                 return Err(StatsError::BadState(format!(
-                    "welford {name} must be finite, got {v}"
+                    "welford {name} must be finite"
                 )));
             }
         }
@@ -152,14 +152,12 @@ impl Welford {
             return Ok(Self::new());
         }
         if m2 < 0.0 {
-            return Err(StatsError::BadState(format!(
-                "welford m2 must be >= 0, got {m2}"
-            )));
+            return Err(StatsError::BadState("welford m2 must be >= 0".into()));
         }
         if min > max {
-            return Err(StatsError::BadState(format!(
-                "welford min ({min}) must not exceed max ({max})"
-            )));
+            return Err(StatsError::BadState(
+                "welford min must not exceed max".into(),
+            ));
         }
         Ok(Self {
             n,

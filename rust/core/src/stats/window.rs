@@ -196,37 +196,71 @@ impl TimeWindow {
     }
 }
 
-/// The last `capacity` names (as 64-bit keyed hashes), with the number of distinct names and of
-/// adjacent equal pairs kept in O(1) per push.
+/// Expected counts below this are raised to it in the chi-square terms (the classical rule of
+/// thumb), so a rare or never-seen name adds at most `c^2 / MIX_MIN_EXPECTED`.
+pub const MIX_MIN_EXPECTED: f64 = 5.0;
+
+/// One chi-square term `(c - e)^2 / max(e, MIX_MIN_EXPECTED)`.
+#[inline]
+pub fn chi_term(c: f64, e: f64) -> f64 {
+    let d = c - e;
+    d * d / e.max(MIX_MIN_EXPECTED)
+}
+
+/// The last `capacity` names (as 64-bit keyed hashes), with, in O(1) per push: the number of
+/// distinct names, of adjacent equal pairs, and the chi-square divergence of the names' counts
+/// from a reference mix (`set_reference`).
+///
+/// The chi-square is `sum over names of (c - n p)^2 / max(n p, MIX_MIN_EXPECTED)` where `n` is
+/// the number of names held, over every name of the reference (absent ones count 0) and every
+/// held name outside it (probability `unseen`). It is updated incrementally once the window is
+/// full and recomputed exactly (summing terms in sorted `(e, c)` order) while it fills and
+/// whenever the reference changes.
 #[derive(Clone, Debug)]
 pub struct NameWindow {
     ring: VecDeque<u64>,
     counts: HashMap<u64, u32>,
     pairs: usize,
     capacity: usize,
+    probs: HashMap<u64, f64>,
+    unseen: f64,
+    x2: f64,
 }
 
 impl NameWindow {
-    /// A window over the last `capacity` names.
+    /// A window over the last `capacity` names (empty reference).
     pub fn new(capacity: usize) -> Self {
         Self {
             ring: VecDeque::new(),
             counts: HashMap::new(),
             pairs: 0,
             capacity: capacity.max(1),
+            probs: HashMap::new(),
+            unseen: 1.0,
+            x2: 0.0,
         }
+    }
+
+    #[inline]
+    fn prob(&self, h: u64) -> f64 {
+        self.probs.get(&h).copied().unwrap_or(self.unseen)
     }
 
     /// Append a name hash, evicting the oldest when full.
     #[inline]
     pub fn push(&mut self, h: u64) {
-        if self.ring.len() >= self.capacity {
+        let full = self.ring.len() >= self.capacity;
+        let n = self.capacity as f64;
+        if full {
             if let Some(old) = self.ring.pop_front() {
                 if let Some(c) = self.counts.get_mut(&old) {
+                    let before = *c as f64;
                     *c -= 1;
                     if *c == 0 {
                         self.counts.remove(&old);
                     }
+                    let e = n * self.prob(old);
+                    self.x2 += chi_term(before - 1.0, e) - chi_term(before, e);
                 }
                 if self.ring.front() == Some(&old) {
                     self.pairs -= 1;
@@ -237,7 +271,39 @@ impl NameWindow {
             self.pairs += 1;
         }
         self.ring.push_back(h);
-        *self.counts.entry(h).or_insert(0) += 1;
+        let c = self.counts.entry(h).or_insert(0);
+        *c += 1;
+        let after = *c as f64;
+        if full {
+            let e = n * self.prob(h);
+            self.x2 += chi_term(after, e) - chi_term(after - 1.0, e);
+        } else {
+            self.recompute();
+        }
+    }
+
+    /// Recompute the chi-square exactly.
+    pub fn recompute(&mut self) {
+        let n = self.ring.len() as f64;
+        let mut terms: Vec<(f64, f64)> = Vec::with_capacity(self.probs.len() + self.counts.len());
+        for (h, p) in &self.probs {
+            let c = self.counts.get(h).copied().unwrap_or(0) as f64;
+            terms.push((n * p, c));
+        }
+        for (h, c) in &self.counts {
+            if !self.probs.contains_key(h) {
+                terms.push((n * self.unseen, *c as f64));
+            }
+        }
+        terms.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        self.x2 = terms.iter().fold(0.0, |acc, (e, c)| acc + chi_term(*c, *e));
+    }
+
+    /// Replace the reference mix (probabilities by name hash, and of any other name).
+    pub fn set_reference(&mut self, probs: HashMap<u64, f64>, unseen: f64) {
+        self.probs = probs;
+        self.unseen = unseen;
+        self.recompute();
     }
 
     /// Names held.
@@ -250,6 +316,11 @@ impl NameWindow {
         self.ring.is_empty()
     }
 
+    /// Whether the window holds `capacity` names.
+    pub fn is_full(&self) -> bool {
+        self.ring.len() >= self.capacity
+    }
+
     /// Distinct names held.
     pub fn unique(&self) -> usize {
         self.counts.len()
@@ -260,11 +331,17 @@ impl NameWindow {
         self.pairs
     }
 
-    /// Forget every name.
+    /// Chi-square divergence of the names held from the reference mix.
+    pub fn chi_square(&self) -> f64 {
+        self.x2
+    }
+
+    /// Forget every name (keeps the reference).
     pub fn clear(&mut self) {
         self.ring.clear();
         self.counts.clear();
         self.pairs = 0;
+        self.x2 = 0.0;
     }
 }
 
@@ -360,5 +437,45 @@ mod tests {
         assert_eq!((n.unique(), n.repetitions()), (3, 1));
         n.clear();
         assert!(n.is_empty());
+    }
+
+    fn exact_x2(n: &NameWindow) -> f64 {
+        let mut m = n.clone();
+        m.recompute();
+        m.chi_square()
+    }
+
+    #[test]
+    fn chi_square_incremental_matches_exact() {
+        let mut n = NameWindow::new(100);
+        let probs: HashMap<u64, f64> = [(1u64, 0.5), (2, 0.3), (3, 0.2)].into_iter().collect();
+        n.set_reference(probs, 1e-4);
+        let seq = |i: u64| match i % 10 {
+            0..=4 => 1,
+            5..=7 => 2,
+            8 => 3,
+            _ => 4 + (i % 3), // names outside the reference
+        };
+        for i in 0..1000u64 {
+            n.push(seq(i));
+            let exact = exact_x2(&n);
+            assert!(
+                (n.chi_square() - exact).abs() < 1e-9 * exact.max(1.0),
+                "{i}"
+            );
+        }
+        // 100 names: 50 x 1, 30 x 2, 10 x 3, 10 outside (3-4 each).
+        assert!(n.chi_square() > 10.0);
+        // Exactly the reference mix gives 0.
+        let mut m = NameWindow::new(10);
+        m.set_reference([(1u64, 0.5), (2, 0.5)].into_iter().collect(), 0.0);
+        for h in [1u64, 2, 1, 2, 1, 2, 1, 2, 1, 2] {
+            m.push(h);
+        }
+        assert_eq!(m.chi_square(), 0.0);
+        m.push(1); // evicts a 1: still 5 x 1, 5 x 2
+        assert_eq!(m.chi_square(), 0.0);
+        m.push(1); // evicts a 2: 6 x 1, 4 x 2 -> (6-5)^2/5 + (4-5)^2/5
+        assert!((m.chi_square() - 0.4).abs() < 1e-12);
     }
 }
