@@ -1108,6 +1108,25 @@ class DriftEngine:
             out.append((m, cur, _z(cur, b[1], b[8]), b[1], b[8], st.ewma._mean))
         return out
 
+    def evaluate(
+        self, threshold: float
+    ) -> tuple[float, list[tuple[int, float, float]], list[_CheckT]]:
+        """``(severity, drifting, checks)``: ``checks`` as :meth:`check`, ``drifting`` the
+        ``(metric, current, z)`` with ``|z| > threshold``, ``severity`` the largest
+        ``min(1, |z| / (2 * threshold))`` among them (0.0 when none)."""
+        thr = _number(threshold, "threshold")
+        checks = self.check()
+        severity = 0.0
+        drifting: list[tuple[int, float, float]] = []
+        for m, cur, z, _b, _s, _e in checks:
+            az = abs(z)
+            if az > thr:
+                drifting.append((m, cur, z))
+                sev = min(az / (2.0 * thr), 1.0)
+                if sev > severity:
+                    severity = sev
+        return severity, drifting, checks
+
     def current_values(self) -> list[tuple[int, float]]:
         """``(metric, window mean)`` per metric that has samples."""
         out: list[tuple[int, float]] = []

@@ -212,16 +212,18 @@ class MetricDrift(NamedTuple):
         }
 
 
+_CheckT = tuple[int, float, float, float, float, float]
+
+
 @dataclass
 class DriftResult:
     """Outcome of :meth:`BehavioralMonitor.check_drift`.
 
-    The original's fields come first: ``drifting_metrics`` lists ``(metric, current value,
-    z-score)`` for each drifting metric, ``severity`` is the largest
-    ``min(1, |z| / (2 * threshold))`` among them (0.0 when nothing drifts). New fields:
-    ``z_scores`` holds the z-score of every evaluated metric and ``details`` a
-    :class:`MetricDrift` per evaluated metric (baseline mean and deviation, current value,
-    z-score, severity).
+    The original's fields: ``drifting_metrics`` lists ``(metric, current value, z-score)``
+    for each drifting metric; ``severity`` is the largest ``min(1, |z| / (2 * threshold))``
+    among them (0.0 when nothing drifts). New: :attr:`details` gives a :class:`MetricDrift`
+    (baseline mean and deviation, current value, z-score, severity) for every evaluated
+    metric and :attr:`z_scores` their z-scores; both are built on first access.
     """
 
     is_drifting: bool
@@ -229,8 +231,23 @@ class DriftResult:
     drifting_metrics: list[tuple[DriftMetric, float, float]] = field(default_factory=list)
     reason: str = ""
     timestamp: float = field(default_factory=time.time)
-    z_scores: dict[DriftMetric, float] = field(default_factory=dict)
-    details: list[MetricDrift] = field(default_factory=list)
+    checks: list[_CheckT] = field(default_factory=list, repr=False, compare=False)
+    threshold: float = 3.0
+
+    @property
+    def details(self) -> list[MetricDrift]:
+        """Every evaluated metric: baseline, current value, z-score, severity."""
+        thr = self.threshold
+        two = 2.0 * thr
+        return [
+            MetricDrift(_METRICS[m], mean, scale, cur, z, min(1.0, abs(z) / two), abs(z) > thr, ew)
+            for m, cur, z, mean, scale, ew in self.checks
+        ]
+
+    @property
+    def z_scores(self) -> dict[DriftMetric, float]:
+        """``{metric: z-score}`` for every evaluated metric."""
+        return {_METRICS[c[0]]: c[2] for c in self.checks}
 
     def to_dict(self, include_details: bool = False) -> dict[str, Any]:
         """The original's keys (``is_drifting``, ``severity``, ``drifting_metrics`` as
@@ -251,20 +268,14 @@ class DriftResult:
         return d
 
     def raise_for_drift(self) -> None:
-        """Raise :class:`BehavioralDriftError` for the most deviant drifting metric, if any."""
-        if not self.is_drifting:
+        """Raise :class:`BehavioralDriftError` for the drifting metric with the largest
+        ``|z|`` (baseline value = its baseline mean, deviation = its z-score); no-op when
+        nothing drifts."""
+        if not self.is_drifting or not self.drifting_metrics:
             return
-        worst = max(
-            (d for d in self.details if d.is_drifting),
-            key=lambda d: abs(d.z_score),
-            default=None,
-        )
-        if worst is None:
-            m, v, z = max(self.drifting_metrics, key=lambda t: abs(t[2]))
-            raise BehavioralDriftError(m.value, math.nan, v, z)
-        raise BehavioralDriftError(
-            worst.metric.value, worst.baseline_mean, worst.current_value, worst.z_score
-        )
+        m, v, z = max(self.drifting_metrics, key=lambda t: abs(t[2]))
+        base = next((d.baseline_mean for d in self.details if d.metric is m), math.nan)
+        raise BehavioralDriftError(m.value, base, v, z)
 
 
 @dataclass(frozen=True)
@@ -517,34 +528,18 @@ class BehavioralMonitor:
                         is_drifting=False, severity=0.0, reason="Baseline not yet established"
                     )
                 self._lock_locked()
-            checks = engine.check()
             callbacks = self._callbacks
         thr = self.drift_threshold
-        two = 2.0 * thr
-        metrics = _METRICS
-        drifting: list[tuple[DriftMetric, float, float]] = []
-        z_scores: dict[DriftMetric, float] = {}
-        details: list[MetricDrift] = []
-        severity = 0.0
-        for m, cur, z, mean, scale, ewma in checks:
-            metric = metrics[m]
-            az = abs(z)
-            sev = min(1.0, az / two)
-            is_d = az > thr
-            z_scores[metric] = z
-            details.append(MetricDrift(metric, mean, scale, cur, z, sev, is_d, ewma))
-            if is_d:
-                drifting.append((metric, cur, z))
-                if sev > severity:
-                    severity = sev
-        if not drifting:
+        severity, raw, checks = engine.evaluate(thr)
+        if not raw:
             return DriftResult(
                 is_drifting=False,
                 severity=0.0,
                 reason="Behavior within normal parameters",
-                z_scores=z_scores,
-                details=details,
+                checks=checks,
+                threshold=thr,
             )
+        drifting = [(_METRICS[m], v, z) for m, v, z in raw]
         reason = "Drift detected in: " + ", ".join(
             f"{m.value}: {v:.2f} (z={z:.1f})" for m, v, z in drifting
         )
@@ -553,8 +548,8 @@ class BehavioralMonitor:
             severity=severity,
             drifting_metrics=drifting,
             reason=reason,
-            z_scores=z_scores,
-            details=details,
+            checks=checks,
+            threshold=thr,
         )
         for cb in list(callbacks):
             try:

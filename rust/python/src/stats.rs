@@ -992,6 +992,7 @@ fn state_from_py(s: &Bound<'_, PyAny>) -> PyResult<EngineState> {
 
 type BaselineTuple = (usize, f64, f64, f64, f64, u64, f64, f64, f64);
 type CheckTuple = (usize, f64, f64, f64, f64, f64);
+type Evaluation = (f64, Vec<(usize, f64, f64)>, Vec<CheckTuple>);
 
 fn baseline_tuple((m, b): (usize, Baseline)) -> BaselineTuple {
     (
@@ -1182,6 +1183,27 @@ impl PyDriftEngine {
             .iter()
             .map(check_tuple)
             .collect())
+    }
+
+    /// `(severity, drifting, checks)`: `checks` as `check()`, `drifting` the
+    /// `(metric, current, z)` with `|z| > threshold`, `severity` the largest
+    /// `min(1, |z| / (2 * threshold))` among them (0.0 when none).
+    fn evaluate(&self, threshold: &Bound<'_, PyAny>) -> PyResult<Evaluation> {
+        let thr = number(threshold, "threshold")?;
+        let checks = guard(&self.inner)?.check();
+        let mut severity = 0.0f64;
+        let mut drifting = Vec::new();
+        for c in &checks {
+            let az = c.z.abs();
+            if az > thr {
+                drifting.push((c.metric, c.current, c.z));
+                let sev = (az / (2.0 * thr)).min(1.0);
+                if sev > severity {
+                    severity = sev;
+                }
+            }
+        }
+        Ok((severity, drifting, checks.iter().map(check_tuple).collect()))
     }
 
     /// `(metric, window mean)` per metric that has samples.
