@@ -77,7 +77,7 @@ def test_latency_baseline_and_shift(impl: ModuleType) -> None:
     for i, lat in enumerate(lats):
         e.record_tool_call("search", lat, None, float(i), DAY0 + 10 * HOUR + i)
     base = {NAMES[b[0]]: b for b in e.lock()}
-    m, mean, std, lo, hi, n, p95, p99, scale = base["latency"]
+    _m, mean, std, lo, hi, n, p95, p99, scale = base["latency"]
     assert (n, lo, hi) == (50, 100.0, 104.0)
     assert mean == pytest.approx(102.0)
     assert std == pytest.approx(statistics.stdev(lats), rel=1e-12)
@@ -382,7 +382,9 @@ json_leaf = st.one_of(
 )
 json_value = st.recursive(
     json_leaf,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4)
+    ),
     max_leaves=12,
 )
 call_st = st.tuples(
@@ -399,7 +401,7 @@ def _close(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
     return bool(a == b)

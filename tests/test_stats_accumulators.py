@@ -137,7 +137,9 @@ def test_ewma_validation_merge_and_state(impl: ModuleType) -> None:
     b.push(5.0)
     a.merge(b)
     assert (a.count, a.mean, a.variance) == (4, 2.0, 3.0)
-    with pytest.raises(ValueError, match=r"cannot merge EWMAs with different alpha \(0.2 and 0.3\)"):
+    with pytest.raises(
+        ValueError, match=r"cannot merge EWMAs with different alpha \(0.2 and 0.3\)"
+    ):
         a.merge(impl.Ewma(0.3))
     state = a.to_state()
     assert state == (0.2, 4, 2.0, 3.0)

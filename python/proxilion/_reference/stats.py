@@ -8,12 +8,15 @@ same z-scores (the property tests allow a relative difference of 1e-9, for platf
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 __all__ = ["DriftEngine", "Ewma", "Welford", "drift_metric_names"]
 
@@ -58,14 +61,19 @@ N_METRICS = len(METRIC_NAMES)
     ARGUMENT_KEYS,
     ARGUMENT_VALUES,
 ) = range(N_METRICS)
-WINDOWED = (True, False, True, True, False, False, True, False, False, False, True) + (False,) * 6
-SCALE_FLOORS = (
-    (0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0) + (1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5)
+WINDOWED = (
+    *(True, False, True, True, False, False, True, False, False, False),
+    *(True, False, False, False, False, False, False),
 )
+SCALE_FLOORS = (
+    *(0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0),
+    *(1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5),
+)
+PER_TOOL = (TOOL_LATENCY, ARGUMENT_SIZE, ARGUMENT_KEYS, ARGUMENT_VALUES)
 VALUE_METRICS = frozenset(
     {RESPONSE_LENGTH, LATENCY, TOKEN_USAGE, SCOPE_VIOLATIONS, CONTEXT_SIZE, CUSTOM}
 )
-ENVELOPED = (True,) * 11 + (False,) * 6
+ENVELOPED = (*(True,) * 11, *(False,) * 6)
 ENVELOPE_DIVISOR = 1.5
 RATE_HORIZON = 60.0
 EVENT_CAPACITY = 1000
@@ -95,12 +103,36 @@ STATE_FORMAT = "proxilion.drift_engine"
 STATE_VERSION = 1
 
 _BaselineT = tuple[int, float, float, float, float, int, float, float, float]
-_CheckT = tuple[int, float, float, float, float, float]
+_CheckT = tuple[int, float, float, float, float, float, "str | None"]
 
 
 def drift_metric_names() -> list[str]:
     """Names of the engine's metrics, by index."""
     return list(METRIC_NAMES)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_S = TypeVar("_S", bound="_Synchronized")
+
+
+class _Synchronized:
+    """Base of the public classes: one re-entrant lock per object, as the native ones hold
+    a mutex (every public method of theirs is atomic)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+
+def _synchronized(fn: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    @functools.wraps(fn)
+    def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return fn(self, *args, **kwargs)
+
+    return wrapper
 
 
 # --- argument checking shared with the binding -----------------------------------------------
@@ -156,12 +188,13 @@ def _z(x: float, mean: float, std: float) -> float:
     return d / std
 
 
-class Welford:
+class Welford(_Synchronized):
     """Streaming count, mean, sample variance, min and max (Welford), mergeable (Chan)."""
 
     __slots__ = ("_m2", "_max", "_mean", "_min", "_n")
 
     def __init__(self) -> None:
+        super().__init__()
         self._n = 0
         self._mean = 0.0
         self._m2 = 0.0
@@ -184,10 +217,12 @@ class Welford:
         if x > self._max:
             self._max = x
 
+    @_synchronized
     def push(self, x: float) -> None:
         """Add one finite sample."""
         self._push(_number(x, "x"))
 
+    @_synchronized
     def extend(self, xs: Iterable[float]) -> None:
         """Add every sample of ``xs`` (all are checked before any is added)."""
         vals = [_number(x, "x") for x in xs]
@@ -217,7 +252,9 @@ class Welford:
         """Fold an accumulator over disjoint samples into this one (exact)."""
         if not isinstance(other, Welford):
             raise TypeError(f"other must be Welford, not {type(other).__name__}")
-        self._merge(other)
+        snapshot = _welford_parts(*other.to_state())  # under other's lock, then ours
+        with self._lock:
+            self._merge(snapshot)
 
     @property
     def count(self) -> int:
@@ -263,6 +300,7 @@ class Welford:
         """Largest sample (0.0 when empty)."""
         return self._max
 
+    @_synchronized
     def z_score(self, x: float) -> float:
         """``(x - mean) / std_dev``; with zero deviation 0.0 at the mean, else +inf."""
         return _z(_number(x, "x"), self._mean, self.std_dev)
@@ -270,6 +308,7 @@ class Welford:
     def _parts(self) -> tuple[int, float, float, float, float]:
         return (self._n, self._mean, self._m2, self._min, self._max)
 
+    @_synchronized
     def to_state(self) -> tuple[int, float, float, float, float]:
         """``(count, mean, m2, min, max)``."""
         return self._parts()
@@ -305,12 +344,13 @@ def _welford_parts(n: int, mean: float, m2: float, lo: float, hi: float) -> Welf
     return w
 
 
-class Ewma:
+class Ewma(_Synchronized):
     """Exponentially weighted mean and variance; ``alpha`` in (0, 1]."""
 
     __slots__ = ("_alpha", "_mean", "_n", "_var")
 
     def __init__(self, alpha: float) -> None:
+        super().__init__()
         a = _number(alpha, "alpha") if not isinstance(alpha, float) else alpha
         if not (a > 0.0 and a <= 1.0):
             raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
@@ -338,10 +378,12 @@ class Ewma:
             self._var = (1.0 - self._alpha) * (self._var + d * incr)
         self._n += 1
 
+    @_synchronized
     def push(self, x: float) -> None:
         """Add one finite sample."""
         self._push(_number(x, "x"))
 
+    @_synchronized
     def extend(self, xs: Iterable[float]) -> None:
         """Add every sample of ``xs`` in order."""
         vals = [_number(x, "x") for x in xs]
@@ -369,7 +411,9 @@ class Ewma:
         """Approximate merge of a shard of the same stream (count-weighted mixture)."""
         if not isinstance(other, Ewma):
             raise TypeError(f"other must be Ewma, not {type(other).__name__}")
-        self._merge(other)
+        snapshot = Ewma.from_state(other.to_state())  # under other's lock, then ours
+        with self._lock:
+            self._merge(snapshot)
 
     @property
     def alpha(self) -> float:
@@ -396,6 +440,7 @@ class Ewma:
         """Smoothed standard deviation."""
         return math.sqrt(self._var)
 
+    @_synchronized
     def to_state(self) -> tuple[float, int, float, float]:
         """``(alpha, count, mean, variance)``."""
         return (self._alpha, self._n, self._mean, self._var)
@@ -419,9 +464,7 @@ class Ewma:
 
 def _ewma_check(n: int, mean: float, var: float) -> None:
     if not math.isfinite(mean) or not math.isfinite(var) or var < 0.0:
-        raise ValueError(
-            "invalid drift state: ewma mean/variance must be finite and variance >= 0"
-        )
+        raise ValueError("invalid drift state: ewma mean/variance must be finite and variance >= 0")
     if n == 0 and (mean != 0.0 or var != 0.0):
         raise ValueError("invalid drift state: an empty ewma must have zero mean and variance")
 
@@ -652,7 +695,7 @@ class _KeyModel:
             self.cats.observe(tok)
 
     def merge(self, o: _KeyModel) -> None:
-        self.kinds = [a + b for a, b in zip(self.kinds, o.kinds)]
+        self.kinds = [a + b for a, b in zip(self.kinds, o.kinds, strict=True)]
         self.num._merge(o.num)
         self.len._merge(o.len)
         self.cats.merge(o.cats)
@@ -670,9 +713,11 @@ class _CallArgs:
 
 
 class _ToolModel:
-    __slots__ = ("calls", "keys", "keyset_other", "keysets", "latency", "size")
+    __slots__ = ("calls", "keys", "keyset_other", "keysets", "latency", "metrics", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, w: int = 1) -> None:
+        # the tool's own accumulators of the PER_TOOL metrics (ring = the window)
+        self.metrics = [_Metric(w, w) for _ in PER_TOOL]
         self.latency = Welford()
         self.size = Welford()
         self.keysets: dict[tuple[str, ...], int] = {}
@@ -849,15 +894,81 @@ def _hour_of(wall: float) -> int:
 class _Metric:
     __slots__ = ("acc", "baseline", "ewma", "ring", "wmeans")
 
-    def __init__(self, bw: int, w: int) -> None:
+    def __init__(self, capacity: int, w: int) -> None:
         self.acc = Welford()
         self.wmeans = Welford()
         self.ewma = Ewma.with_span(w)
-        self.ring = _SampleRing(bw, w)
+        self.ring = _SampleRing(capacity, w)
         self.baseline: _BaselineT | None = None
 
+    def push(self, x: float, learning: bool) -> None:
+        ring = self.ring
+        ring.push(x)
+        self.ewma._push(x)
+        if learning:
+            self.acc._push(x)
+            if ring.length >= ring.window:
+                wm = ring.window_mean()
+                if wm is not None:
+                    self.wmeans._push(wm)
 
-class DriftEngine:
+    def compute_baseline(self, m: int, w: int, min_samples: int, pooled: bool) -> None:
+        acc = self.acc
+        if acc._n < min_samples:
+            self.baseline = None
+            return
+        std = acc.std_dev
+        scale = max(std, SCALE_FLOORS[m])
+        wm = self.wmeans
+        if pooled and wm._n >= 2:
+            if WINDOWED[m]:
+                scale = max(scale, math.sqrt(float(w)) * wm.std_dev)
+            if ENVELOPED[m]:
+                mean = acc._mean
+                envelope = max(wm._max - mean, mean - wm._min)
+                scale = max(scale, envelope / ENVELOPE_DIVISOR)
+        p95, p99 = self.ring.percentiles((0.95, 0.99))
+        self.baseline = (m, acc._mean, std, acc._min, acc._max, acc._n, p95, p99, scale)
+
+    def check(self, m: int, tool: str | None) -> _CheckT | None:
+        b = self.baseline
+        if b is None:
+            return None
+        cur = self.ring.window_mean()
+        if cur is None:
+            return None
+        return (m, cur, _z(cur, b[1], b[8]), b[1], b[8], self.ewma._mean, tool)
+
+    def merge(self, o: _Metric) -> None:
+        self.acc._merge(o.acc)
+        self.wmeans._merge(o.wmeans)
+        self.ewma._merge(o.ewma)
+        for x in o.ring.to_list():
+            self.ring.push(x)
+
+    def to_state(self) -> dict[str, Any]:
+        b = self.baseline
+        return {
+            "acc": list(self.acc._parts()),
+            "window_means": list(self.wmeans._parts()),
+            "ewma": [self.ewma._n, self.ewma._mean, self.ewma._var],
+            "samples": self.ring.to_list(),
+            "baseline": None
+            if b is None
+            else {
+                "mean": b[1],
+                "std_dev": b[2],
+                "min_value": b[3],
+                "max_value": b[4],
+                "sample_count": b[5],
+                "percentile_95": b[6],
+                "percentile_99": b[7],
+                "scale": b[8],
+            },
+        }
+
+
+class DriftEngine(_Synchronized):
     """Per-agent drift engine: O(1) recording, O(metrics) checks, bounded memory.
 
     Args are the original monitor's window parameters (each must be greater than 0).
@@ -867,10 +978,14 @@ class DriftEngine:
 
     def __init__(
         self,
-        baseline_window: int = 100,
-        detection_window: int = 10,
-        min_baseline_samples: int = 20,
+        baseline_window: int | None = None,
+        detection_window: int | None = None,
+        min_baseline_samples: int | None = None,
     ) -> None:
+        # None means the original monitor's default (100, 10, 20)
+        baseline_window = 100 if baseline_window is None else baseline_window
+        detection_window = 10 if detection_window is None else detection_window
+        min_baseline_samples = 20 if min_baseline_samples is None else min_baseline_samples
         for name, v in (
             ("baseline_window", baseline_window),
             ("detection_window", detection_window),
@@ -878,6 +993,7 @@ class DriftEngine:
         ):
             if _int(v, name) <= 0:
                 raise ValueError(f"{name} must be greater than 0")
+        super().__init__()
         self._bw = baseline_window
         self._dw = detection_window
         self._min = min_baseline_samples
@@ -891,6 +1007,7 @@ class DriftEngine:
         self._hours = [0] * 24
         self._hours_total = 0
         self._models: dict[str, _ToolModel] = {}
+        self._tool_order: list[str] = []
         self._mix_total = 0
 
     # -- recording --
@@ -904,16 +1021,11 @@ class DriftEngine:
         self._mix_total = self._tools.total
 
     def _push(self, m: int, x: float) -> None:
-        st = self._metrics[m]
-        ring = st.ring
-        ring.push(x)
-        st.ewma._push(x)
-        if not self._locked:
-            st.acc._push(x)
-            if ring.length >= ring.window:
-                wm = ring.window_mean()
-                if wm is not None:
-                    st.wmeans._push(wm)
+        self._metrics[m].push(x, not self._locked)
+
+    def _insert_tool(self, name: str, model: _ToolModel) -> None:
+        bisect.insort(self._tool_order, name)
+        self._models[name] = model
 
     def _call(
         self,
@@ -962,30 +1074,35 @@ class DriftEngine:
             push(TOOL_MIX, mix)
         push(TOOL_SURPRISE, tool_s)
         push(TIME_OF_DAY, hour_s)
-        if lat_s is not None:
-            push(TOOL_LATENCY, lat_s)
+        per_tool: list[float | None] = [lat_s, None, None, None]
         if scored is not None:
-            keys, size, values = scored
-            push(ARGUMENT_KEYS, keys)
-            if size is not None:
-                push(ARGUMENT_SIZE, size)
-            if values is not None:
-                push(ARGUMENT_VALUES, values)
-        if not self._locked:
+            per_tool[1] = scored[1]
+            per_tool[2] = scored[0]
+            per_tool[3] = scored[2]
+        for k, x in enumerate(per_tool):
+            if x is not None:
+                push(PER_TOOL[k], x)
+        learning = not self._locked
+        if learning:
             self._tools.observe(name)
             self._hours[hour] += 1
             self._hours_total += 1
             if model is None and len(self._models) < MAX_TOOLS:
-                model = _ToolModel()
-                self._models[name] = model
-            if model is not None:
+                model = _ToolModel(self._w)
+                self._insert_tool(name, model)
+        if model is not None:
+            for k, x in enumerate(per_tool):
+                if x is not None:
+                    model.metrics[k].push(x, learning)
+            if learning:
                 if log_latency is not None:
                     model.latency._push(log_latency)
                 if args is not None and scored is not None:
                     model.observe(args)
-            if self._tools.total % MIX_REFRESH == 0:
-                self._refresh_mix()
+        if learning and self._tools.total % MIX_REFRESH == 0:
+            self._refresh_mix()
 
+    @_synchronized
     def record_tool_call(
         self,
         tool_name: str,
@@ -1013,6 +1130,7 @@ class DriftEngine:
         w = _time(wall, "wall", time.time)
         self._call(name, lat, args, mono, w, True)
 
+    @_synchronized
     def record_tool_event(
         self, tool_name: str, now: float | None = None, wall: float | None = None
     ) -> None:
@@ -1022,10 +1140,12 @@ class DriftEngine:
         w = _time(wall, "wall", time.time)
         self._call(name, None, None, mono, w, False)
 
+    @_synchronized
     def record_event_time(self, now: float | None = None) -> None:
         """Add an event time (counted by the call rate)."""
         self._events.push(_time(now, "now", time.monotonic))
 
+    @_synchronized
     def record_error(self, now: float | None = None) -> None:
         """Record an error (errors in the last 60 s, plus this one)."""
         mono = _time(now, "now", time.monotonic)
@@ -1033,6 +1153,7 @@ class DriftEngine:
         self._errors.push(mono)
         self._push(ERROR_RATE, n + 1.0)
 
+    @_synchronized
     def record_value(self, metric: int, value: float) -> None:
         """Record a value of response_length, latency, token_usage, scope_violations,
         context_size or custom (by metric index)."""
@@ -1063,70 +1184,76 @@ class DriftEngine:
         """``(baseline_window, detection_window, min_baseline_samples)``."""
         return (self._bw, self._dw, self._min)
 
+    @_synchronized
     def sample_counts(self) -> list[int]:
         """Samples learned per metric, by index."""
         return [st.acc._n for st in self._metrics]
 
+    @_synchronized
     def lock(self) -> list[_BaselineT]:
         """Freeze the profiles; baseline every metric with enough samples. Idempotent."""
         if not self._locked:
             self._refresh_mix()
-            w = float(self._w)
             for m, st in enumerate(self._metrics):
-                acc = st.acc
-                if acc._n < self._min:
-                    continue
-                std = acc.std_dev
-                scale = max(std, SCALE_FLOORS[m])
-                wm = st.wmeans
-                if wm._n >= 2:
-                    if WINDOWED[m]:
-                        scale = max(scale, math.sqrt(w) * wm.std_dev)
-                    if ENVELOPED[m]:
-                        mean = acc._mean
-                        envelope = max(wm._max - mean, mean - wm._min)
-                        scale = max(scale, envelope / ENVELOPE_DIVISOR)
-                p95, p99 = st.ring.percentiles((0.95, 0.99))
-                st.baseline = (m, acc._mean, std, acc._min, acc._max, acc._n, p95, p99, scale)
+                st.compute_baseline(m, self._w, self._min, True)
+            for model in self._models.values():
+                for k, st in enumerate(model.metrics):
+                    st.compute_baseline(PER_TOOL[k], self._w, self._min, False)
             self._locked = True
         return self.baselines()
 
+    @_synchronized
     def baselines(self) -> list[_BaselineT]:
         """``(metric, mean, std_dev, min, max, count, p95, p99, scale)`` per baselined metric."""
         return [st.baseline for st in self._metrics if st.baseline is not None]
 
+    @_synchronized
     def check(self) -> list[_CheckT]:
-        """``(metric, current, z, baseline_mean, scale, ewma)`` per evaluable metric."""
+        """``(metric, current, z, baseline_mean, scale, ewma, tool)`` per evaluable metric, in
+        metric order; a per-tool metric is reported for the tool whose window has the largest
+        ``|z|`` (the first in name order on ties), ``tool`` naming it (else None)."""
+        best: list[_CheckT | None] = [None, None, None, None]
+        for name in self._tool_order:
+            model = self._models[name]
+            for k, st in enumerate(model.metrics):
+                c = st.check(PER_TOOL[k], name)
+                if c is not None:
+                    b = best[k]
+                    if b is None or abs(c[2]) > abs(b[2]):
+                        best[k] = c
         out: list[_CheckT] = []
         for m, st in enumerate(self._metrics):
-            b = st.baseline
-            if b is None:
-                continue
-            cur = st.ring.window_mean()
-            if cur is None:
-                continue
-            out.append((m, cur, _z(cur, b[1], b[8]), b[1], b[8], st.ewma._mean))
+            if m in PER_TOOL:
+                bc = best[PER_TOOL.index(m)]
+                if bc is not None:
+                    out.append(bc)
+            else:
+                c = st.check(m, None)
+                if c is not None:
+                    out.append(c)
         return out
 
+    @_synchronized
     def evaluate(
         self, threshold: float
-    ) -> tuple[float, list[tuple[int, float, float]], list[_CheckT]]:
+    ) -> tuple[float, list[tuple[int, float, float, str | None]], list[_CheckT]]:
         """``(severity, drifting, checks)``: ``checks`` as :meth:`check`, ``drifting`` the
-        ``(metric, current, z)`` with ``|z| > threshold``, ``severity`` the largest
+        ``(metric, current, z, tool)`` with ``|z| > threshold``, ``severity`` the largest
         ``min(1, |z| / (2 * threshold))`` among them (0.0 when none)."""
         thr = _number(threshold, "threshold")
         checks = self.check()
         severity = 0.0
-        drifting: list[tuple[int, float, float]] = []
-        for m, cur, z, _b, _s, _e in checks:
+        drifting: list[tuple[int, float, float, str | None]] = []
+        for m, cur, z, _b, _s, _e, tool in checks:
             az = abs(z)
             if az > thr:
-                drifting.append((m, cur, z))
+                drifting.append((m, cur, z, tool))
                 sev = min(az / (2.0 * thr), 1.0)
                 if sev > severity:
                     severity = sev
         return severity, drifting, checks
 
+    @_synchronized
     def current_values(self) -> list[tuple[int, float]]:
         """``(metric, window mean)`` per metric that has samples."""
         out: list[tuple[int, float]] = []
@@ -1136,6 +1263,7 @@ class DriftEngine:
                 out.append((m, v))
         return out
 
+    @_synchronized
     def metric_state(self, metric: int) -> dict[str, Any]:
         """Accumulators of one metric (for inspection and tests)."""
         m = _int(metric, "metric")
@@ -1149,19 +1277,20 @@ class DriftEngine:
             "samples": st.ring.to_list(),
         }
 
+    @_synchronized
     def replay(
         self,
         calls: Iterable[Any],
-        threshold: float = 3.0,
-        check_every: int = 1,
+        threshold: float | None = None,
+        check_every: int | None = None,
     ) -> dict[str, Any]:
         """Record ``(tool_name, latency_ms, arguments, now, wall)`` calls in order and, once
         the baseline is locked, check after every ``check_every`` calls; count the checks
         with a metric over ``threshold`` (no callbacks, no auto-lock)."""
-        thr = _number(threshold, "threshold")
+        thr = 3.0 if threshold is None else _number(threshold, "threshold")
         if thr <= 0.0:
             raise ValueError(f"threshold must be greater than 0, got {threshold!r}")
-        every = _int(check_every, "check_every")
+        every = 1 if check_every is None else _int(check_every, "check_every")
         if every <= 0:
             raise ValueError("check_every must be greater than 0")
         n_calls = checks = alarms = 0
@@ -1178,7 +1307,7 @@ class DriftEngine:
             if self._locked and n_calls % every == 0:
                 checks += 1
                 drifting = False
-                for m, _cur, z, _b, _s, _e in self.check():
+                for m, _cur, z, _b, _s, _e, _t in self.check():
                     name = METRIC_NAMES[m]
                     az = abs(z)
                     if az > max_z.get(name, -1.0):
@@ -1209,51 +1338,34 @@ class DriftEngine:
             raise ValueError("cannot merge engines once a baseline is locked")
         if self.config() != other.config():
             raise ValueError("cannot merge engines with different configurations")
-        if other is self:
-            other = DriftEngine.from_state(self.to_state())
-        for a, b in zip(self._metrics, other._metrics):
-            a.acc._merge(b.acc)
-            a.wmeans._merge(b.wmeans)
-            a.ewma._merge(b.ewma)
-            for x in b.ring.to_list():
-                a.ring.push(x)
+        # a consistent copy of the shard, taken under its own lock (it may be self)
+        other = DriftEngine.from_state(other.to_state())
+        with self._lock:
+            self._merge(other)
+
+    def _merge(self, other: DriftEngine) -> None:
+        for a, b in zip(self._metrics, other._metrics, strict=True):
+            a.merge(b)
         self._tools.merge(other._tools)
-        self._hours = [a + b for a, b in zip(self._hours, other._hours)]
+        self._hours = [a + b for a, b in zip(self._hours, other._hours, strict=True)]
         self._hours_total += other._hours_total
         for name in sorted(other._models):
             om = other._models[name]
             m = self._models.get(name)
-            if m is not None:
-                m.merge(om)
-            elif len(self._models) < MAX_TOOLS:
-                m = _ToolModel()
-                m.merge(om)
-                self._models[name] = m
+            if m is None:
+                if len(self._models) >= MAX_TOOLS:
+                    continue
+                m = _ToolModel(self._w)
+                self._insert_tool(name, m)
+            m.merge(om)
+            for a, b in zip(m.metrics, om.metrics, strict=True):
+                a.merge(b)
         self._refresh_mix()
 
+    @_synchronized
     def to_state(self) -> dict[str, Any]:
         """Everything learned, as JSON-compatible data (transient windows excluded)."""
-        metrics: dict[str, Any] = {}
-        for m, st in enumerate(self._metrics):
-            b = st.baseline
-            metrics[METRIC_NAMES[m]] = {
-                "acc": list(st.acc._parts()),
-                "window_means": list(st.wmeans._parts()),
-                "ewma": [st.ewma._n, st.ewma._mean, st.ewma._var],
-                "samples": st.ring.to_list(),
-                "baseline": None
-                if b is None
-                else {
-                    "mean": b[1],
-                    "std_dev": b[2],
-                    "min_value": b[3],
-                    "max_value": b[4],
-                    "sample_count": b[5],
-                    "percentile_95": b[6],
-                    "percentile_99": b[7],
-                    "scale": b[8],
-                },
-            }
+        metrics = {METRIC_NAMES[m]: st.to_state() for m, st in enumerate(self._metrics)}
         profiles: dict[str, Any] = {}
         for tool in sorted(self._models):
             tm = self._models[tool]
@@ -1274,6 +1386,9 @@ class DriftEngine:
                 "keysets": [[list(ks), c] for ks, c in sorted(tm.keysets.items())],
                 "keyset_other": tm.keyset_other,
                 "keys": keys,
+                "metrics": {
+                    METRIC_NAMES[PER_TOOL[k]]: st.to_state() for k, st in enumerate(tm.metrics)
+                },
             }
         return {
             "format": STATE_FORMAT,
@@ -1374,6 +1489,47 @@ def _categorical_from(counts: object, other: object, cap: int, path: str) -> _Ca
     return c
 
 
+def _metric_from(raw: object, st: _Metric, m: int, locked: bool, path: str) -> None:
+    ms = _state_map(raw, path)
+    st.acc = _welford_from(_req(ms, "acc", f"{path}."), f"{path}.acc")
+    st.wmeans = _welford_from(_req(ms, "window_means", f"{path}."), f"{path}.window_means")
+    ew = _seq(_req(ms, "ewma", f"{path}."), 3, f"{path}.ewma")
+    n = _state_int(ew[0], f"{path}.ewma[0]")
+    mean = _state_float(ew[1], f"{path}.ewma[1]")
+    var = _state_float(ew[2], f"{path}.ewma[2]")
+    _ewma_check(n, mean, var)
+    st.ewma._n, st.ewma._mean, st.ewma._var = n, mean, var
+    samples = _seq(_req(ms, "samples", f"{path}."), None, f"{path}.samples")
+    if len(samples) > st.ring.cap:
+        raise _bad(f"{path}.samples has too many items")
+    for x in samples:
+        st.ring.push(_state_float(x, f"{path}.samples[]"))
+    b = _req(ms, "baseline", f"{path}.")
+    if b is not None:
+        if not locked:
+            raise _bad(f"{path}: baseline present but not locked")
+        bm = _state_map(b, f"{path}.baseline")
+        vals = [
+            _state_float(_req(bm, k, f"{path}.baseline."), f"{path}.baseline.{k}")
+            for k in (
+                "mean",
+                "std_dev",
+                "min_value",
+                "max_value",
+                "percentile_95",
+                "percentile_99",
+                "scale",
+            )
+        ]
+        count = _state_int(
+            _req(bm, "sample_count", f"{path}.baseline."), f"{path}.baseline.sample_count"
+        )
+        mean, std, lo, hi, p95, p99, scale = vals
+        if std < 0.0 or scale < 0.0 or count == 0 or lo > hi:
+            raise _bad(f"baseline of {METRIC_NAMES[m]} is inconsistent")
+        st.baseline = (m, mean, std, lo, hi, count, p95, p99, scale)
+
+
 def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
     s = _state_map(state, "state")
     if _req(s, "format", "") != STATE_FORMAT:
@@ -1395,44 +1551,7 @@ def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
     e._locked = locked
     metrics = _state_map(_req(s, "metrics", ""), "metrics")
     for m, name in enumerate(METRIC_NAMES):
-        path = f"metrics.{name}"
-        ms = _state_map(_req(metrics, name, "metrics."), path)
-        st = e._metrics[m]
-        st.acc = _welford_from(_req(ms, "acc", f"{path}."), f"{path}.acc")
-        st.wmeans = _welford_from(_req(ms, "window_means", f"{path}."), f"{path}.window_means")
-        ew = _seq(_req(ms, "ewma", f"{path}."), 3, f"{path}.ewma")
-        n = _state_int(ew[0], f"{path}.ewma[0]")
-        mean = _state_float(ew[1], f"{path}.ewma[1]")
-        var = _state_float(ew[2], f"{path}.ewma[2]")
-        _ewma_check(n, mean, var)
-        st.ewma._n, st.ewma._mean, st.ewma._var = n, mean, var
-        samples = _seq(_req(ms, "samples", f"{path}."), None, f"{path}.samples")
-        if len(samples) > e._bw:
-            raise _bad(f"{path}.samples has more than baseline_window items")
-        for x in samples:
-            st.ring.push(_state_float(x, f"{path}.samples[]"))
-        b = _req(ms, "baseline", f"{path}.")
-        if b is not None:
-            if not locked:
-                raise _bad(f"{path}: baseline present but not locked")
-            bm = _state_map(b, f"{path}.baseline")
-            vals = [
-                _state_float(_req(bm, k, f"{path}.baseline."), f"{path}.baseline.{k}")
-                for k in (
-                    "mean",
-                    "std_dev",
-                    "min_value",
-                    "max_value",
-                    "percentile_95",
-                    "percentile_99",
-                    "scale",
-                )
-            ]
-            count = _state_int(_req(bm, "sample_count", f"{path}.baseline."), f"{path}.count")
-            mean, std, lo, hi, p95, p99, scale = vals
-            if std < 0.0 or scale < 0.0 or count == 0 or lo > hi:
-                raise _bad(f"baseline of {name} is inconsistent")
-            st.baseline = (m, mean, std, lo, hi, count, p95, p99, scale)
+        _metric_from(_req(metrics, name, "metrics."), e._metrics[m], m, locked, f"metrics.{name}")
     tools = _state_map(_req(s, "tools", ""), "tools")
     e._tools = _categorical_from(
         _req(tools, "counts", "tools."), _req(tools, "other", "tools."), MAX_TOOLS, "tools"
@@ -1449,7 +1568,7 @@ def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
         tname = _state_str(tool, "profiles key")
         path = f"profiles[{tname!r}]"
         p = _state_map(raw, path)
-        tm = _ToolModel()
+        tm = _ToolModel(e._w)
         tm.latency = _welford_from(_req(p, "latency", f"{path}."), f"{path}.latency")
         tm.size = _welford_from(_req(p, "size", f"{path}."), f"{path}.size")
         keysets = _seq(_req(p, "keysets", f"{path}."), None, f"{path}.keysets")
@@ -1489,6 +1608,16 @@ def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
                 f"{kp}.categories",
             )
             tm.keys[kname] = km
-        e._models[tname] = tm
+        tmetrics = _state_map(_req(p, "metrics", f"{path}."), f"{path}.metrics")
+        for slot, m in enumerate(PER_TOOL):
+            mname = METRIC_NAMES[m]
+            _metric_from(
+                _req(tmetrics, mname, f"{path}.metrics."),
+                tm.metrics[slot],
+                m,
+                locked,
+                f"{path}.metrics.{mname}",
+            )
+        e._insert_tool(tname, tm)
     e._refresh_mix()
     return e

@@ -98,7 +98,7 @@ class DriftMetric(Enum):
     ERROR_RATE = "error_rate"
     UNIQUE_TOOLS = "unique_tools"
     LATENCY = "latency"
-    TOKEN_USAGE = "token_usage"
+    TOKEN_USAGE = "token_usage"  # noqa: S105 - a metric name, not a secret
     TOOL_REPETITION = "tool_repetition"
     SCOPE_VIOLATIONS = "scope_violations"
     CONTEXT_SIZE = "context_size"
@@ -187,7 +187,13 @@ class BaselineStats:
 
 
 class MetricDrift(NamedTuple):
-    """One metric's evaluation in a drift check: its baseline, current value and z-score."""
+    """One metric's evaluation in a drift check: its baseline, current value and z-score.
+
+    ``baseline_std_dev`` is the deviation the z-score is measured in (the baseline's
+    effective standard deviation). For the per-tool metrics (``tool_latency`` and the three
+    ``argument_*``) ``tool`` names the tool evaluated (the one deviating most) and the
+    baseline is that tool's own; for the others it is None.
+    """
 
     metric: DriftMetric
     baseline_mean: float
@@ -197,6 +203,7 @@ class MetricDrift(NamedTuple):
     severity: float
     is_drifting: bool
     ewma: float
+    tool: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -209,10 +216,11 @@ class MetricDrift(NamedTuple):
             "severity": self.severity,
             "is_drifting": self.is_drifting,
             "ewma": self.ewma,
+            "tool": self.tool,
         }
 
 
-_CheckT = tuple[int, float, float, float, float, float]
+_CheckT = tuple[int, float, float, float, float, float, "str | None"]
 
 
 @dataclass
@@ -240,8 +248,10 @@ class DriftResult:
         thr = self.threshold
         two = 2.0 * thr
         return [
-            MetricDrift(_METRICS[m], mean, scale, cur, z, min(1.0, abs(z) / two), abs(z) > thr, ew)
-            for m, cur, z, mean, scale, ew in self.checks
+            MetricDrift(
+                _METRICS[m], mean, scale, cur, z, min(1.0, abs(z) / two), abs(z) > thr, ew, tool
+            )
+            for m, cur, z, mean, scale, ew, tool in self.checks
         ]
 
     @property
@@ -539,9 +549,10 @@ class BehavioralMonitor:
                 checks=checks,
                 threshold=thr,
             )
-        drifting = [(_METRICS[m], v, z) for m, v, z in raw]
+        drifting = [(_METRICS[m], v, z) for m, v, z, _ in raw]
         reason = "Drift detected in: " + ", ".join(
-            f"{m.value}: {v:.2f} (z={z:.1f})" for m, v, z in drifting
+            f"{_METRICS[m].value}{'' if t is None else f'[{t}]'}: {v:.2f} (z={z:.1f})"
+            for m, v, z, t in raw
         )
         result = DriftResult(
             is_drifting=True,

@@ -15,7 +15,7 @@ use pyo3::types::{
 
 use proxilion_core::stats::engine::{
     metric, Baseline, Config, Engine, EngineState, KeySnapshot, MetricCheck, MetricSnapshot,
-    ToolSnapshot, METRIC_NAMES, N_METRICS, VALUE_METRICS,
+    ToolSnapshot, METRIC_NAMES, N_METRICS, PER_TOOL, VALUE_METRICS,
 };
 use proxilion_core::stats::model::{
     ArgValue, CallArgs, MANY_KEYS, MAX_ARG_KEYS, MAX_CATEGORY_CHARS, MAX_KEY_CHARS, MAX_SIZE_DEPTH,
@@ -724,6 +724,92 @@ fn counts_dict<'py>(py: Python<'py>, entries: &[(String, u64)]) -> PyResult<Boun
     Ok(d)
 }
 
+fn metric_to_py<'py>(py: Python<'py>, snap: &MetricSnapshot) -> PyResult<Bound<'py, PyDict>> {
+    let md = PyDict::new(py);
+    md.set_item("acc", parts_list(py, snap.acc)?)?;
+    md.set_item("window_means", parts_list(py, snap.window_means)?)?;
+    let (n, mean, var) = snap.ewma;
+    md.set_item(
+        "ewma",
+        PyList::new(
+            py,
+            [
+                n.into_pyobject(py)?.into_any(),
+                PyFloat::new(py, mean).into_any(),
+                PyFloat::new(py, var).into_any(),
+            ],
+        )?,
+    )?;
+    md.set_item("samples", PyList::new(py, &snap.samples)?)?;
+    match snap.baseline {
+        None => md.set_item("baseline", py.None())?,
+        Some(b) => {
+            let bd = PyDict::new(py);
+            bd.set_item("mean", b.mean)?;
+            bd.set_item("std_dev", b.std_dev)?;
+            bd.set_item("min_value", b.min)?;
+            bd.set_item("max_value", b.max)?;
+            bd.set_item("sample_count", b.count)?;
+            bd.set_item("percentile_95", b.p95)?;
+            bd.set_item("percentile_99", b.p99)?;
+            bd.set_item("scale", b.scale)?;
+            md.set_item("baseline", bd)?;
+        }
+    }
+    Ok(md)
+}
+
+fn metric_from_py(ms: &Bound<'_, PyAny>, path: &str, max_samples: u64) -> PyResult<MetricSnapshot> {
+    mapping(ms, path)?;
+    let acc = parts_from(&req(ms, "acc", path)?, &format!("{path}.acc"))?;
+    let window_means = parts_from(
+        &req(ms, "window_means", path)?,
+        &format!("{path}.window_means"),
+    )?;
+    let ew = seq(&req(ms, "ewma", path)?, Some(3), &format!("{path}.ewma"))?;
+    let ewma = (
+        state_int(&ew[0], &format!("{path}.ewma[0]"))?,
+        state_float(&ew[1], &format!("{path}.ewma[1]"))?,
+        state_float(&ew[2], &format!("{path}.ewma[2]"))?,
+    );
+    let samples_raw = seq(&req(ms, "samples", path)?, None, &format!("{path}.samples"))?;
+    if samples_raw.len() as u64 > max_samples {
+        return Err(bad(format!("{path}.samples has too many items")));
+    }
+    let mut samples = Vec::with_capacity(samples_raw.len());
+    for x in &samples_raw {
+        samples.push(state_float(x, &format!("{path}.samples[]"))?);
+    }
+    let b = req(ms, "baseline", path)?;
+    let baseline = if b.is_none() {
+        None
+    } else {
+        let bp = format!("{path}.baseline");
+        mapping(&b, &bp)?;
+        let f = |k: &str| -> PyResult<f64> { state_float(&req(&b, k, &bp)?, &format!("{bp}.{k}")) };
+        Some(Baseline {
+            mean: f("mean")?,
+            std_dev: f("std_dev")?,
+            min: f("min_value")?,
+            max: f("max_value")?,
+            p95: f("percentile_95")?,
+            p99: f("percentile_99")?,
+            scale: f("scale")?,
+            count: state_int(
+                &req(&b, "sample_count", &bp)?,
+                &format!("{bp}.sample_count"),
+            )?,
+        })
+    };
+    Ok(MetricSnapshot {
+        acc,
+        window_means,
+        ewma,
+        samples,
+        baseline,
+    })
+}
+
 fn state_to_py<'py>(py: Python<'py>, s: &EngineState) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("format", STATE_FORMAT)?;
@@ -734,37 +820,7 @@ fn state_to_py<'py>(py: Python<'py>, s: &EngineState) -> PyResult<Bound<'py, PyD
     d.set_item("locked", s.locked)?;
     let metrics = PyDict::new(py);
     for (m, snap) in s.metrics.iter().enumerate() {
-        let md = PyDict::new(py);
-        md.set_item("acc", parts_list(py, snap.acc)?)?;
-        md.set_item("window_means", parts_list(py, snap.window_means)?)?;
-        let (n, mean, var) = snap.ewma;
-        md.set_item(
-            "ewma",
-            PyList::new(
-                py,
-                [
-                    n.into_pyobject(py)?.into_any(),
-                    PyFloat::new(py, mean).into_any(),
-                    PyFloat::new(py, var).into_any(),
-                ],
-            )?,
-        )?;
-        md.set_item("samples", PyList::new(py, &snap.samples)?)?;
-        match snap.baseline {
-            None => md.set_item("baseline", py.None())?,
-            Some(b) => {
-                let bd = PyDict::new(py);
-                bd.set_item("mean", b.mean)?;
-                bd.set_item("std_dev", b.std_dev)?;
-                bd.set_item("min_value", b.min)?;
-                bd.set_item("max_value", b.max)?;
-                bd.set_item("sample_count", b.count)?;
-                bd.set_item("percentile_95", b.p95)?;
-                bd.set_item("percentile_99", b.p99)?;
-                bd.set_item("scale", b.scale)?;
-                md.set_item("baseline", bd)?;
-            }
-        }
+        let md = metric_to_py(py, snap)?;
         metrics.set_item(METRIC_NAMES[m], md)?;
     }
     d.set_item("metrics", metrics)?;
@@ -802,6 +858,11 @@ fn state_to_py<'py>(py: Python<'py>, s: &EngineState) -> PyResult<Bound<'py, PyD
             keys.set_item(k, kd)?;
         }
         td.set_item("keys", keys)?;
+        let tm = PyDict::new(py);
+        for (k, snap) in t.metrics.iter().enumerate() {
+            tm.set_item(METRIC_NAMES[PER_TOOL[k]], metric_to_py(py, snap)?)?;
+        }
+        td.set_item("metrics", tm)?;
         profiles.set_item(tool, td)?;
     }
     d.set_item("profiles", profiles)?;
@@ -842,60 +903,8 @@ fn state_from_py(s: &Bound<'_, PyAny>) -> PyResult<EngineState> {
     mapping(&metrics_obj, "metrics")?;
     let mut metrics = Vec::with_capacity(N_METRICS);
     for name in METRIC_NAMES {
-        let path = format!("metrics.{name}");
         let ms = req(&metrics_obj, name, "metrics")?;
-        mapping(&ms, &path)?;
-        let acc = parts_from(&req(&ms, "acc", &path)?, &format!("{path}.acc"))?;
-        let window_means = parts_from(
-            &req(&ms, "window_means", &path)?,
-            &format!("{path}.window_means"),
-        )?;
-        let ew = seq(&req(&ms, "ewma", &path)?, Some(3), &format!("{path}.ewma"))?;
-        let ewma = (
-            state_int(&ew[0], &format!("{path}.ewma[0]"))?,
-            state_float(&ew[1], &format!("{path}.ewma[1]"))?,
-            state_float(&ew[2], &format!("{path}.ewma[2]"))?,
-        );
-        let samples_raw = seq(
-            &req(&ms, "samples", &path)?,
-            None,
-            &format!("{path}.samples"),
-        )?;
-        if samples_raw.len() as u64 > bw {
-            return Err(bad(format!(
-                "{path}.samples has more than baseline_window items"
-            )));
-        }
-        let mut samples = Vec::with_capacity(samples_raw.len());
-        for x in &samples_raw {
-            samples.push(state_float(x, &format!("{path}.samples[]"))?);
-        }
-        let b = req(&ms, "baseline", &path)?;
-        let baseline = if b.is_none() {
-            None
-        } else {
-            let bp = format!("{path}.baseline");
-            mapping(&b, &bp)?;
-            let f =
-                |k: &str| -> PyResult<f64> { state_float(&req(&b, k, &bp)?, &format!("{bp}.{k}")) };
-            Some(Baseline {
-                mean: f("mean")?,
-                std_dev: f("std_dev")?,
-                min: f("min_value")?,
-                max: f("max_value")?,
-                p95: f("percentile_95")?,
-                p99: f("percentile_99")?,
-                scale: f("scale")?,
-                count: state_int(&req(&b, "sample_count", &bp)?, &format!("{path}.count"))?,
-            })
-        };
-        metrics.push(MetricSnapshot {
-            acc,
-            window_means,
-            ewma,
-            samples,
-            baseline,
-        });
+        metrics.push(metric_from_py(&ms, &format!("metrics.{name}"), bw)?);
     }
     let tools_obj = req(s, "tools", "state")?;
     mapping(&tools_obj, "tools")?;
@@ -965,6 +974,18 @@ fn state_from_py(s: &Bound<'_, PyAny>) -> PyResult<EngineState> {
                 },
             ));
         }
+        let tm_obj = req(&raw, "metrics", &path)?;
+        mapping(&tm_obj, &format!("{path}.metrics"))?;
+        let mut tool_metrics = Vec::with_capacity(PER_TOOL.len());
+        for m in PER_TOOL {
+            let name = METRIC_NAMES[m];
+            let ms = req(&tm_obj, name, &format!("{path}.metrics"))?;
+            tool_metrics.push(metric_from_py(
+                &ms,
+                &format!("{path}.metrics.{name}"),
+                dw.min(bw),
+            )?);
+        }
         models.push((
             tname,
             ToolSnapshot {
@@ -974,6 +995,7 @@ fn state_from_py(s: &Bound<'_, PyAny>) -> PyResult<EngineState> {
                 keysets,
                 keyset_other,
                 keys,
+                metrics: tool_metrics,
             },
         ));
     }
@@ -991,8 +1013,8 @@ fn state_from_py(s: &Bound<'_, PyAny>) -> PyResult<EngineState> {
 // --- the engine -----------------------------------------------------------------------------
 
 type BaselineTuple = (usize, f64, f64, f64, f64, u64, f64, f64, f64);
-type CheckTuple = (usize, f64, f64, f64, f64, f64);
-type Evaluation = (f64, Vec<(usize, f64, f64)>, Vec<CheckTuple>);
+type CheckTuple = (usize, f64, f64, f64, f64, f64, Option<String>);
+type Evaluation = (f64, Vec<(usize, f64, f64, Option<String>)>, Vec<CheckTuple>);
 
 fn baseline_tuple((m, b): (usize, Baseline)) -> BaselineTuple {
     (
@@ -1000,8 +1022,21 @@ fn baseline_tuple((m, b): (usize, Baseline)) -> BaselineTuple {
     )
 }
 
-fn check_tuple(c: &MetricCheck) -> CheckTuple {
-    (c.metric, c.current, c.z, c.baseline_mean, c.scale, c.ewma)
+fn check_tuples(e: &Engine, checks: &[MetricCheck]) -> Vec<CheckTuple> {
+    checks
+        .iter()
+        .map(|c| {
+            (
+                c.metric,
+                c.current,
+                c.z,
+                c.baseline_mean,
+                c.scale,
+                c.ewma,
+                c.tool.and_then(|i| e.tool_name(i)).map(str::to_owned),
+            )
+        })
+        .collect()
 }
 
 /// Per-agent drift engine: O(1) recording, O(metrics) checks, bounded memory.
@@ -1176,34 +1211,34 @@ impl PyDriftEngine {
             .collect())
     }
 
-    /// `(metric, current, z, baseline_mean, scale, ewma)` per evaluable metric.
+    /// `(metric, current, z, baseline_mean, scale, ewma, tool)` per evaluable metric (`tool`
+    /// names the tool evaluated for a per-tool metric, else None).
     fn check(&self) -> PyResult<Vec<CheckTuple>> {
-        Ok(guard(&self.inner)?
-            .check()
-            .iter()
-            .map(check_tuple)
-            .collect())
+        let e = guard(&self.inner)?;
+        Ok(check_tuples(&e, &e.check()))
     }
 
     /// `(severity, drifting, checks)`: `checks` as `check()`, `drifting` the
-    /// `(metric, current, z)` with `|z| > threshold`, `severity` the largest
+    /// `(metric, current, z, tool)` with `|z| > threshold`, `severity` the largest
     /// `min(1, |z| / (2 * threshold))` among them (0.0 when none).
     fn evaluate(&self, threshold: &Bound<'_, PyAny>) -> PyResult<Evaluation> {
         let thr = number(threshold, "threshold")?;
-        let checks = guard(&self.inner)?.check();
+        let e = guard(&self.inner)?;
+        let checks = e.check();
         let mut severity = 0.0f64;
         let mut drifting = Vec::new();
         for c in &checks {
             let az = c.z.abs();
             if az > thr {
-                drifting.push((c.metric, c.current, c.z));
+                let tool = c.tool.and_then(|i| e.tool_name(i)).map(str::to_owned);
+                drifting.push((c.metric, c.current, c.z, tool));
                 let sev = (az / (2.0 * thr)).min(1.0);
                 if sev > severity {
                     severity = sev;
                 }
             }
         }
-        Ok((severity, drifting, checks.iter().map(check_tuple).collect()))
+        Ok((severity, drifting, check_tuples(&e, &checks)))
     }
 
     /// `(metric, window mean)` per metric that has samples.

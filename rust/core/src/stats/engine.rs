@@ -102,6 +102,16 @@ pub const ENVELOPED: [bool; N_METRICS] = [
 /// See [`ENVELOPED`].
 pub const ENVELOPE_DIVISOR: f64 = 1.5;
 
+/// Metrics evaluated per tool: each tool has its own baseline and current window for them,
+/// and a check reports the tool whose window deviates most. (Their pooled accumulators over
+/// every tool are kept too, for `BaselineStats` and the current values.)
+pub const PER_TOOL: [usize; 4] = [
+    metric::TOOL_LATENCY,
+    metric::ARGUMENT_SIZE,
+    metric::ARGUMENT_KEYS,
+    metric::ARGUMENT_VALUES,
+];
+
 /// Metrics that [`Engine::record_value`] accepts.
 pub const VALUE_METRICS: [usize; 6] = [
     metric::RESPONSE_LENGTH,
@@ -237,12 +247,149 @@ pub struct MetricState {
 
 impl MetricState {
     fn new(cfg: &Config) -> Self {
+        Self::with_capacity(cfg, cfg.baseline_window)
+    }
+
+    fn with_capacity(cfg: &Config, capacity: usize) -> Self {
         Self {
             acc: Welford::new(),
             window_means: Welford::new(),
             ewma: Ewma::with_span(cfg.window()),
-            ring: SampleRing::new(cfg.baseline_window, cfg.window()),
+            ring: SampleRing::new(capacity, cfg.window()),
             baseline: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, x: f64, learning: bool) {
+        self.ring.push(x);
+        self.ewma.push(x);
+        if learning {
+            self.acc.push(x);
+            if self.ring.window_full() {
+                if let Some(wm) = self.ring.window_mean() {
+                    self.window_means.push(wm);
+                }
+            }
+        }
+    }
+
+    /// The baseline of metric `m` from what was learned (None below `min_samples`).
+    fn compute_baseline(&self, m: usize, cfg: &Config, pooled: bool) -> Option<Baseline> {
+        if self.acc.count() < cfg.min_baseline_samples {
+            return None;
+        }
+        let std = self.acc.std_dev();
+        let mut scale = std.max(SCALE_FLOORS[m]);
+        let wm = &self.window_means;
+        if pooled && wm.count() >= 2 {
+            if WINDOWED[m] {
+                scale = scale.max((cfg.window() as f64).sqrt() * wm.std_dev());
+            }
+            if ENVELOPED[m] {
+                let mean = self.acc.mean();
+                let envelope = (wm.max() - mean).max(mean - wm.min());
+                scale = scale.max(envelope / ENVELOPE_DIVISOR);
+            }
+        }
+        let p = self.ring.percentiles(&[0.95, 0.99]);
+        Some(Baseline {
+            mean: self.acc.mean(),
+            std_dev: std,
+            min: self.acc.min(),
+            max: self.acc.max(),
+            count: self.acc.count(),
+            p95: p[0],
+            p99: p[1],
+            scale,
+        })
+    }
+
+    fn check(&self, m: usize, tool: Option<usize>) -> Option<MetricCheck> {
+        let (Some(b), Some(cur)) = (self.baseline, self.ring.window_mean()) else {
+            return None;
+        };
+        Some(MetricCheck {
+            metric: m,
+            current: cur,
+            z: z_score(cur, b.mean, b.scale),
+            baseline_mean: b.mean,
+            scale: b.scale,
+            ewma: self.ewma.mean(),
+            tool,
+        })
+    }
+
+    fn snapshot(&self) -> MetricSnapshot {
+        let (_, n, mean, var) = self.ewma.to_parts();
+        MetricSnapshot {
+            acc: self.acc.to_parts(),
+            window_means: self.window_means.to_parts(),
+            ewma: (n, mean, var),
+            samples: self.ring.to_vec(),
+            baseline: self.baseline,
+        }
+    }
+
+    fn restore(
+        &mut self,
+        snap: &MetricSnapshot,
+        m: usize,
+        locked: bool,
+        where_: &str,
+    ) -> Result<(), StatsError> {
+        let bad = |msg: String| StatsError::BadState(format!("{where_}{}: {msg}", METRIC_NAMES[m]));
+        let (n, mean, m2, lo, hi) = snap.acc;
+        self.acc = Welford::from_parts(n, mean, m2, lo, hi).map_err(|x| bad(x.message().into()))?;
+        let (n, mean, m2, lo, hi) = snap.window_means;
+        self.window_means =
+            Welford::from_parts(n, mean, m2, lo, hi).map_err(|x| bad(x.message().into()))?;
+        let (n, mean, var) = snap.ewma;
+        self.ewma = Ewma::from_parts(self.ewma.alpha(), n, mean, var)
+            .map_err(|x| bad(x.message().into()))?;
+        if snap.samples.len() > self.ring.capacity() {
+            return Err(bad("more samples than the window holds".into()));
+        }
+        if snap.samples.iter().any(|v| !v.is_finite()) {
+            return Err(bad("samples must be finite".into()));
+        }
+        self.ring.clear();
+        self.ring.extend(&snap.samples);
+        if let Some(b) = snap.baseline {
+            if !locked {
+                return Err(bad("baseline present but not locked".into()));
+            }
+            b.validate(m)?;
+        }
+        self.baseline = snap.baseline;
+        Ok(())
+    }
+
+    fn merge(&mut self, o: &MetricState) -> Result<(), StatsError> {
+        self.acc.merge(&o.acc);
+        self.window_means.merge(&o.window_means);
+        self.ewma.merge(&o.ewma)?;
+        self.ring.extend(&o.ring.to_vec());
+        Ok(())
+    }
+}
+
+/// A tool's learned profile and its per-tool metrics (see [`PER_TOOL`]).
+#[derive(Clone, Debug)]
+pub struct ToolEntry {
+    /// Latency and argument profile.
+    pub model: ToolModel,
+    /// Accumulators of the `PER_TOOL` metrics for this tool, in that order.
+    pub metrics: Vec<MetricState>,
+}
+
+impl ToolEntry {
+    fn new(cfg: &Config) -> Self {
+        Self {
+            model: ToolModel::default(),
+            metrics: (0..PER_TOOL.len())
+                .map(|_| MetricState::with_capacity(cfg, cfg.window()))
+                .collect(),
         }
     }
 }
@@ -262,6 +409,8 @@ pub struct MetricCheck {
     pub scale: f64,
     /// Exponentially smoothed value.
     pub ewma: f64,
+    /// For per-tool metrics, the index (in [`Engine::tool_name`]) of the tool evaluated.
+    pub tool: Option<usize>,
 }
 
 /// Saved state of one metric.
@@ -309,6 +458,8 @@ pub struct ToolSnapshot {
     pub keyset_other: u64,
     /// Per-key profiles, sorted by key.
     pub keys: Vec<(String, KeySnapshot)>,
+    /// The tool's own accumulators of the `PER_TOOL` metrics, in that order.
+    pub metrics: Vec<MetricSnapshot>,
 }
 
 /// Saved state of an engine (everything but the transient windows of event times and names).
@@ -346,7 +497,8 @@ pub struct Engine {
     tools: Categorical,
     hours: [u64; 24],
     hours_total: u64,
-    models: HashMap<String, ToolModel>,
+    models: HashMap<String, ToolEntry>,
+    tool_order: Vec<String>,
     mix_total: u64,
 }
 
@@ -375,6 +527,7 @@ impl Engine {
             hours: [0; 24],
             hours_total: 0,
             models: HashMap::new(),
+            tool_order: Vec::new(),
             mix_total: 0,
         }
     }
@@ -396,18 +549,20 @@ impl Engine {
 
     #[inline]
     fn push(&mut self, m: usize, x: f64) {
-        let locked = self.locked;
-        let st = &mut self.metrics[m];
-        st.ring.push(x);
-        st.ewma.push(x);
-        if !locked {
-            st.acc.push(x);
-            if st.ring.window_full() {
-                if let Some(wm) = st.ring.window_mean() {
-                    st.window_means.push(wm);
-                }
-            }
+        let learning = !self.locked;
+        self.metrics[m].push(x, learning);
+    }
+
+    /// Name of the tool at index `i` of the sorted tool list (see [`MetricCheck::tool`]).
+    pub fn tool_name(&self, i: usize) -> Option<&str> {
+        self.tool_order.get(i).map(String::as_str)
+    }
+
+    fn insert_tool(&mut self, name: &str, entry: ToolEntry) {
+        if let Err(pos) = self.tool_order.binary_search_by(|x| x.as_str().cmp(name)) {
+            self.tool_order.insert(pos, name.to_owned());
         }
+        self.models.insert(name.to_owned(), entry);
     }
 
     /// 64-bit keyed hash of a name (process-local; used only for transient windows).
@@ -471,7 +626,7 @@ impl Engine {
         let hour = hour_of(wall);
         let hour_s = surprise_bits(self.hours[hour], self.hours_total as f64 + ALPHA * 24.0);
         let log_latency = latency.map(|l| (1.0 + l).log2());
-        let model = self.models.get(name);
+        let model = self.models.get(name).map(|e| &e.model);
         let lat_s = match (model, log_latency) {
             (Some(m), Some(l)) => m.latency_score(l),
             _ => None,
@@ -502,36 +657,46 @@ impl Engine {
         }
         self.push(metric::TOOL_SURPRISE, tool_s);
         self.push(metric::TIME_OF_DAY, hour_s);
-        if let Some(x) = lat_s {
-            self.push(metric::TOOL_LATENCY, x);
-        }
+        // Per-tool samples, in PER_TOOL order.
+        let mut per_tool = [None; 4];
+        per_tool[0] = lat_s;
         if let Some((_, s)) = scored {
-            self.push(metric::ARGUMENT_KEYS, s.keys);
-            if let Some(x) = s.size {
-                self.push(metric::ARGUMENT_SIZE, x);
-            }
-            if let Some(x) = s.values {
-                self.push(metric::ARGUMENT_VALUES, x);
+            per_tool[1] = s.size;
+            per_tool[2] = Some(s.keys);
+            per_tool[3] = s.values;
+        }
+        for (k, x) in per_tool.iter().enumerate() {
+            if let Some(x) = x {
+                self.push(PER_TOOL[k], *x);
             }
         }
-        if !self.locked {
+        let learning = !self.locked;
+        if learning {
             self.tools.observe(name);
             self.hours[hour] += 1;
             self.hours_total += 1;
             if !self.models.contains_key(name) && self.models.len() < MAX_TOOLS {
-                self.models.insert(name.to_owned(), ToolModel::default());
+                let entry = ToolEntry::new(&self.cfg);
+                self.insert_tool(name, entry);
             }
-            if let Some(m) = self.models.get_mut(name) {
+        }
+        if let Some(e) = self.models.get_mut(name) {
+            for (k, x) in per_tool.iter().enumerate() {
+                if let Some(x) = x {
+                    e.metrics[k].push(*x, learning);
+                }
+            }
+            if learning {
                 if let Some(l) = log_latency {
-                    m.latency.push(l);
+                    e.model.latency.push(l);
                 }
                 if let (Some(a), Some((fp, _))) = (args, scored) {
-                    m.observe(a, fp);
+                    e.model.observe(a, fp);
                 }
             }
-            if self.tools.total() % MIX_REFRESH == 0 {
-                self.refresh_mix();
-            }
+        }
+        if learning && self.tools.total() % MIX_REFRESH == 0 {
+            self.refresh_mix();
         }
         Ok(())
     }
@@ -610,35 +775,14 @@ impl Engine {
     pub fn lock(&mut self) -> Vec<(usize, Baseline)> {
         if !self.locked {
             self.refresh_mix();
-            let w = self.cfg.window() as f64;
+            let cfg = self.cfg;
             for (m, st) in self.metrics.iter_mut().enumerate() {
-                if st.acc.count() < self.cfg.min_baseline_samples {
-                    continue;
+                st.baseline = st.compute_baseline(m, &cfg, true);
+            }
+            for e in self.models.values_mut() {
+                for (k, st) in e.metrics.iter_mut().enumerate() {
+                    st.baseline = st.compute_baseline(PER_TOOL[k], &cfg, false);
                 }
-                let std = st.acc.std_dev();
-                let mut scale = std.max(SCALE_FLOORS[m]);
-                let wm = &st.window_means;
-                if wm.count() >= 2 {
-                    if WINDOWED[m] {
-                        scale = scale.max(w.sqrt() * wm.std_dev());
-                    }
-                    if ENVELOPED[m] {
-                        let mean = st.acc.mean();
-                        let envelope = (wm.max() - mean).max(mean - wm.min());
-                        scale = scale.max(envelope / ENVELOPE_DIVISOR);
-                    }
-                }
-                let p = st.ring.percentiles(&[0.95, 0.99]);
-                st.baseline = Some(Baseline {
-                    mean: st.acc.mean(),
-                    std_dev: std,
-                    min: st.acc.min(),
-                    max: st.acc.max(),
-                    count: st.acc.count(),
-                    p95: p[0],
-                    p99: p[1],
-                    scale,
-                });
             }
             self.locked = true;
         }
@@ -654,21 +798,37 @@ impl Engine {
             .collect()
     }
 
-    /// Evaluate every baselined metric that has a current value, into `out` (cleared first).
+    /// Evaluate every baselined metric that has a current value, into `out` (cleared first),
+    /// in metric order. A per-tool metric is reported for the tool whose window has the
+    /// largest |z| (the first in name order on ties).
     pub fn check_into(&self, out: &mut Vec<MetricCheck>) {
         out.clear();
-        for (m, st) in self.metrics.iter().enumerate() {
-            let (Some(b), Some(cur)) = (st.baseline, st.ring.window_mean()) else {
+        let mut best: [Option<MetricCheck>; 4] = [None; 4];
+        for (i, name) in self.tool_order.iter().enumerate() {
+            let Some(e) = self.models.get(name) else {
                 continue;
             };
-            out.push(MetricCheck {
-                metric: m,
-                current: cur,
-                z: z_score(cur, b.mean, b.scale),
-                baseline_mean: b.mean,
-                scale: b.scale,
-                ewma: st.ewma.mean(),
-            });
+            for (k, st) in e.metrics.iter().enumerate() {
+                if let Some(c) = st.check(PER_TOOL[k], Some(i)) {
+                    if best[k].map_or(true, |b| c.z.abs() > b.z.abs()) {
+                        best[k] = Some(c);
+                    }
+                }
+            }
+        }
+        for (m, st) in self.metrics.iter().enumerate() {
+            match PER_TOOL.iter().position(|&p| p == m) {
+                Some(k) => {
+                    if let Some(c) = best[k] {
+                        out.push(c);
+                    }
+                }
+                None => {
+                    if let Some(c) = st.check(m, None) {
+                        out.push(c);
+                    }
+                }
+            }
         }
     }
 
@@ -703,10 +863,7 @@ impl Engine {
             ));
         }
         for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
-            a.acc.merge(&b.acc);
-            a.window_means.merge(&b.window_means);
-            a.ewma.merge(&b.ewma)?;
-            a.ring.extend(&b.ring.to_vec());
+            a.merge(b)?;
         }
         self.tools.merge(&other.tools);
         for (a, b) in self.hours.iter_mut().zip(other.hours.iter()) {
@@ -718,13 +875,19 @@ impl Engine {
         let mut names: Vec<&String> = other.models.keys().collect();
         names.sort();
         for name in names {
-            let om = &other.models[name];
-            if let Some(m) = self.models.get_mut(name) {
-                m.merge(om, &rehash);
-            } else if self.models.len() < MAX_TOOLS {
-                let mut m = ToolModel::default();
-                m.merge(om, &rehash);
-                self.models.insert(name.clone(), m);
+            let oe = &other.models[name];
+            if !self.models.contains_key(name.as_str()) {
+                if self.models.len() >= MAX_TOOLS {
+                    continue;
+                }
+                let entry = ToolEntry::new(&self.cfg);
+                self.insert_tool(name, entry);
+            }
+            if let Some(e) = self.models.get_mut(name.as_str()) {
+                e.model.merge(&oe.model, &rehash);
+                for (a, b) in e.metrics.iter_mut().zip(&oe.metrics) {
+                    a.merge(b)?;
+                }
             }
         }
         self.refresh_mix();
@@ -733,24 +896,12 @@ impl Engine {
 
     /// Snapshot of everything learned (transient windows excluded).
     pub fn to_state(&self) -> EngineState {
-        let metrics = self
-            .metrics
-            .iter()
-            .map(|st| {
-                let (_, n, mean, var) = st.ewma.to_parts();
-                MetricSnapshot {
-                    acc: st.acc.to_parts(),
-                    window_means: st.window_means.to_parts(),
-                    ewma: (n, mean, var),
-                    samples: st.ring.to_vec(),
-                    baseline: st.baseline,
-                }
-            })
-            .collect();
+        let metrics = self.metrics.iter().map(MetricState::snapshot).collect();
         let mut models: Vec<(String, ToolSnapshot)> = self
             .models
             .iter()
-            .map(|(name, m)| {
+            .map(|(name, e)| {
+                let m = &e.model;
                 let mut keysets: Vec<(Vec<String>, u64)> = m
                     .keysets
                     .iter()
@@ -783,6 +934,7 @@ impl Engine {
                         keysets,
                         keyset_other: m.keyset_other,
                         keys,
+                        metrics: e.metrics.iter().map(MetricState::snapshot).collect(),
                     },
                 )
             })
@@ -819,31 +971,7 @@ impl Engine {
         let mut e = Engine::new(cfg);
         e.locked = state.locked;
         for (m, snap) in state.metrics.iter().enumerate() {
-            let name = METRIC_NAMES[m];
-            let st = &mut e.metrics[m];
-            let (n, mean, m2, lo, hi) = snap.acc;
-            st.acc = Welford::from_parts(n, mean, m2, lo, hi)
-                .map_err(|x| bad(format!("{name}: {}", x.message())))?;
-            let (n, mean, m2, lo, hi) = snap.window_means;
-            st.window_means = Welford::from_parts(n, mean, m2, lo, hi)
-                .map_err(|x| bad(format!("{name}: {}", x.message())))?;
-            let (n, mean, var) = snap.ewma;
-            st.ewma = Ewma::from_parts(st.ewma.alpha(), n, mean, var)
-                .map_err(|x| bad(format!("{name}: {}", x.message())))?;
-            if snap.samples.len() > cfg.baseline_window {
-                return Err(bad(format!("{name}: more samples than baseline_window")));
-            }
-            if snap.samples.iter().any(|v| !v.is_finite()) {
-                return Err(bad(format!("{name}: samples must be finite")));
-            }
-            st.ring.extend(&snap.samples);
-            if let Some(b) = snap.baseline {
-                if !state.locked {
-                    return Err(bad(format!("{name}: baseline present but not locked")));
-                }
-                b.validate(m)?;
-            }
-            st.baseline = snap.baseline;
+            e.metrics[m].restore(snap, m, state.locked, "")?;
         }
         if state.tools.len() > MAX_TOOLS {
             return Err(bad("too many tools in the tool mix".into()));
@@ -915,9 +1043,22 @@ impl Engine {
                     return Err(bad(format!("tool {tool:?}: duplicate key {k:?}")));
                 }
             }
-            if e.models.insert(tool.clone(), m).is_some() {
+            if ts.metrics.len() != PER_TOOL.len() {
+                return Err(bad(format!(
+                    "tool {tool:?}: must hold {} per-tool metrics",
+                    PER_TOOL.len()
+                )));
+            }
+            let mut entry = ToolEntry::new(&cfg);
+            entry.model = m;
+            let where_ = format!("tool {tool:?} ");
+            for (k, snap) in ts.metrics.iter().enumerate() {
+                entry.metrics[k].restore(snap, PER_TOOL[k], state.locked, &where_)?;
+            }
+            if e.models.contains_key(tool.as_str()) {
                 return Err(bad(format!("duplicate tool profile {tool:?}")));
             }
+            e.insert_tool(tool, entry);
         }
         e.refresh_mix();
         Ok(e)
