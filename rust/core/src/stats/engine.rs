@@ -1234,4 +1234,54 @@ mod tests {
         s.locked = false;
         assert!(Engine::from_state(&s).is_err());
     }
+
+    #[test]
+    fn per_tool_metrics_report_the_worst_tool() {
+        let mut e = Engine::new(Config::new(100, 10, 20).unwrap());
+        for i in 0..200 {
+            let t = if i % 2 == 0 { "fast" } else { "slow" };
+            let lat = if i % 2 == 0 { 10.0 } else { 500.0 } + (i % 7) as f64;
+            e.record_tool_call(t, Some(lat), None, i as f64, 4e4)
+                .unwrap();
+        }
+        e.lock();
+        // "slow" keeps its latency; "fast" becomes 20x slower: only "fast" drifts.
+        for i in 200..220 {
+            let (t, lat) = if i % 2 == 0 {
+                ("fast", 200.0)
+            } else {
+                ("slow", 503.0)
+            };
+            e.record_tool_call(t, Some(lat), None, i as f64, 4e4)
+                .unwrap();
+        }
+        let c = e.check();
+        let tl = c.iter().find(|c| c.metric == metric::TOOL_LATENCY).unwrap();
+        assert_eq!(e.tool_name(tl.tool.unwrap()), Some("fast"));
+        assert!(tl.z > 3.0, "{tl:?}");
+        // The pooled latency barely moves (the two tools average out).
+        let lat = c.iter().find(|c| c.metric == metric::LATENCY).unwrap();
+        assert!(lat.tool.is_none());
+    }
+
+    #[test]
+    fn tool_mix_starts_after_a_full_window_and_reference() {
+        let mut e = Engine::new(Config::new(100, 10, 20).unwrap());
+        for i in 0..199u32 {
+            let t = ["a", "b", "c", "d"][(i % 4) as usize];
+            e.record_tool_call(t, None, None, i as f64, 0.0).unwrap();
+        }
+        // reference built at call 100, window full from call 100: samples from call 101 on
+        assert_eq!(e.sample_counts()[metric::TOOL_MIX], 99);
+        let last = *e.metric(metric::TOOL_MIX).ring.to_vec().last().unwrap();
+        assert!(
+            last < 1.0,
+            "a steady round-robin matches its reference: {last}"
+        );
+        for i in 199..260 {
+            e.record_tool_call("a", None, None, i as f64, 0.0).unwrap();
+        }
+        let last = *e.metric(metric::TOOL_MIX).ring.to_vec().last().unwrap();
+        assert!(last > 50.0, "{last}");
+    }
 }

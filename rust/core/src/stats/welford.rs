@@ -296,6 +296,22 @@ mod tests {
         );
     }
 
+    /// 10^9 pushes (about 10 s in release): run with
+    /// `cargo test --release -p proxilion-core --lib -- --ignored billion`.
+    #[test]
+    #[ignore]
+    fn billion_sequential_pushes() {
+        let mut w = Welford::new();
+        let n = 1_000_000_000u64;
+        for i in 0..n {
+            let u = ((i as f64) * 0.618_033_988_749_895).fract();
+            w.push(1e6 + u);
+        }
+        assert_eq!(w.count(), n);
+        assert!((w.mean() - (1e6 + 0.5)).abs() < 1e-6, "{}", w.mean());
+        assert!((w.variance() - 1.0 / 12.0).abs() < 1e-6, "{}", w.variance());
+    }
+
     #[test]
     fn parts_roundtrip_and_validation() {
         let mut w = Welford::new();
