@@ -901,13 +901,13 @@ class _Metric:
         self.ring = _SampleRing(capacity, w)
         self.baseline: _BaselineT | None = None
 
-    def push(self, x: float, learning: bool) -> None:
+    def push(self, x: float, learning: bool, track_windows: bool) -> None:
         ring = self.ring
         ring.push(x)
         self.ewma._push(x)
         if learning:
             self.acc._push(x)
-            if ring.length >= ring.window:
+            if track_windows and ring.length >= ring.window:
                 wm = ring.window_mean()
                 if wm is not None:
                     self.wmeans._push(wm)
@@ -1021,7 +1021,7 @@ class DriftEngine(_Synchronized):
         self._mix_total = self._tools.total
 
     def _push(self, m: int, x: float) -> None:
-        self._metrics[m].push(x, not self._locked)
+        self._metrics[m].push(x, not self._locked, WINDOWED[m] or ENVELOPED[m])
 
     def _insert_tool(self, name: str, model: _ToolModel) -> None:
         bisect.insort(self._tool_order, name)
@@ -1093,7 +1093,7 @@ class DriftEngine(_Synchronized):
         if model is not None:
             for k, x in enumerate(per_tool):
                 if x is not None:
-                    model.metrics[k].push(x, learning)
+                    model.metrics[k].push(x, learning, False)
             if learning:
                 if log_latency is not None:
                     model.latency._push(log_latency)

@@ -87,6 +87,35 @@ fn wall_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `(monotonic, wall)` now. The wall clock is read at most once a second and extrapolated
+/// with the monotonic clock in between (reading it is a system call on some platforms, which
+/// would double the cost of recording a call); the hour of day needs nothing finer, and a
+/// step of the system clock is picked up within a second.
+fn clocks_now() -> (f64, f64) {
+    static SYNC: Mutex<(f64, f64)> = Mutex::new((f64::NEG_INFINITY, 0.0));
+    let mono = mono_now();
+    let mut g = SYNC.lock().unwrap_or_else(|e| e.into_inner());
+    if g.0.is_infinite() || mono - g.0 > 1.0 {
+        *g = (mono, wall_now());
+    }
+    (mono, g.1 + (mono - g.0))
+}
+
+fn is_default(obj: Option<&Bound<'_, PyAny>>) -> bool {
+    obj.map_or(true, |o| o.is_none())
+}
+
+/// The `now` and `wall` arguments, defaulting to the clocks.
+fn times(now: Option<&Bound<'_, PyAny>>, wall: Option<&Bound<'_, PyAny>>) -> PyResult<(f64, f64)> {
+    if is_default(now) && is_default(wall) {
+        return Ok(clocks_now());
+    }
+    Ok((
+        time_arg(now, "now", mono_now)?,
+        time_arg(wall, "wall", wall_now)?,
+    ))
+}
+
 fn time_arg(obj: Option<&Bound<'_, PyAny>>, name: &str, default: fn() -> f64) -> PyResult<f64> {
     match obj {
         None => Ok(default()),
@@ -1064,8 +1093,7 @@ impl PyDriftEngine {
             Some(it) => Some(call_args(it)?),
             None => None,
         };
-        let mono = time_arg(now, "now", mono_now)?;
-        let wall = time_arg(wall, "wall", wall_now)?;
+        let (mono, wall) = times(now, wall)?;
         guard(&self.inner)?
             .record_tool_call(name, latency, args.as_ref(), mono, wall)
             .map_err(map_err)
@@ -1118,8 +1146,7 @@ impl PyDriftEngine {
         wall: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let name = self::tool_name(tool_name)?;
-        let mono = time_arg(now, "now", mono_now)?;
-        let wall = time_arg(wall, "wall", wall_now)?;
+        let (mono, wall) = times(now, wall)?;
         guard(&self.inner)?
             .record_tool_event(name, mono, wall)
             .map_err(map_err)

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use super::ewma::Ewma;
+use super::hash::{FastState, IdState};
 use super::model::{
     keyset_fingerprint, surprise_bits, ArgScores, CallArgs, Categorical, KeyModel, ToolModel,
     ALPHA, MAX_ARG_KEYS, MAX_CATEGORIES, MAX_KEYS, MAX_KEYSETS, MAX_TOOLS, N_KINDS,
@@ -261,12 +262,14 @@ impl MetricState {
     }
 
     #[inline]
-    fn push(&mut self, x: f64, learning: bool) {
+    /// Add a sample; while learning, also to the accumulators (the window means only when
+    /// `track_windows`: the metrics whose scale uses them).
+    fn push(&mut self, x: f64, learning: bool, track_windows: bool) {
         self.ring.push(x);
         self.ewma.push(x);
         if learning {
             self.acc.push(x);
-            if self.ring.window_full() {
+            if track_windows && self.ring.window_full() {
                 if let Some(wm) = self.ring.window_mean() {
                     self.window_means.push(wm);
                 }
@@ -497,7 +500,7 @@ pub struct Engine {
     tools: Categorical,
     hours: [u64; 24],
     hours_total: u64,
-    models: HashMap<String, ToolEntry>,
+    models: HashMap<String, ToolEntry, FastState>,
     tool_order: Vec<String>,
     mix_total: u64,
 }
@@ -526,7 +529,7 @@ impl Engine {
             tools: Categorical::new(MAX_TOOLS),
             hours: [0; 24],
             hours_total: 0,
-            models: HashMap::new(),
+            models: HashMap::default(),
             tool_order: Vec::new(),
             mix_total: 0,
         }
@@ -550,7 +553,7 @@ impl Engine {
     #[inline]
     fn push(&mut self, m: usize, x: f64) {
         let learning = !self.locked;
-        self.metrics[m].push(x, learning);
+        self.metrics[m].push(x, learning, WINDOWED[m] || ENVELOPED[m]);
     }
 
     /// Name of the tool at index `i` of the sorted tool list (see [`MetricCheck::tool`]).
@@ -580,7 +583,7 @@ impl Engine {
     fn refresh_mix(&mut self) {
         let entries = self.tools.entries();
         let den = self.tools.total() as f64 + ALPHA * (entries.len() as f64 + 1.0);
-        let probs: HashMap<u64, f64> = entries
+        let probs: HashMap<u64, f64, IdState> = entries
             .iter()
             .map(|(name, c)| (self.name_hash(name), (*c as f64 + ALPHA) / den))
             .collect();
@@ -683,7 +686,7 @@ impl Engine {
         if let Some(e) = self.models.get_mut(name) {
             for (k, x) in per_tool.iter().enumerate() {
                 if let Some(x) = x {
-                    e.metrics[k].push(*x, learning);
+                    e.metrics[k].push(*x, learning, false);
                 }
             }
             if learning {

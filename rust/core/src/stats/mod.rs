@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod ewma;
+pub mod hash;
 pub mod model;
 pub mod welford;
 pub mod window;

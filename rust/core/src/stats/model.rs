@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use super::hash::FastState;
 use super::welford::Welford;
 
 /// Additive (Lidstone) smoothing used by every categorical profile.
@@ -65,7 +66,7 @@ pub fn surprise_bits(count: u64, den: f64) -> f64 {
 /// A bounded histogram of string categories with Lidstone-smoothed surprise.
 #[derive(Clone, Debug, Default)]
 pub struct Categorical {
-    counts: HashMap<String, u64>,
+    counts: HashMap<String, u64, FastState>,
     other: u64,
     total: u64,
     cap: usize,
@@ -75,7 +76,7 @@ impl Categorical {
     /// A histogram keeping at most `cap` distinct categories.
     pub fn new(cap: usize) -> Self {
         Self {
-            counts: HashMap::new(),
+            counts: HashMap::default(),
             other: 0,
             total: 0,
             cap,
@@ -137,7 +138,7 @@ impl Categorical {
         if entries.len() > cap {
             return None;
         }
-        let mut counts = HashMap::with_capacity(entries.len());
+        let mut counts = HashMap::with_capacity_and_hasher(entries.len(), FastState::new());
         let mut total = other;
         for (k, c) in entries {
             if c == 0 || counts.insert(k, c).is_some() {
@@ -344,7 +345,7 @@ pub struct ToolModel {
     /// Calls profiled with arguments.
     pub calls: u64,
     /// Per-key profiles (bounded by `MAX_KEYS`).
-    pub keys: HashMap<String, KeyModel>,
+    pub keys: HashMap<String, KeyModel, FastState>,
 }
 
 impl Default for ToolModel {
@@ -355,7 +356,7 @@ impl Default for ToolModel {
             keysets: Vec::new(),
             keyset_other: 0,
             calls: 0,
-            keys: HashMap::new(),
+            keys: HashMap::default(),
         }
     }
 }

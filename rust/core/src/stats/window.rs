@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::hash::IdState;
+
 /// The last `capacity` samples of a metric, with the mean of the newest `window` of them kept
 /// in O(1) per push.
 ///
@@ -55,11 +57,21 @@ impl SampleRing {
         self.len == 0
     }
 
+    /// Index `back` positions before `head` (0 < back <= cap), without a division.
+    #[inline]
+    fn before_head(&self, back: usize) -> usize {
+        if self.head >= back {
+            self.head - back
+        } else {
+            self.head + self.cap - back
+        }
+    }
+
     /// Append a sample, evicting the oldest when full.
     #[inline]
     pub fn push(&mut self, x: f64) {
         let leaving = if self.len >= self.window {
-            Some(self.buf[(self.head + self.cap - self.window) % self.cap])
+            Some(self.buf[self.before_head(self.window)])
         } else {
             None
         };
@@ -68,7 +80,10 @@ impl SampleRing {
         } else {
             self.buf[self.head] = x;
         }
-        self.head = (self.head + 1) % self.cap;
+        self.head += 1;
+        if self.head == self.cap {
+            self.head = 0;
+        }
         if self.len < self.cap {
             self.len += 1;
         }
@@ -89,9 +104,23 @@ impl SampleRing {
 
     fn exact_window_sum(&self) -> f64 {
         let w = self.window_len();
+        if w == 0 {
+            return 0.0;
+        }
+        // oldest first: the window is buf[start..] then buf[..head] when it wraps
+        let start = self.before_head(w);
         let mut s = 0.0;
-        for i in 0..w {
-            s += self.buf[(self.head + self.cap - w + i) % self.cap];
+        if start < self.head {
+            for &v in &self.buf[start..self.head] {
+                s += v;
+            }
+        } else {
+            for &v in &self.buf[start..] {
+                s += v;
+            }
+            for &v in &self.buf[..self.head] {
+                s += v;
+            }
         }
         s
     }
@@ -219,10 +248,10 @@ pub fn chi_term(c: f64, e: f64) -> f64 {
 #[derive(Clone, Debug)]
 pub struct NameWindow {
     ring: VecDeque<u64>,
-    counts: HashMap<u64, u32>,
+    counts: HashMap<u64, u32, IdState>,
     pairs: usize,
     capacity: usize,
-    probs: HashMap<u64, f64>,
+    probs: HashMap<u64, f64, IdState>,
     unseen: f64,
     x2: f64,
 }
@@ -232,10 +261,10 @@ impl NameWindow {
     pub fn new(capacity: usize) -> Self {
         Self {
             ring: VecDeque::new(),
-            counts: HashMap::new(),
+            counts: HashMap::default(),
             pairs: 0,
             capacity: capacity.max(1),
-            probs: HashMap::new(),
+            probs: HashMap::default(),
             unseen: 1.0,
             x2: 0.0,
         }
@@ -300,7 +329,7 @@ impl NameWindow {
     }
 
     /// Replace the reference mix (probabilities by name hash, and of any other name).
-    pub fn set_reference(&mut self, probs: HashMap<u64, f64>, unseen: f64) {
+    pub fn set_reference(&mut self, probs: HashMap<u64, f64, IdState>, unseen: f64) {
         self.probs = probs;
         self.unseen = unseen;
         self.recompute();
@@ -448,7 +477,8 @@ mod tests {
     #[test]
     fn chi_square_incremental_matches_exact() {
         let mut n = NameWindow::new(100);
-        let probs: HashMap<u64, f64> = [(1u64, 0.5), (2, 0.3), (3, 0.2)].into_iter().collect();
+        let probs: HashMap<u64, f64, IdState> =
+            [(1u64, 0.5), (2, 0.3), (3, 0.2)].into_iter().collect();
         n.set_reference(probs, 1e-4);
         let seq = |i: u64| match i % 10 {
             0..=4 => 1,
