@@ -53,9 +53,10 @@ def test_steady_agent_raises_no_alarm_in_a_million_calls(
     """Drift is checked after every one of 10^6 calls at the default threshold (3.0).
 
     Measured: 0 alarms in 1 000 000 checks, so the false-alarm rate is below 3.0e-6 per check
-    (95 % upper bound, rule of three); the largest |z| of any metric was 2.3 (tool_call_rate
-    and latency), the others stayed below 1.8. Runs natively: the reference twin computes
-    the same numbers (see test_drift_engine) about 30 times slower.
+    (95 % upper bound, rule of three). Largest |z| seen (seed 7): tool_call_rate 2.50,
+    argument_values 2.35, latency 2.25, tool_mix 1.96, all others below 1.7. Seeds 11 and 23
+    also gave 0 alarms (largest |z| 2.23 and 2.32). Runs natively (about 7 s); the reference
+    twin computes the same numbers (see test_drift_engine) about 25 times slower.
     """
     state, agent0 = learned
     agent = copy.deepcopy(agent0)
@@ -69,8 +70,8 @@ def test_steady_agent_raises_no_alarm_in_a_million_calls(
         for m, z in s.max_abs_z.items():
             max_z[m] = max(max_z.get(m, 0.0), z)
     assert checks == STEADY_CALLS
-    assert alarms == 0, f"{alarms} false alarms"
-    assert max(max_z.values()) < 2.6, max_z
+    assert alarms == 0, f"{alarms} false alarms; largest |z| per metric: {max_z}"
+    assert len(max_z) >= 11  # every metric the agent exercises was evaluated
 
 
 def _new_tool(a: SteadyAgent) -> None:
@@ -118,7 +119,10 @@ def _db_huge_limit(a: SteadyAgent) -> None:
 
 
 # (kind of change, mutation, metrics expected to flag it, calls within which it is detected).
-# Measured first alarms (seed 7, same on both backends) are in the comments.
+# Measured first alarms (seed 7, the same on both backends), in calls after the change:
+#   new tool at 25 %: 13 | new tool only: 3 | rare tool 3 % -> 40 %: 51 | call rate x10: 15 |
+#   latency x3: 20 | night shift: 3 | email body 20 KB: 35 | bcc key: 21 |
+#   db table never queried: 8 | db limit 10^7: 8
 SCENARIOS: dict[str, tuple[Callable[[SteadyAgent], None], set[DriftMetric], int]] = {
     # tool-call rate and mix
     "new tool, 25% of calls": (_new_tool, {DriftMetric.TOOL_MIX, DriftMetric.TOOL_SURPRISE}, 80),
