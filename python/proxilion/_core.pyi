@@ -4,8 +4,7 @@ Each area of the binding has its own section below. Every function here has a pu
 twin with the same signature in ``proxilion._reference``.
 """
 
-from collections.abc import Iterable, Mapping
-from typing import Any, final
+from typing import Any
 
 __version__: str
 __all__ = [
@@ -40,12 +39,13 @@ def blake3_keyed_hex(key: str | bytes, message: str | bytes) -> str: ...
 
 # --- stats: Welford / EWMA accumulators and the drift engine (rust/core/src/stats) -----------
 
+from collections.abc import Iterable, Mapping  # noqa: E402 - kept in this section (merges)
+
 _BaselineT = tuple[int, float, float, float, float, int, float, float, float]
 _CheckT = tuple[int, float, float, float, float, float, str | None]
 
 def drift_metric_names() -> list[str]: ...
 
-@final
 class Welford:
     def __init__(self) -> None: ...
     def push(self, x: float) -> None: ...
@@ -72,7 +72,6 @@ class Welford:
     @staticmethod
     def from_state(state: Iterable[Any]) -> Welford: ...
 
-@final
 class Ewma:
     def __new__(cls, alpha: float) -> Ewma: ...
     @staticmethod
@@ -94,7 +93,6 @@ class Ewma:
     @staticmethod
     def from_state(state: Iterable[Any]) -> Ewma: ...
 
-@final
 class DriftEngine:
     def __new__(
         cls,
