@@ -40,12 +40,14 @@ def blake3_keyed_hex(key: str | bytes, message: str | bytes) -> str: ...
 # --- stats: Welford / EWMA accumulators and the drift engine (rust/core/src/stats) -----------
 
 from collections.abc import Iterable, Mapping  # noqa: E402 - kept in this section (merges)
+from typing import final  # noqa: E402
 
 _BaselineT = tuple[int, float, float, float, float, int, float, float, float]
 _CheckT = tuple[int, float, float, float, float, float, str | None]
 
 def drift_metric_names() -> list[str]: ...
 
+@final
 class Welford:
     def __init__(self) -> None: ...
     def push(self, x: float) -> None: ...
@@ -72,6 +74,7 @@ class Welford:
     @staticmethod
     def from_state(state: Iterable[Any]) -> Welford: ...
 
+@final
 class Ewma:
     def __new__(cls, alpha: float) -> Ewma: ...
     @staticmethod
@@ -93,6 +96,7 @@ class Ewma:
     @staticmethod
     def from_state(state: Iterable[Any]) -> Ewma: ...
 
+@final
 class DriftEngine:
     def __new__(
         cls,
