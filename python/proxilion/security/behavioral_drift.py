@@ -5,15 +5,20 @@ then compares the agent's recent behaviour against it with z-scores. It covers t
 detection methods the security model names:
 
 * **tool-call rate and mix**: calls per minute (``tool_call_rate``), distinct tools and
-  repetitions among the last 100 calls (``unique_tools``, ``tool_repetition``), and how
-  surprising each tool is under the baseline mix (``tool_mix``; a tool never called in the
+  repetitions among the last 100 calls (``unique_tools``, ``tool_repetition``), the
+  divergence of the last 100 calls' tool mix from the baseline mix (``tool_mix``), and how
+  surprising each tool is under that mix (``tool_surprise``; a tool never called in the
   baseline is very surprising);
-* **latency** (``latency``);
+* **latency**: ``latency`` (all calls) and ``tool_latency`` (each tool against its own);
 * **time of day**: how surprising the hour (UTC) of each call is under the baseline's
   hour-of-day profile (``time_of_day``);
 * **argument features**, per tool: argument size against that tool's usual sizes
   (``argument_size``), the set of argument keys (``argument_keys``) and the values of each
   key: numbers, lengths, categories and types (``argument_values``).
+
+The per-tool metrics (``tool_latency`` and the ``argument_*`` ones) keep a baseline and a
+current window per tool, and a check reports the tool that deviates most. See
+``docs/behavioral_drift.md`` for the definitions, guarantees and measured figures.
 
 The statistics run in Rust (``proxilion._core.DriftEngine``; pure-Python twin in
 ``proxilion._reference.stats``): recording a call and checking drift are both O(1), however
@@ -22,17 +27,18 @@ monitor to a :class:`KillSwitch` so severe drift halts the agent, once.
 
 Where we deliberately differ from the original SDK (each fixes a weakness):
 
-* ``arguments`` is no longer ignored, and time-of-day and argument drift exist (five new
-  :class:`DriftMetric` members, after the original ten).
+* ``arguments`` is no longer ignored, and mix, time-of-day, per-tool latency and argument
+  drift exist (seven new :class:`DriftMetric` members, after the original ten).
 * The baseline mean and standard deviation cover *every* sample recorded before the lock
   (Welford accumulators), not only the last ``baseline_window``; ``baseline_window`` still
   bounds the samples kept for the percentiles and ``sample_count`` is the number learned.
 * Metrics that are themselves sliding-window counts (``tool_call_rate``, ``error_rate``,
-  ``unique_tools``, ``tool_repetition``) have strongly correlated consecutive samples; their
-  z-scores use an autocorrelation-aware deviation (:attr:`BaselineStats.effective_std_dev`)
-  so a steady agent does not raise alarms, and every metric has a documented floor on that
-  deviation. For the other original metrics the effective deviation is the standard
-  deviation, so z-scores are the original's.
+  ``unique_tools``, ``tool_repetition``, ``tool_mix``) have strongly correlated consecutive
+  samples; their z-scores use an autocorrelation-aware deviation
+  (:attr:`BaselineStats.effective_std_dev`), the original metrics' deviation is at least the
+  spread of the windows seen while learning over 1.5, and every metric has a documented
+  floor, so a steady agent does not raise alarms. For independent samples the effective
+  deviation is the standard deviation, so z-scores are the original's.
 * Once locked, the baseline and the learned profiles are frozen; calling
   :meth:`BehavioralMonitor.lock_baseline` again returns the same baseline (``reset()`` starts
   learning anew).
@@ -78,12 +84,16 @@ _STATE_VERSION = 1
 class DriftMetric(Enum):
     """Metrics a :class:`BehavioralMonitor` tracks.
 
-    The first ten are the original SDK's. The last five are new:
+    The first ten are the original SDK's. The last seven are new:
 
-    * ``TOOL_MIX``: surprise (bits, ``-log2 p``) of each called tool under the baseline tool
-      mix; a tool never seen in the baseline is very surprising.
+    * ``TOOL_MIX``: chi-square divergence of the last 100 calls' tool counts from the
+      baseline tool mix (expected counts floored at 5).
+    * ``TOOL_SURPRISE``: surprise (bits, ``-log2 p``) of each called tool under the baseline
+      tool mix; a tool never seen in the baseline is very surprising.
     * ``TIME_OF_DAY``: surprise (bits) of each call's hour of day (UTC) under the baseline's
       hour-of-day profile.
+    * ``TOOL_LATENCY``: latency standardised against that tool's baseline latencies (log
+      scale).
     * ``ARGUMENT_SIZE``: size of each call's arguments, standardised against that tool's
       baseline sizes (log scale).
     * ``ARGUMENT_KEYS``: surprise (bits) of each call's set of argument keys under that tool's
@@ -91,6 +101,8 @@ class DriftMetric(Enum):
     * ``ARGUMENT_VALUES``: the largest anomaly score of a call's argument values against that
       tool's baseline per key (standardised numbers and lengths; surprise of categorical
       values and of value types, in bits).
+
+    ``TOOL_LATENCY`` and the ``ARGUMENT_*`` metrics are evaluated per tool.
     """
 
     TOOL_CALL_RATE = "tool_call_rate"
