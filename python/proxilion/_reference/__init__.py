@@ -35,6 +35,7 @@ from proxilion._reference.scan import (
     normalize,
 )
 from proxilion._reference.sign import SigningKeys, py_float_repr, role_injection_rule
+from proxilion._reference.stats import DriftEngine, Ewma, Welford, drift_metric_names
 
 __version__ = "0.1.0"
 
@@ -43,11 +44,14 @@ __all__ = [
     # scan
     "SCAN_DETACH_THRESHOLD",
     "AuditFileWriter",
+    "DriftEngine",
+    "Ewma",
     "GcraLimiter",
     "MerkleLog",
     "PatternSet",
     "Prepared",
     "SigningKeys",
+    "Welford",
     "__version__",
     "audit_event_hash",
     "audit_event_line",
@@ -56,6 +60,7 @@ __all__ = [
     "build_info",
     "canonical_json",
     "constant_time_eq",
+    "drift_metric_names",
     "hmac_sha256",
     "hmac_sha256_hex",
     "hmac_sha256_verify",
@@ -81,5 +86,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["chain", "limit", "mac", "scan", "sign"],
+        "features": ["chain", "limit", "mac", "scan", "sign", "stats"],
     }

@@ -13,6 +13,13 @@ from proxilion.security.agent_trust import DelegationToken as AgentDelegationTok
 from proxilion.security.agent_trust import SignedMessage as AgentSignedMessage
 from proxilion.security.agent_trust import TrustLevel as AgentTrustLevel
 from proxilion.security.agent_trust import VerificationResult as AgentVerificationResult
+from proxilion.security.behavioral_drift import (
+    BaselineStats,
+    BehavioralMonitor,
+    DriftDetector,
+    DriftMetric,
+    DriftResult,
+)
 from proxilion.security.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerRegistry,
@@ -83,6 +90,8 @@ __all__ = [
     "AgentTrustManager",
     "AgentVerificationResult",
     "AnomalyThresholds",
+    "BaselineStats",
+    "BehavioralMonitor",
     "CircuitBreaker",
     "CircuitBreakerRegistry",
     "CircuitState",
@@ -90,6 +99,9 @@ __all__ = [
     "ContextWindowGuard",
     "DelegationChain",
     "DelegationToken",
+    "DriftDetector",
+    "DriftMetric",
+    "DriftResult",
     "HijackDetection",
     "IDORProtector",
     "IDPattern",

@@ -8,9 +8,9 @@
 //! - [`mac`]: HMAC-SHA256 / keyed BLAKE3 tags with constant-time verification.
 //! - [`sign`]: keyed batch signing/verification, memory-context walk, Python text forms.
 //! - [`scan`]: multi-pattern injection scanning (input/output guards).
-//! - `chain`: canonical audit-entry bytes, hash chains, Merkle proofs.
+//! - [`chain`]: canonical audit-entry bytes, hash chains, Merkle proofs.
 //! - [`limit`]: lock-free GCRA token buckets in a bounded, sharded key table.
-//! - `stats`: Welford / EWMA accumulators and z-scores.
+//! - [`stats`]: Welford / EWMA accumulators and z-scores.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +19,8 @@ pub mod limit;
 pub mod mac;
 pub mod scan;
 pub mod sign;
+/// Welford / EWMA accumulators, bounded windows and the behavioural-drift engine.
+pub mod stats;
 
 /// Version of this crate, reported by `proxilion._core.build_info()`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -15,6 +15,7 @@ mod limit;
 mod mac;
 mod scan;
 mod sign;
+mod stats;
 
 /// Version of the native module (the Rust crate version).
 #[pyfunction]
@@ -39,7 +40,10 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("target_arch", std::env::consts::ARCH)?;
     d.set_item("target_os", std::env::consts::OS)?;
     d.set_item("abi3", "cp310")?;
-    d.set_item("features", vec!["chain", "limit", "mac", "scan", "sign"])?;
+    d.set_item(
+        "features",
+        vec!["chain", "limit", "mac", "scan", "sign", "stats"],
+    )?;
     Ok(d)
 }
 
@@ -53,5 +57,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     limit::register(m)?;
     sign::register(m)?;
     scan::register(m)?;
+    stats::register(m)?;
     Ok(())
 }

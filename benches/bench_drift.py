@@ -1,0 +1,86 @@
+"""Behavioral drift: record_tool_call and check_drift, native vs reference in one run.
+
+Groups (compare within a group; pytest-benchmark prints them side by side):
+
+* ``drift_record``: ``BehavioralMonitor.record_tool_call(name, latency_ms=...)``; the group
+  also times a plain Python method with the same signature (``python_method``), the yardstick
+  of the target "recording costs about a Python method call".
+* ``drift_record_args``: the same with a 3-key ``arguments`` dict (argument features on).
+* ``drift_check_1k`` / ``drift_check_100k``: ``check_drift()`` on a locked monitor that has
+  recorded 10^3 or 10^5 calls: equal times show the check does not depend on the history.
+
+The original SDK measured 59.4 us per record_tool_call and 30.5 us per check_drift on this
+kind of machine (API.md section 14); divide by the native figures for the speed-up.
+"""
+
+from __future__ import annotations
+
+import random
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from proxilion import _core
+from proxilion.security.behavioral_drift import BehavioralMonitor
+
+ARGS = {"query": "quarterly sales", "limit": 20, "region": "emea"}
+DAY0 = 19000 * 86400.0
+
+
+class _Plain:
+    def record_tool_call(
+        self, tool_name: str, arguments: Any = None, latency_ms: float | None = None
+    ) -> None:
+        return None
+
+
+def _learned(n: int, impl: ModuleType) -> BehavioralMonitor:
+    """A locked monitor that has recorded ``n`` calls (recorded natively, restored on
+    ``impl``: the state is the same on both backends)."""
+    rnd = random.Random(n)
+    mon = BehavioralMonitor("bench", _impl=_core)
+    calls = [
+        (
+            rnd.choice(("search", "db_query", "send_email")),
+            rnd.lognormvariate(4.0, 0.3),
+            {"query": "q" * rnd.randint(5, 40), "limit": rnd.choice((10, 20, 50))},
+            i * 2.0,
+            DAY0 + 9 * 3600.0 + (i * 2.0) % (8 * 3600.0),
+        )
+        for i in range(n)
+    ]
+    mon.replay(calls)
+    mon.lock_baseline()
+    return BehavioralMonitor.from_state(mon.export_state(), _impl=impl)
+
+
+@pytest.mark.benchmark(group="drift_record")
+def test_record_tool_call(benchmark: Any, impl: ModuleType) -> None:
+    mon = BehavioralMonitor("bench", _impl=impl)
+    benchmark(mon.record_tool_call, "search", latency_ms=42.0)
+
+
+@pytest.mark.benchmark(group="drift_record")
+def test_python_method_call(benchmark: Any) -> None:
+    benchmark(_Plain().record_tool_call, "search", latency_ms=42.0)
+
+
+@pytest.mark.benchmark(group="drift_record_args")
+def test_record_tool_call_with_arguments(benchmark: Any, impl: ModuleType) -> None:
+    mon = BehavioralMonitor("bench", _impl=impl)
+    benchmark(mon.record_tool_call, "search", ARGS, 42.0)
+
+
+@pytest.mark.benchmark(group="drift_check_1k")
+def test_check_drift_after_1k_calls(benchmark: Any, impl: ModuleType) -> None:
+    mon = _learned(1_000, impl)
+    result = benchmark(mon.check_drift)
+    assert result.reason
+
+
+@pytest.mark.benchmark(group="drift_check_100k")
+def test_check_drift_after_100k_calls(benchmark: Any, impl: ModuleType) -> None:
+    mon = _learned(100_000, impl)
+    result = benchmark(mon.check_drift)
+    assert result.reason
