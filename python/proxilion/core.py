@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import inspect
 import logging
 import math
@@ -29,7 +28,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
@@ -53,8 +51,11 @@ from proxilion.exceptions import (
     OutputGuardViolation,
     ProxilionError,
 )
+from proxilion.guards.input_guard import GuardResult, InputGuard
+from proxilion.guards.output_guard import OutputGuard
 from proxilion.policies.base import Policy
 from proxilion.policies.registry import PolicyRegistry, check_policy_class, check_resource_name
+from proxilion.security.behavioral_drift import BehavioralMonitor, DriftDetector
 from proxilion.security.circuit_breaker import CircuitBreaker, CircuitBreakerRegistry
 from proxilion.security.idor_protection import IDORProtector
 from proxilion.security.rate_limiter import RateLimiterMiddleware, TokenBucketRateLimiter
@@ -154,37 +155,6 @@ class _KillSwitchLike(Protocol):
 
     @property
     def reason(self) -> str | None: ...
-
-
-@dataclass
-class _NoGuardResult:
-    """Result of ``guard_input``/``guard_output`` when no guard is configured: passed, ALLOW.
-    Shaped like ``proxilion.guards.GuardResult`` (used only if that package is absent)."""
-
-    passed: bool = True
-    action: str = "allow"
-    matched_patterns: list[str] = field(default_factory=list)
-    risk_score: float = 0.0
-    sanitized_input: str | None = None
-    matches: list[dict[str, Any]] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)
-
-
-@functools.lru_cache(maxsize=1)
-def _passing_guard_result_factory() -> Callable[[], Any]:
-    """``GuardResult.allow`` from ``proxilion.guards`` when that package is installed, else
-    :class:`_NoGuardResult` (looked up once)."""
-    try:
-        guards = importlib.import_module("proxilion.guards")
-    except ImportError:
-        return _NoGuardResult
-    allow = getattr(getattr(guards, "GuardResult", None), "allow", None)
-    return allow if callable(allow) else _NoGuardResult
-
-
-def _passing_guard_result() -> Any:
-    """A fresh passing result (fresh: callers may set ``sanitized_input`` on it)."""
-    return _passing_guard_result_factory()()
 
 
 _new_object = object.__new__
@@ -330,8 +300,8 @@ class Proxilion(ControlsMixin):
         circuit_breaker_config: dict[str, Any] | None = None,
         enable_idor_protection: bool = True,
         default_deny: bool = True,
-        input_guard: Any = None,
-        output_guard: Any = None,
+        input_guard: InputGuard | None = None,
+        output_guard: OutputGuard | None = None,
         sequence_validator: Any = None,
         scope_enforcer: Any = None,
         cost_tracker: Any = None,
@@ -349,6 +319,7 @@ class Proxilion(ControlsMixin):
         enable_integrity: bool = False,
         enable_rate_limiting: bool | None = None,
         kill_switch: _KillSwitchLike | None = None,
+        behavioral_monitor: BehavioralMonitor | DriftDetector | None = None,
     ) -> None:
         # -- validation (fail at construction, never at request time) --------------------------
         _check_str(policy_engine, "policy_engine")
@@ -436,8 +407,8 @@ class Proxilion(ControlsMixin):
         # -- pipeline components: each stage is a no-op while its component is None -----------
         self._kill_switch: _KillSwitchLike | None = None
         self.set_kill_switch(kill_switch)
-        self._input_guard: Any = None
-        self._output_guard: Any = None
+        self._input_guard: InputGuard | None = None
+        self._output_guard: OutputGuard | None = None
         self.set_input_guard(input_guard)
         self.set_output_guard(output_guard)
         self._schema_validator: Any = None  # .validate(tool_name, arguments) -> raises
@@ -448,7 +419,8 @@ class Proxilion(ControlsMixin):
         self._circuit_registry: CircuitBreakerRegistry | None = (
             CircuitBreakerRegistry(self.circuit_breaker_config) if enable_circuit_breaker else None
         )
-        self._behavioral_monitor: Any = None  # BehavioralMonitor
+        self._behavioral_monitor: BehavioralMonitor | DriftDetector | None = None
+        self.set_behavioral_monitor(behavioral_monitor)
         self._audit_logger: AuditLogger | InMemoryAuditLogger | None = None
         if enable_audit is not False:
             self._audit_logger = (
@@ -665,14 +637,50 @@ class Proxilion(ControlsMixin):
 
     # -- guards ----------------------------------------------------------------------------------
 
-    def set_input_guard(self, guard: Any) -> None:
-        """Set or (None) remove the input guard (anything with ``check(text, context)``)."""
+    @property
+    def behavioral_monitor(self) -> BehavioralMonitor | DriftDetector | None:
+        """The monitor of stage 7 (None when not configured)."""
+        return self._behavioral_monitor
+
+    def set_behavioral_monitor(self, monitor: BehavioralMonitor | DriftDetector | None) -> None:
+        """Set or (None) remove the behavioral monitor of stage 7.
+
+        Every decorated call that ran is recorded (tool name, loggable arguments, latency).
+        With a :class:`~proxilion.security.behavioral_drift.DriftDetector`, drift is checked
+        after each call; severe drift activates the detector's kill switch, which then halts
+        every later call at stage 1. So the detector's switch must be this Proxilion's: with
+        no ``kill_switch`` configured, the detector's is adopted; a different one is a
+        :class:`ConfigurationError` (a halt that does not stop calls would fail open).
+        """
+        if monitor is not None and not isinstance(monitor, (BehavioralMonitor, DriftDetector)):
+            raise TypeError(
+                "behavioral_monitor must be a BehavioralMonitor or DriftDetector, not "
+                f"{type(monitor).__name__}"
+            )
+        if isinstance(monitor, DriftDetector):
+            if self._kill_switch is None:
+                self.set_kill_switch(monitor.kill_switch)
+            elif self._kill_switch is not monitor.kill_switch:
+                raise ConfigurationError(
+                    "behavioral_monitor",
+                    expected="a DriftDetector sharing this Proxilion's kill_switch "
+                    "(DriftDetector(..., kill_switch=switch))",
+                    received=monitor,
+                )
+        self._behavioral_monitor = monitor
+
+    def set_input_guard(self, guard: InputGuard | None) -> None:
+        """Set or (None) remove the input guard (stage 2: every string argument of a decorated
+        call is checked; a failed check whose action is BLOCK raises InputGuardViolation).
+        Duck-typed guards with ``check(text, context)`` are accepted."""
         if guard is not None and not callable(getattr(guard, "check", None)):
             raise TypeError(f"input guard must have a check() method, not {type(guard).__name__}")
         self._input_guard = guard
 
-    def set_output_guard(self, guard: Any) -> None:
-        """Set or (None) remove the output guard (``check(text, context)``, ``redact(text)``)."""
+    def set_output_guard(self, guard: OutputGuard | None) -> None:
+        """Set or (None) remove the output guard (stage 6: a string result is checked; a
+        failed check whose action is BLOCK raises OutputGuardViolation). Duck-typed guards
+        with ``check(text, context)`` and ``redact(text)`` are accepted."""
         if guard is not None and not callable(getattr(guard, "check", None)):
             raise TypeError(f"output guard must have a check() method, not {type(guard).__name__}")
         self._output_guard = guard
@@ -682,7 +690,7 @@ class Proxilion(ControlsMixin):
         input_text: str,
         context: dict[str, Any] | None = None,
         raise_on_block: bool = False,
-    ) -> Any:
+    ) -> GuardResult:
         """Check ``input_text`` with the input guard and return its ``GuardResult``.
 
         With no guard configured the result is passed with action ALLOW. Raises
@@ -692,7 +700,7 @@ class Proxilion(ControlsMixin):
         _check_str(input_text, "input_text")
         guard = self._input_guard
         if guard is None:
-            return _passing_guard_result()
+            return GuardResult.allow()
         result = guard.check(input_text, context)
         if raise_on_block and not result.passed and _is_block(result.action):
             raise InputGuardViolation(
@@ -706,14 +714,14 @@ class Proxilion(ControlsMixin):
         context: dict[str, Any] | None = None,
         raise_on_block: bool = False,
         auto_redact: bool = False,
-    ) -> Any:
+    ) -> GuardResult:
         """Check ``output_text`` with the output guard (same rules as :meth:`guard_input`).
         With ``auto_redact`` and a failed check, the redacted text is put in
         ``result.sanitized_input``."""
         _check_str(output_text, "output_text")
         guard = self._output_guard
         if guard is None:
-            return _passing_guard_result()
+            return GuardResult.allow()
         result = guard.check(output_text, context)
         if not result.passed and auto_redact:
             result.sanitized_input = guard.redact(output_text)
@@ -1068,12 +1076,22 @@ class Proxilion(ControlsMixin):
         return result
 
     def _stage_behavior(self, spec: _ToolSpec, call: _Call, exc: BaseException | None) -> None:
-        """7. Feed the behavioral monitor (it may trip the kill switch)."""
+        """7. Feed the behavioral monitor; a DriftDetector may trip the kill switch (later
+        calls then halt at stage 1). Never raises into the tool's result: a monitor failure
+        is logged."""
         monitor = self._behavioral_monitor
         if monitor is None:
             return
         latency_ms = (time.perf_counter() - call.started) * 1000.0
-        monitor.record_tool_call(spec.name, latency_ms=latency_ms)
+        arguments = _loggable_arguments(call.context) if call.context is not None else None
+        try:
+            monitor.record_tool_call(spec.name, arguments, latency_ms)
+            if isinstance(monitor, DriftDetector):
+                monitor.check()
+        except EmergencyHaltError as halt:
+            logger.critical("behavioral drift halted the agent after '%s': %s", spec.name, halt)
+        except Exception:
+            logger.exception("behavioral monitor failed for tool '%s'", spec.name)
 
     def _stage_audit(
         self, spec: _ToolSpec, call: _Call, args: tuple[Any, ...], kwargs: dict[str, Any]
