@@ -24,13 +24,14 @@ def test_demo_subprocess_exits_zero_with_allowed_and_denied_lines() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "ALLOWED  get_customer(customer_id='c-42')" in out
-    assert "DENIED   get_customer(customer_id='c-42')       user=bob" in out
+    assert "DENIED   get_customer(customer_id='c-42')         user=bob" in out
     assert "reason: Policy CustomerRecordsPolicy.can_read returned False" in out
     assert "(missing permission 'customer:export')" in out
     assert "reason: Policy DenyAllPolicy denied action 'execute'" in out  # unknown resource
-    assert "HALTED   get_customer(customer_id='c-7')" in out
+    assert "HALTED   get_customer(customer_id='c-42')" in out
     assert out.rstrip().endswith(
-        "summary: 7 calls, 2 allowed, 4 denied, 1 halted; 7 decisions recorded"
+        "summary: 14 calls, 4 allowed, 5 denied, 3 blocked, 1 limited, 1 halted; "
+        "14 decisions in the audit log, hash chain intact"
     )
 
 
@@ -42,14 +43,33 @@ def test_demo_in_process() -> None:
     verdicts = [
         line.split()[0]
         for line in lines
-        if line.startswith("  ") and line.split()[0] in ("ALLOWED", "DENIED", "HALTED")
+        if line.startswith("  ")
+        and line.split()[0] in ("ALLOWED", "DENIED", "BLOCKED", "LIMITED", "HALTED")
     ]
-    assert verdicts == ["ALLOWED", "DENIED", "DENIED", "ALLOWED", "DENIED", "DENIED", "HALTED"]
+    assert verdicts == [
+        "ALLOWED",
+        "DENIED",
+        "DENIED",
+        "DENIED",
+        "ALLOWED",
+        "BLOCKED",
+        "BLOCKED",
+        "BLOCKED",
+        "ALLOWED",
+        "DENIED",
+        "ALLOWED",
+        "LIMITED",
+        "DENIED",
+        "HALTED",
+    ]
 
 
 def test_main_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
-    assert "summary: 7 calls" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "summary: 14 calls, 4 allowed, 5 denied, 3 blocked, 1 limited, 1 halted" in out
+    assert "14 decisions in the audit log, hash chain intact" in out
+    assert "UNEXPECTED" not in out
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
