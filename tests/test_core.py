@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import inspect
 import threading
 from dataclasses import dataclass, field
@@ -192,16 +191,6 @@ def test_engine_config_is_passed() -> None:
         "Policy AllowAllPolicy allowed action 'read'",
         ["AllowAllPolicy"],
     )
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("proxilion.audit") is not None,
-    reason="proxilion.audit is present: the file logger is used",
-)
-def test_audit_file_needs_the_audit_package(tmp_path: Any) -> None:
-    with pytest.raises(ConfigurationError) as info:
-        Proxilion(audit_log_path=tmp_path / "audit.jsonl")
-    assert info.value.config_key == "audit_log_path"
 
 
 def test_audit_helpers_on_the_in_memory_record() -> None:
