@@ -285,6 +285,8 @@ def test_example_1_failed_validation_is_logged(
 
 
 def test_example_1_validation_happens_before_tool_execution() -> None:
+    # The guard's default action is WARN (callers check .passed); wired into Proxilion with
+    # BLOCK it stops the call before the tool runs.
     guard = run_example("example_01_input_validation.py")["guard"]
     guard.configure(action=GuardAction.BLOCK)
     auth = Proxilion(input_guard=guard)
