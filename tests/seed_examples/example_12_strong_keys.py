@@ -1,0 +1,2 @@
+import secrets
+secret_key = secrets.token_hex(32)  # 256 bits
