@@ -418,3 +418,19 @@ def test_output_pii_patterns() -> None:
     assert r.matched_patterns == ["email_address", "phone_number", "ssn"]
     assert OutputGuard().check("mail bob@example.com").passed
     assert OutputGuard().check("see https://example.com/var/lib/x").passed
+
+
+def test_compiled_sets_are_shared_but_guards_stay_independent() -> None:
+    """Guards with the same patterns share one compiled set (building one is the costly
+    part); changing one guard's patterns never changes another's verdicts."""
+    from proxilion.guards import InjectionPattern, InputGuard
+
+    first = InputGuard()
+    second = InputGuard()
+    assert first.check("hello there").passed and second.check("hello there").passed
+    first.add_pattern(
+        InjectionPattern(name="greeting", pattern=r"\bhello\b", severity=1.0, description="x")
+    )
+    assert first.check("hello there").passed is False
+    assert second.check("hello there").passed is True
+    assert InputGuard().check("hello there").passed is True

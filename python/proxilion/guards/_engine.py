@@ -15,6 +15,7 @@ of a guard picks the implementation:
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from types import ModuleType
@@ -108,30 +109,42 @@ class CompiledSet:
         self.engines = engines
 
 
-# Hyperscan databases compile slowly (seconds for large sets); share them per pattern list.
-_HS_CACHE: dict[tuple[str, ...], CompiledSet] = {}
-_HS_LOCK = threading.Lock()
+# Compiling a pattern set is the expensive part of building a guard (about 0.1 s for the
+# default input patterns natively; seconds for a Hyperscan database), and compiled sets are
+# immutable and safe to share between threads, so guards with the same patterns share one.
+# Bounded, least recently used first out.
+_CACHE_SIZE = 64
+_CACHE: OrderedDict[tuple[str, tuple[str, ...]], CompiledSet] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
-    """Compile ``sources`` (Python ``re`` syntax) for ``engine``."""
+    """Compile ``sources`` (Python ``re`` syntax) for ``engine`` (shared per pattern list)."""
+    key = (engine, tuple(sources))
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+            return cached
+    built = _compile_set(sources, engine)
+    with _CACHE_LOCK:
+        _CACHE[key] = built
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return built
+
+
+def _compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
     translations = [cached_translate(s) for s in sources]
     mod = _backend(engine)
     pset = mod.PatternSet([t.spec() for t in translations])
     engines: list[str] = list(pset.engines)
     if engine == "hyperscan":
-        key = tuple(sources)
-        with _HS_LOCK:
-            cached = _HS_CACHE.get(key)
-        if cached is not None:
-            return cached
         hs = _HyperscanScanner(pset, translations)
-        built = CompiledSet(
+        return CompiledSet(
             hs.scan, pset.redact, translations, [hs.engine_of(i, e) for i, e in enumerate(engines)]
         )
-        with _HS_LOCK:
-            _HS_CACHE[key] = built
-        return built
     return CompiledSet(pset.scan, pset.redact, translations, engines)
 
 
