@@ -95,3 +95,14 @@ def test_random_uuid4_is_a_version_4_uuid() -> None:
         assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
         seen.add(text)
     assert len(seen) == 200
+
+
+def test_weak_key_warning_is_public() -> None:
+    import warnings
+
+    from proxilion.security import MemoryIntegrityGuard, WeakSecretKeyWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MemoryIntegrityGuard(secret_key="your-secret-key")
+    assert {w.category for w in caught} == {WeakSecretKeyWarning}

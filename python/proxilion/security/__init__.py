@@ -8,6 +8,7 @@ agent-trust and intent-capsule ones are exported as ``AgentTrustLevel``,
 
 from __future__ import annotations
 
+from proxilion.security._keys import WeakSecretKeyWarning
 from proxilion.security.agent_trust import AgentCredential, AgentTrustManager, DelegationChain
 from proxilion.security.agent_trust import DelegationToken as AgentDelegationToken
 from proxilion.security.agent_trust import SignedMessage as AgentSignedMessage
@@ -136,6 +137,7 @@ __all__ = [
     "TrustLevel",
     "ValidationOutcome",
     "ValidationResult",
+    "WeakSecretKeyWarning",
     "WorkflowState",
     "create_sequence_validator",
 ]
