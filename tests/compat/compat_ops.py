@@ -209,6 +209,18 @@ def mem_verify(key: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def rag_scan(key: str, documents: list[Any]) -> dict[str, Any]:
+    """``MemoryIntegrityGuard.scan_rag_documents`` with the built-in patterns."""
+    from proxilion.security import MemoryIntegrityGuard
+
+    r = MemoryIntegrityGuard(key).scan_rag_documents(documents)
+    return {
+        "safe": r.safe,
+        "poisoned_indices": r.poisoned_indices,
+        "violations": [[v.index, v.message, v.severity] for v in r.violations],
+    }
+
+
 def _trust_manager(key: str, agents: list[list[Any]]) -> Any:
     from proxilion.security import AgentTrustLevel, AgentTrustManager
 
@@ -495,6 +507,25 @@ def guard_checks(inputs: list[str], outputs: list[str]) -> dict[str, Any]:
         "output": [verdict(og.check(t)) for t in outputs],
         "redact": [og.redact(t) for t in outputs],
     }
+
+
+def hijack_checks(cases: list[list[Any]]) -> list[dict[str, Any]]:
+    """``detect_hijack(intent, action, tool)`` of the capsule module's validator."""
+    from proxilion.security import IntentHijackValidator
+
+    validator = IntentHijackValidator()
+    out = []
+    for intent, action, tool in cases:
+        r = validator.detect_hijack(intent, action, tool)
+        out.append(
+            {
+                "is_hijack": r.is_hijack,
+                "confidence": r.confidence,
+                "matched_patterns": r.matched_patterns,
+                "reasoning": r.reasoning,
+            }
+        )
+    return out
 
 
 def idor_checks(scopes: list[list[Any]], checks: list[list[str]]) -> list[bool]:
