@@ -1197,3 +1197,42 @@ def test_idor_and_limiter_decisions(orig: Worker, ours: Worker) -> None:
         "type": "CircuitOpenError",
         "prefix": "Circuit breaker 'flaky' is open after 2 failures",
     }
+
+
+# ------------------------------------------------------------------------------------------
+# the benchmark harness (benches/bench_vs_original.py) still runs in both interpreters
+# ------------------------------------------------------------------------------------------
+
+
+def test_bench_harness_runs_in_both(original_sdk: Path, tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_vs_original", ROOT / "benches" / "bench_vs_original.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.measure(
+        ["bucket_allow", "memory_verify_100", "input_guard_70", "drift_check"],
+        rounds=2,
+        target=0.001,
+        workdir=tmp_path,
+        progress=False,
+    )
+    assert report["original"]["version"] == "0.0.5"
+    assert report["original"]["file"].startswith(str(osdk.TARGET))
+    rows = {r["op"]: r for r in report["rows"]}
+    for name in ("bucket_allow", "memory_verify_100"):
+        row = rows[name]
+        assert row["status"] == "ok" and row["repeats"] == 2
+        assert row["original"] > 0 and row["ours"] > 0
+        assert row["ratio"] == row["original"] / row["ours"]
+    assert rows["memory_verify_100"]["unit"] == "message"
+    assert rows["memory_verify_100"]["units_per_call"] == 100
+    has = {
+        "input_guard_70": importlib.util.find_spec("proxilion.guards") is not None,
+        "drift_check": importlib.util.find_spec("proxilion.security.behavioral_drift") is not None,
+    }
+    for name, present in has.items():
+        assert rows[name]["status"] == ("ok" if present else "n/a (not in this build)")
+    assert "| IDORProtector" not in bench.table(report)
+    assert bench.table(report).count("\n") == len(rows) + 1
