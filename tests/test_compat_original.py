@@ -90,7 +90,9 @@ class Worker:
 
     def _readline(self) -> str:
         box: list[str] = []
-        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
+        stdout = self.proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: box.append(stdout.readline()))
         reader.start()
         reader.join(TIMEOUT)
         if reader.is_alive() or not box or not box[0]:
