@@ -111,13 +111,14 @@ def child_command(script: Path | str, *args: str, sdk: str = "original") -> list
 
 
 def child_env(sdk: str = "original", target: Path = TARGET) -> dict[str, str]:
-    """Environment for :func:`child_command`."""
+    """Environment for :func:`child_command` (``PYTHONPATH`` names the one package to use)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONHASHSEED"] = "0"
-    if sdk == "original":
-        env["PYTHONPATH"] = str(target)
+    # Each child imports exactly one package: the original's install, or this checkout's
+    # python/ directory (first on sys.path, whatever else the interpreter has installed).
+    env["PYTHONPATH"] = str(target if sdk == "original" else OURS)
     return env
 
 
