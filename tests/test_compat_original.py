@@ -1337,6 +1337,67 @@ def test_guard_same_verdicts_on_probes(
     assert b == a
 
 
+DRIFT_TOOLS = ["search", "read", "write"]
+DRIFT_BASELINE = [[DRIFT_TOOLS[i % 3], 10.0 + i % 5] for i in range(30)]
+DRIFT_SCENARIOS: dict[str, list[list[Any]]] = {
+    "latency_spike": [["search", 100.0], ["read", 100.0]] * 5,
+    "normal": [[DRIFT_TOOLS[i % 3], 11.0 + i % 3] for i in range(10)],
+}
+
+
+@pytest.fixture(scope="module")
+def drift(orig: Worker, ours: Worker) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    out = {}
+    for name, live in DRIFT_SCENARIOS.items():
+        b = ours.call("drift_scenario", baseline=DRIFT_BASELINE, live=live)
+        if "missing" in b:
+            pytest.skip(
+                f"proxilion.security.behavioral_drift is not in this build ({b['missing']})"
+            )
+        out[name] = (orig.call("drift_scenario", baseline=DRIFT_BASELINE, live=live), b)
+    return out
+
+
+def test_drift_agreements(drift: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Same decisions and z-scores on the original's metrics. Ours tracks more metrics and
+    uses floored deviations (docs/behavioral_drift.md), which these scenarios avoid."""
+    for a, b in drift.values():
+        assert a["before"] == b["before"] == [False, 0.0, "Baseline not yet established"]
+        assert set(a["baseline"]) <= set(b["baseline"])
+        for metric, stats in a["baseline"].items():
+            assert b["baseline"][metric] == pytest.approx(stats, rel=1e-12), metric
+        for metric, value in a["current"].items():
+            assert b["current"][metric] == pytest.approx(value, rel=1e-12), metric
+    a, b = drift["latency_spike"]
+    assert a["result"][:2] == b["result"][:2] == [True, 1.0]
+    za = {m: z for m, _, z in a["drifting"]}
+    zb = {m: z for m, _, z in b["drifting"]}
+    assert za["latency"] == pytest.approx(zb["latency"], rel=1e-12)
+    assert a["result"][2] == "Drift detected in: latency: 100.00 (z=61.2)"
+    assert b["result"][2].startswith(a["result"][2])
+    a, b = drift["normal"]
+    assert a["result"] == b["result"] == [False, 0.0, "Behavior within normal parameters"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "incompatible BaselineStats / get_current_metrics values: ours returns floats where "
+        "the original returns ints for count metrics (tool_call_rate, unique_tools, "
+        "tool_repetition: min/max/percentiles and current values, e.g. 3.0 vs 3) and a "
+        "running mean that is not statistics.mean (latency mean 12.000000000000002 vs 12.0)"
+    ),
+)
+def test_drift_baseline_identical(
+    drift: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    a, b = drift["normal"]
+    assert {m: b["baseline"][m] for m in a["baseline"]} == a["baseline"]
+    assert [type(v) for v in a["baseline"]["unique_tools"]] == [
+        type(v) for v in b["baseline"]["unique_tools"]
+    ]
+
+
 def test_idor_and_limiter_decisions(orig: Worker, ours: Worker) -> None:
     scopes = [["alice", "document", ["doc-1", "doc-2"]], ["bob", "document", []]]
     checks = [

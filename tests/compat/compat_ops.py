@@ -528,6 +528,45 @@ def hijack_checks(cases: list[list[Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def drift_scenario(
+    baseline: list[list[Any]], live: list[list[Any]], errors: int = 0
+) -> dict[str, Any]:
+    """``BehavioralMonitor``: record ``[tool, latency_ms]`` calls, lock the baseline, record
+    the live calls (and ``errors`` errors), then ``check_drift``; ``{"missing"}`` without it."""
+    try:
+        from proxilion.security.behavioral_drift import BehavioralMonitor
+    except ImportError as exc:
+        return {"missing": str(exc)}
+    monitor = BehavioralMonitor("agent-1")
+    before = monitor.check_drift()
+    for tool, latency in baseline:
+        monitor.record_tool_call(tool, {"q": 1}, latency_ms=latency)
+    stats = monitor.lock_baseline()
+    for tool, latency in live:
+        monitor.record_tool_call(tool, latency_ms=latency)
+    for _ in range(errors):
+        monitor.record_error({"error": "boom"})
+    result = monitor.check_drift()
+    return {
+        "before": [before.is_drifting, before.severity, before.reason],
+        "baseline": {
+            m.value: [
+                s.mean,
+                s.std_dev,
+                s.min_value,
+                s.max_value,
+                s.sample_count,
+                s.percentile_95,
+                s.percentile_99,
+            ]
+            for m, s in sorted(stats.items(), key=lambda kv: kv[0].value)
+        },
+        "result": [result.is_drifting, result.severity, result.reason],
+        "drifting": sorted([m.value, v, z] for m, v, z in result.drifting_metrics),
+        "current": monitor.get_current_metrics(),
+    }
+
+
 def idor_checks(scopes: list[list[Any]], checks: list[list[str]]) -> list[bool]:
     """``IDORProtector.validate_access`` after ``register_scope(user, type, set(ids))``."""
     from proxilion.security import IDORProtector
