@@ -436,6 +436,33 @@ def test_rotated_file_names_use_utc(orig: Worker, ours: Worker, tmp_path: Path) 
     assert b["core"]["files"] == a["core"]["files"]
 
 
+#: Floats whose exact binary value lies halfway between two shortest round-trip strings:
+#: Python's repr rounds half to even (8796093022208.3125 -> '8796093022208.312').
+TIE_FLOATS = [8796093022208.3125, 82628675448.015625, 136225168060875.625, 0.5]
+
+
+def test_float_ties_hash_like_the_original(orig: Worker, ours: Worker, tmp_path: Path) -> None:
+    assert [repr(x) for x in TIE_FLOATS[:3]] == [
+        "8796093022208.312",
+        "82628675448.01562",
+        "136225168060875.62",
+    ]
+    entry = {
+        "user_id": "u",
+        "user_roles": [],
+        "tool_name": "t",
+        "tool_arguments": {"values": TIE_FLOATS},
+        "allowed": True,
+    }
+    po, pu = tmp_path / "o.jsonl", tmp_path / "u.jsonl"
+    orig.call("audit_write", path=str(po), entries=[entry])
+    ours.call("audit_write", path=str(pu), entries=[entry])
+    assert ours.call("audit_verify", path=str(po)) == [True, None]
+    assert orig.call("audit_verify", path=str(pu)) == [True, None]
+    line = pu.read_text(encoding="utf-8")
+    assert '"values":[8796093022208.312,82628675448.01562,136225168060875.62,0.5]' in line
+
+
 def test_mixed_writers_and_genesis_restarts(orig: Worker, ours: Worker, tmp_path: Path) -> None:
     from proxilion.audit import verify_jsonl_chain, verify_log
 
