@@ -112,60 +112,8 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
         });
         return;
     }
-    // Rust's `{:e}` gives the shortest digits that round-trip, like Python's repr.
-    let mut buf = [0u8; 40];
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    // A float in LowerExp form is at most ~25 bytes: this write cannot run out of room.
-    let _ = write!(cur, "{:e}", f.abs());
-    let n = cur.position() as usize;
-    let text = &buf[..n];
-    let epos = text.iter().position(|&b| b == b'e').unwrap_or(n);
-    let mut digits = [0u8; 24];
-    let mut nd = 0;
-    for &b in &text[..epos] {
-        if b.is_ascii_digit() && nd < digits.len() {
-            digits[nd] = b;
-            nd += 1;
-        }
-    }
-    let digits = &digits[..nd];
-    let exp: i32 = std::str::from_utf8(&text[(epos + 1).min(n)..])
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
-    if f < 0.0 {
-        out.push(b'-');
-    }
-    let decpt = exp + 1;
-    if !(-4 < decpt && decpt <= 16) {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        out.push(b'e');
-        out.push(if exp < 0 { b'-' } else { b'+' });
-        let e = exp.unsigned_abs();
-        if e < 10 {
-            out.push(b'0');
-        }
-        let _ = write!(out, "{e}");
-    } else if decpt <= 0 {
-        out.extend_from_slice(b"0.");
-        out.resize(out.len() + (-decpt) as usize, b'0');
-        out.extend_from_slice(digits);
-    } else {
-        let d = decpt as usize;
-        if d >= digits.len() {
-            out.extend_from_slice(digits);
-            out.resize(out.len() + (d - digits.len()), b'0');
-            out.extend_from_slice(b".0");
-        } else {
-            out.extend_from_slice(&digits[..d]);
-            out.push(b'.');
-            out.extend_from_slice(&digits[d..]);
-        }
-    }
+    // Python's repr: shortest round-trip digits, exact ties rounded half to even.
+    out.extend_from_slice(crate::sign::pyfmt::float_repr(f).as_bytes());
 }
 
 /// Python `repr(float)` as a `String` (used for float dict keys and tests).
@@ -686,6 +634,8 @@ mod tests {
             (123.456, "123.456"),
             (1712345678.0, "1712345678.0"),
             (1712345678.1234567, "1712345678.1234567"),
+            // An exact tie between two shortest strings: Python rounds half to even.
+            (2f64.powi(43) + 0.3125, "8796093022208.312"),
             (f64::NAN, "NaN"),
             (f64::INFINITY, "Infinity"),
             (f64::NEG_INFINITY, "-Infinity"),
