@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from proxilion._reference.chain import (
     AUDIT_GENESIS_HASH,
+    AuditChain,
     AuditFileWriter,
     MerkleLog,
+    audit_authorization_hash,
     audit_event_hash,
     audit_event_line,
+    audit_merkle_root,
     audit_verify_files,
     canonical_json,
     merkle_leaf_hash,
@@ -34,13 +37,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUDIT_GENESIS_HASH",
+    "AuditChain",
     "AuditFileWriter",
     "GcraLimiter",
     "MerkleLog",
     "SigningKeys",
     "__version__",
+    "audit_authorization_hash",
     "audit_event_hash",
     "audit_event_line",
+    "audit_merkle_root",
     "audit_verify_files",
     "blake3_keyed_hex",
     "build_info",

@@ -4,6 +4,13 @@
 The canonical encoding and hashing run natively (``impl.audit_event_hash``): one walk of the
 event's data per call, exactly ``json.dumps(sort_keys=True, separators=(",", ":"),
 default=str)``.
+
+Events that the loggers record through their fast path (``log_authorization``) are built in
+one native call (``impl.AuditChain``), which keeps the decision's values (after the same
+copies the original makes) in a small record; ``event.data`` and ``event.timestamp`` are made
+from it on first access, so recording a decision builds no dataclass and no ``datetime``.
+Such an event is an ordinary ``AuditEventV2`` in every other respect: same fields, values,
+equality, hashes and serialisation.
 """
 
 from __future__ import annotations
@@ -15,9 +22,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxilion._backend import impl
 
@@ -88,6 +95,14 @@ def _generate_uuid_v7() -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _from_us(us: int) -> datetime:
+    """The aware UTC datetime ``us`` microseconds after the Unix epoch (exact)."""
+    return _EPOCH + timedelta(microseconds=us)
 
 
 @dataclass
@@ -265,6 +280,34 @@ class AuditEventData:
         )
 
 
+def _data_from_record(rec: tuple[Any, ...]) -> AuditEventData:
+    """The ``AuditEventData`` of an authorization record kept by ``impl.AuditChain``:
+    ``(timestamp_us, tool_timestamp_us, user_id, roles, session_id, attributes, agent_id,
+    capabilities, trust_score, tool_name, arguments, allowed, reason, policies,
+    execution_result)``, the containers already the original's copies."""
+    (_, tool_us, user_id, roles, session_id, attributes, agent_id, caps, trust) = rec[:9]
+    (tool_name, arguments, allowed, reason, policies, execution_result) = rec[9:]
+    return AuditEventData(
+        event_type=EventType.AUTHORIZATION_GRANTED if allowed else EventType.AUTHORIZATION_DENIED,
+        user_id=user_id,
+        user_roles=roles,
+        session_id=session_id,
+        user_attributes=attributes,
+        agent_id=agent_id,
+        agent_capabilities=caps,
+        agent_trust_score=trust,
+        tool_name=tool_name,
+        tool_arguments=arguments,
+        tool_timestamp=_from_us(tool_us),
+        authorization_allowed=allowed,
+        authorization_reason=reason,
+        policies_evaluated=policies,
+        authorization_metadata={},
+        execution_result=execution_result,
+        error_message=None,
+    )
+
+
 def _algorithm_of(h: str) -> str:
     return "blake3" if h.startswith("blake3:") else "sha256"
 
@@ -282,6 +325,20 @@ class AuditEventV2:
     event_hash: str = ""
     merkle_index: int | None = None
 
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for attributes missing from the instance: ``data`` and
+            # ``timestamp`` of an event recorded by a logger's fast path, made once from its
+            # record (``setdefault``: racing threads all get the same object).
+            rec = self.__dict__.get("_lazy")
+            if rec is not None:
+                if name == "data":
+                    return self.__dict__.setdefault("data", _data_from_record(rec))
+                if name == "timestamp":
+                    return self.__dict__.setdefault("timestamp", _from_us(rec[0]))
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _data_dict(self) -> dict[str, Any]:
         """The ``data`` member as written and hashed: the encryption envelope when the entry
         was encrypted at rest (see :mod:`proxilion.audit.encryption`), else the plain dict."""
@@ -289,6 +346,20 @@ class AuditEventV2:
         return wire if wire is not None else self.data.to_dict()
 
     def _hash(self, algorithm: str) -> str:
+        d = self.__dict__
+        rec = d.get("_lazy")
+        if rec is not None and "data" not in d and "_wire_data" not in d:
+            # Data never materialised: hash straight from the record (same bytes).
+            ts = d.get("timestamp")
+            lazy: str = impl.audit_authorization_hash(
+                rec,
+                self.event_id,
+                None if ts is None else ts.isoformat(),
+                self.sequence_number,
+                self.previous_hash,
+                algorithm,
+            )
+            return lazy
         h: str = impl.audit_event_hash(
             self.event_id,
             self.timestamp.isoformat(),
