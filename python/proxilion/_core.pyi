@@ -184,7 +184,6 @@ def merkle_verify_inclusion(
 def merkle_verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool: ...
-
 def audit_authorization_hash(
     record: tuple[Any, ...],
     event_id: str,

@@ -219,7 +219,7 @@ class AuditChain:
             raise ValueError("max_events must be a positive int or None, got 0")
         self._alg = alg
         self._cls = event_class
-        self._new = event_class.__new__
+        self._new: Callable[[type], Any] = getattr(event_class, "__new__")  # noqa: B009
         self._genesis = _GENESIS[alg]
         self._head = self._base = self._genesis
         self._length = self._dropped = 0

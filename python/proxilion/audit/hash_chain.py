@@ -103,8 +103,7 @@ class HashChain:
             head = self._core.head
             if event.previous_hash != head:
                 raise ValueError(
-                    f"Event previous_hash ({event.previous_hash}) doesn't match chain head "
-                    f"({head})"
+                    f"Event previous_hash ({event.previous_hash}) doesn't match chain head ({head})"
                 )
             event.compute_hash(self._algorithm)
             self._core.push(event)

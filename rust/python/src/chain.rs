@@ -830,14 +830,20 @@ fn py_dict<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// `list(x or [])` / `dict(x or {})`.
-fn py_list_or_empty<'py>(x: Option<&Bound<'py, PyAny>>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+fn py_list_or_empty<'py>(
+    x: Option<&Bound<'py, PyAny>>,
+    py: Python<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
     match x {
         Some(v) if v.is_truthy()? => py_list(v),
         _ => Ok(PyList::empty(py).into_any()),
     }
 }
 
-fn py_dict_or_empty<'py>(x: Option<&Bound<'py, PyAny>>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+fn py_dict_or_empty<'py>(
+    x: Option<&Bound<'py, PyAny>>,
+    py: Python<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
     match x {
         Some(v) if v.is_truthy()? => py_dict(v),
         _ => Ok(PyDict::new(py).into_any()),
@@ -1216,12 +1222,29 @@ impl AuditChain {
         tool_timestamp_us: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let auth = auth_args(
-            py, user_id, user_roles, tool_name, tool_arguments, allowed, reason,
-            policies_evaluated, session_id, user_attributes, agent_id, agent_capabilities,
-            agent_trust_score, execution_result,
+            py,
+            user_id,
+            user_roles,
+            tool_name,
+            tool_arguments,
+            allowed,
+            reason,
+            policies_evaluated,
+            session_id,
+            user_attributes,
+            agent_id,
+            agent_capabilities,
+            agent_trust_score,
+            execution_result,
         )?;
         let b = self.build(
-            py, false, sequence_number, auth, event_id, timestamp_us, tool_timestamp_us,
+            py,
+            false,
+            sequence_number,
+            auth,
+            event_id,
+            timestamp_us,
+            tool_timestamp_us,
         )?;
         let evicted = self.store(py, &b.event, &b.hash, true)?;
         drop(evicted);
@@ -1262,12 +1285,29 @@ impl AuditChain {
         tool_timestamp_us: Option<i64>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let auth = auth_args(
-            py, user_id, user_roles, tool_name, tool_arguments, allowed, reason,
-            policies_evaluated, session_id, user_attributes, agent_id, agent_capabilities,
-            agent_trust_score, execution_result,
+            py,
+            user_id,
+            user_roles,
+            tool_name,
+            tool_arguments,
+            allowed,
+            reason,
+            policies_evaluated,
+            session_id,
+            user_attributes,
+            agent_id,
+            agent_capabilities,
+            agent_trust_score,
+            execution_result,
         )?;
         let b = self.build(
-            py, true, sequence_number, auth, event_id, timestamp_us, tool_timestamp_us,
+            py,
+            true,
+            sequence_number,
+            auth,
+            event_id,
+            timestamp_us,
+            tool_timestamp_us,
         )?;
         let line = b.line.as_deref().unwrap_or_default();
         let ticket = match writer.cast::<AuditFileWriter>() {
@@ -1287,7 +1327,7 @@ impl AuditChain {
 
     fn __repr__(&self) -> String {
         format!(
-            "AuditChain(algorithm={:?}, length={}, retained={})",
+            "AuditChain(algorithm='{}', length={}, retained={})",
             self.alg.name(),
             self.length,
             self.events.len()

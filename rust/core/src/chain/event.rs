@@ -342,13 +342,29 @@ mod tests {
         for z in (-146_097 * 2)..(146_097 * 2) {
             let (y, m, d) = civil_from_days(z);
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let dim = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+            let dim = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
             assert!((1..=12).contains(&m) && d >= 1 && d <= dim[(m - 1) as usize]);
             let (py, pm, pd) = prev;
             let next_day = (py, pm, pd + 1) == (y, m, d);
             let next_month = (py, pm + 1, 1) == (y, m, d);
             let next_year = (py + 1, 1, 1) == (y, m, d) && pm == 12;
-            assert!(next_day || next_month || next_year, "{prev:?} -> {y}-{m}-{d}");
+            assert!(
+                next_day || next_month || next_year,
+                "{prev:?} -> {y}-{m}-{d}"
+            );
             prev = (y, m, d);
         }
     }
@@ -388,11 +404,10 @@ mod tests {
     #[test]
     fn authorization_layout() {
         let mut out = Vec::new();
-        let r: Result<(), ()> =
-            write_authorization_data(&mut out, true, true, "T", |o, f| {
-                o.extend_from_slice(format!("{f:?}").as_bytes());
-                Ok(())
-            });
+        let r: Result<(), ()> = write_authorization_data(&mut out, true, true, "T", |o, f| {
+            o.extend_from_slice(format!("{f:?}").as_bytes());
+            Ok(())
+        });
         r.unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
