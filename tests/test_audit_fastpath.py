@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -574,3 +575,75 @@ def test_forked_processes_draw_different_ids() -> None:
     os.waitpid(pid, 0)
     parent = chain.append_authorization(2, "u", [], "t", {}, True).event_id
     assert len(child) == 36 and child[-12:] != parent[-12:]
+
+
+def naive_redact(data: dict[str, Any], config: RedactionConfig) -> dict[str, Any]:
+    """The original algorithm: every pattern substituted in every string."""
+
+    def text_(t: str) -> str:
+        for p in config.patterns:
+            if config.hash_pii:
+                t = p.sub(lambda m: short(m.group(0)), t)
+            else:
+                t = p.sub(lambda _m: config.placeholder, t)
+        return t
+
+    def short(t: str) -> str:
+        return f"[HASH:{hashlib.sha256(t.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}]"
+
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(k, str) and k.lower() in config.field_names:
+            out[k] = short(v) if config.hash_pii and isinstance(v, str) else config.placeholder
+        elif isinstance(v, dict):
+            out[k] = naive_redact(v, config)
+        elif isinstance(v, list):
+            out[k] = [
+                naive_redact(i, config)
+                if isinstance(i, dict)
+                else text_(i)
+                if isinstance(i, str)
+                else i
+                for i in v
+            ]
+        elif isinstance(v, str):
+            out[k] = text_(v)
+        else:
+            out[k] = v
+    return out
+
+
+CUSTOM_PATTERNS = [
+    re.compile(r"x-\d+"),
+    re.compile(r"(?x) key \s* = \s* \w+"),
+    re.compile(r"a|bb@"),
+    re.compile(r"(?i:zz)@q"),
+    re.compile(r"(?i)k@"),
+    re.compile(r"\b@?\b"),
+    re.compile(r"(ab)\1-"),
+]
+redact_text = st.text(
+    alphabet=st.sampled_from(list("ab@.-xkKQqz=1234567890 _\u017f\u212a")), max_size=30
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "Password", "b", "token", "c"]),
+        st.one_of(redact_text, st.lists(st.one_of(redact_text, st.integers()), max_size=3)),
+        max_size=4,
+    ),
+    st.booleans(),
+    st.lists(st.sampled_from(CUSTOM_PATTERNS), max_size=4),
+)
+def test_redaction_shortcuts_change_nothing(
+    data: dict[str, Any], default: bool, custom: list[re.Pattern[str]]
+) -> None:
+    config = RedactionConfig.default()
+    if not default:
+        config = RedactionConfig(patterns=custom, field_names={"token"}, placeholder="<\\1>")
+    assert redact_sensitive_data(data, config) == naive_redact(data, config)
+    more = RedactionConfig.default()
+    more.patterns += custom
+    assert redact_sensitive_data(data, more) == naive_redact(data, more)
