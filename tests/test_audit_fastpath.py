@@ -372,7 +372,7 @@ def test_merkle_root_matches_the_original_tree(leaves: list[str]) -> None:
         return level[0]
 
     encodable = all(not any(0xD800 <= ord(c) <= 0xDFFF for c in x) for x in leaves)
-    if not leaves or not encodable:
+    if not leaves or (len(leaves) > 1 and not encodable):
         for mod in (_core, _reference):
             with pytest.raises((ValueError, UnicodeEncodeError)):
                 mod.audit_merkle_root(leaves)

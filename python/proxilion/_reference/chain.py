@@ -140,22 +140,31 @@ def _auth_data(rec: tuple[Any, ...], tool_timestamp: str) -> dict[str, Any]:
     """``AuditEventData.to_dict()`` of the decision held by record ``rec``."""
     (_, _, user_id, roles, session_id, attributes, agent_id, capabilities, trust) = rec[:9]
     (tool_name, arguments, allowed, reason, policies, execution_result) = rec[9:]
+    # An empty container is kept as None in the record.
     return {
         "event_type": "authorization_granted" if allowed else "authorization_denied",
         "user": {
             "user_id": user_id,
-            "roles": roles,
+            "roles": [] if roles is None else roles,
             "session_id": session_id,
-            "attributes": attributes,
+            "attributes": {} if attributes is None else attributes,
         },
-        "agent": {"agent_id": agent_id, "capabilities": capabilities, "trust_score": trust}
+        "agent": {
+            "agent_id": agent_id,
+            "capabilities": [] if capabilities is None else capabilities,
+            "trust_score": trust,
+        }
         if agent_id
         else None,
-        "tool_call": {"tool_name": tool_name, "arguments": arguments, "timestamp": tool_timestamp},
+        "tool_call": {
+            "tool_name": tool_name,
+            "arguments": {} if arguments is None else arguments,
+            "timestamp": tool_timestamp,
+        },
         "authorization": {
             "allowed": allowed,
             "reason": reason,
-            "policies_evaluated": policies,
+            "policies_evaluated": [] if policies is None else policies,
             "metadata": {},
         },
         "execution_result": execution_result,
@@ -327,12 +336,15 @@ class AuditChain:
     ) -> tuple[Any, str, bytes | None]:
         (user_id, user_roles, tool_name, tool_arguments, allowed, reason, policies) = args[:7]
         (session_id, user_attributes, agent_id, capabilities, trust, execution_result) = args[7:]
-        # The original's copies, in its order.
-        roles = list(user_roles)
-        attributes = dict(user_attributes or {})
-        caps = list(capabilities or [])
-        arguments = dict(tool_arguments)
-        pols = list(policies or [])
+        # The original's copies, in its order; an empty one is kept as None.
+        roles = list(user_roles) or None
+        attributes = dict(user_attributes) if user_attributes else None
+        caps = list(capabilities) if capabilities else None
+        arguments = dict(tool_arguments) or None
+        pols = list(policies) if policies else None
+        attributes = attributes or None
+        caps = caps or None
+        pols = pols or None
         ts_us = time.time_ns() // 1000 if timestamp_us is None else timestamp_us
         tool_us = ts_us if tool_timestamp_us is None else tool_timestamp_us
         ts = _iso(ts_us)
@@ -379,14 +391,13 @@ class AuditChain:
                 + "\n"
             ).encode("utf-8")
         event = self._new(self._cls)
-        event.__dict__ = {
-            "previous_hash": self._head,
-            "event_id": event_id,
-            "sequence_number": sequence_number,
-            "event_hash": h,
-            "merkle_index": index,
-            "_lazy": rec,
-        }
+        d = event.__dict__
+        d["previous_hash"] = self._head
+        d["event_id"] = event_id
+        d["sequence_number"] = sequence_number
+        d["event_hash"] = h
+        d["merkle_index"] = index
+        d["_lazy"] = rec
         return event, h, line
 
     def append_authorization(

@@ -416,6 +416,19 @@ class AuditLogger:
             target.unlink()
 
     def _writer_now(self) -> Any:
+        writer = self._writer
+        if writer is not None:  # (never set on a closed logger)
+            # Fast path: the open file is still the right one.
+            rotation = self.config.rotation
+            if rotation is RotationPolicy.NONE:
+                return writer
+            if rotation is not RotationPolicy.SIZE and self._system_clock:
+                t = time.time()
+                if (
+                    self._period_from <= t < self._period_to
+                    and self._period_suffix == self._writer_suffix
+                ):
+                    return writer
         if self._closed:
             raise ValueError("I/O operation on closed audit logger")
         suffix = self._current_suffix()

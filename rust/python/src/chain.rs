@@ -752,8 +752,23 @@ impl<'py> Auth<'py> {
         let mut e = Encoder::new();
         let mut out = std::mem::take(&mut e.out);
         event::write_authorization_data(&mut out, granted, with_agent, tool_timestamp, |o, f| {
+            let v = self.field(f);
+            if v.is_none() {
+                // A container stored as None is an empty one (see `empty_as_none`).
+                match f {
+                    AuthField::Roles | AuthField::Capabilities | AuthField::Policies => {
+                        o.extend_from_slice(b"[]");
+                        return Ok(());
+                    }
+                    AuthField::Attributes | AuthField::Arguments => {
+                        o.extend_from_slice(b"{}");
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
             std::mem::swap(o, &mut e.out);
-            let r = e.value(self.field(f));
+            let r = e.value(v);
             std::mem::swap(o, &mut e.out);
             r
         })?;
@@ -786,11 +801,16 @@ impl<'py> Auth<'py> {
     }
 
     fn record(&self, py: Python<'py>, ts_us: i64, tool_us: i64) -> PyResult<Bound<'py, PyTuple>> {
+        let ts = ts_us.into_pyobject(py)?.into_any();
         PyTuple::new(
             py,
             [
-                ts_us.into_pyobject(py)?.into_any(),
-                tool_us.into_pyobject(py)?.into_any(),
+                ts.clone(),
+                if tool_us == ts_us {
+                    ts
+                } else {
+                    tool_us.into_pyobject(py)?.into_any()
+                },
                 self.user_id.clone(),
                 self.roles.clone(),
                 self.session_id.clone(),
@@ -829,24 +849,34 @@ fn py_dict<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     x.py().get_type::<PyDict>().call1((x,))
 }
 
-/// `list(x or [])` / `dict(x or {})`.
-fn py_list_or_empty<'py>(
+/// `list(x)` / `dict(x)` / `list(x or [])` / `dict(x or {})` as the original copies them,
+/// except that an empty result is kept as None (materialised as a new empty container on
+/// access, encoded as `[]` / `{}`): an event with no attributes stores no empty dict.
+fn empty_as_none<'py>(copy: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(if copy.len()? == 0 {
+        copy.py().None().into_bound(copy.py())
+    } else {
+        copy
+    })
+}
+
+fn copy_list<'py>(
     x: Option<&Bound<'py, PyAny>>,
-    py: Python<'py>,
-) -> PyResult<Bound<'py, PyAny>> {
+    or_empty: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     match x {
-        Some(v) if v.is_truthy()? => py_list(v),
-        _ => Ok(PyList::empty(py).into_any()),
+        Some(v) if !or_empty || v.is_truthy()? => Some(empty_as_none(py_list(v)?)).transpose(),
+        _ => Ok(None),
     }
 }
 
-fn py_dict_or_empty<'py>(
+fn copy_dict<'py>(
     x: Option<&Bound<'py, PyAny>>,
-    py: Python<'py>,
-) -> PyResult<Bound<'py, PyAny>> {
+    or_empty: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     match x {
-        Some(v) if v.is_truthy()? => py_dict(v),
-        _ => Ok(PyDict::new(py).into_any()),
+        Some(v) if !or_empty || v.is_truthy()? => Some(empty_as_none(py_dict(v)?)).transpose(),
+        _ => Ok(None),
     }
 }
 
@@ -890,9 +920,19 @@ fn audit_authorization_hash(
 /// The original SDK's `MerkleTree.compute_root` (pair hash over the hex texts; a single leaf
 /// is its own root; an odd last node pairs with itself).
 #[pyfunction]
-fn audit_merkle_root(leaves: Vec<String>) -> PyResult<String> {
-    event::legacy_merkle_root(&leaves)
-        .ok_or_else(|| PyValueError::new_err("Cannot compute root of empty tree"))
+fn audit_merkle_root<'py>(leaves: Vec<Bound<'py, PyString>>) -> PyResult<Bound<'py, PyString>> {
+    match leaves.as_slice() {
+        [] => Err(PyValueError::new_err("Cannot compute root of empty tree")),
+        [one] => Ok(one.clone()),
+        _ => {
+            let texts = leaves
+                .iter()
+                .map(|l| l.to_str())
+                .collect::<PyResult<Vec<&str>>>()?;
+            let root = event::legacy_merkle_root(&texts).unwrap_or_default();
+            Ok(PyString::new(leaves[0].py(), &root))
+        }
+    }
 }
 
 /// The state of an in-memory audit hash chain (head, retained events, current Merkle batch)
@@ -970,16 +1010,16 @@ impl AuditChain {
             None
         };
         let hash = PyString::new(py, &h);
-        let d = PyDict::new(py);
-        d.set_item(intern!(py, "previous_hash"), self.head.bind(py))?;
-        d.set_item(intern!(py, "event_id"), &event_id)?;
-        d.set_item(intern!(py, "sequence_number"), sequence_number)?;
-        d.set_item(intern!(py, "event_hash"), &hash)?;
-        d.set_item(intern!(py, "merkle_index"), merkle_index)?;
-        d.set_item(intern!(py, "_lazy"), auth.record(py, ts_us, tool_us)?)?;
         let cls = self.event_class.bind(py);
         let event = self.event_new.bind(py).call1((cls,))?;
-        event.setattr(intern!(py, "__dict__"), d)?;
+        // Attribute by attribute (in the dataclass's field order), so the instance keeps
+        // the class's shared-key dictionary layout (a fresh dict would be larger).
+        event.setattr(intern!(py, "previous_hash"), self.head.bind(py))?;
+        event.setattr(intern!(py, "event_id"), &event_id)?;
+        event.setattr(intern!(py, "sequence_number"), sequence_number)?;
+        event.setattr(intern!(py, "event_hash"), &hash)?;
+        event.setattr(intern!(py, "merkle_index"), merkle_index)?;
+        event.setattr(intern!(py, "_lazy"), auth.record(py, ts_us, tool_us)?)?;
         Ok(Built { event, hash, line })
     }
 
@@ -1037,21 +1077,22 @@ fn auth_args<'py>(
     execution_result: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Auth<'py>> {
     // The original's copies, in its order (`_authorization_data`).
-    let roles = py_list(user_roles)?;
-    let attributes = py_dict_or_empty(user_attributes.as_ref(), py)?;
-    let capabilities = py_list_or_empty(agent_capabilities.as_ref(), py)?;
-    let arguments = py_dict(tool_arguments)?;
-    let policies = py_list_or_empty(policies_evaluated.as_ref(), py)?;
+    let roles = copy_list(Some(user_roles), false)?;
+    let attributes = copy_dict(user_attributes.as_ref(), true)?;
+    let capabilities = copy_list(agent_capabilities.as_ref(), true)?;
+    let arguments = copy_dict(Some(tool_arguments), false)?;
+    let policies = copy_list(policies_evaluated.as_ref(), true)?;
+    let policies = opt_any(py, policies);
     Ok(Auth {
         user_id,
-        roles,
+        roles: opt_any(py, roles),
         session_id: opt_any(py, session_id),
-        attributes,
+        attributes: opt_any(py, attributes),
         agent_id: opt_any(py, agent_id),
-        capabilities,
+        capabilities: opt_any(py, capabilities),
         trust_score: opt_any(py, agent_trust_score),
         tool_name,
-        arguments,
+        arguments: opt_any(py, arguments),
         allowed,
         reason: opt_any(py, reason),
         policies,
