@@ -336,15 +336,12 @@ class AuditChain:
     ) -> tuple[Any, str, bytes | None]:
         (user_id, user_roles, tool_name, tool_arguments, allowed, reason, policies) = args[:7]
         (session_id, user_attributes, agent_id, capabilities, trust, execution_result) = args[7:]
-        # The original's copies, in its order; an empty one is kept as None.
-        roles = list(user_roles) or None
-        attributes = dict(user_attributes) if user_attributes else None
-        caps = list(capabilities) if capabilities else None
+        # The original's copies, in its order (lists as tuples); an empty one is kept as None.
+        roles = tuple(user_roles) or None
+        attributes = (dict(user_attributes) if user_attributes else None) or None
+        caps = (tuple(capabilities) if capabilities else None) or None
         arguments = dict(tool_arguments) or None
-        pols = list(policies) if policies else None
-        attributes = attributes or None
-        caps = caps or None
-        pols = pols or None
+        pols = (tuple(policies) if policies else None) or None
         ts_us = time.time_ns() // 1000 if timestamp_us is None else timestamp_us
         tool_us = ts_us if tool_timestamp_us is None else tool_timestamp_us
         ts = _iso(ts_us)

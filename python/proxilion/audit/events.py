@@ -343,25 +343,25 @@ def _data_from_record(rec: tuple[Any, ...]) -> AuditEventData:
     """The ``AuditEventData`` of an authorization record kept by ``impl.AuditChain``:
     ``(timestamp_us, tool_timestamp_us, user_id, roles, session_id, attributes, agent_id,
     capabilities, trust_score, tool_name, arguments, allowed, reason, policies,
-    execution_result)``, the containers already the original's copies, an empty one kept
-    as None (a new empty container is made here)."""
+    execution_result)``, the containers already the original's copies (lists as tuples),
+    an empty one kept as None (a new list or dict is made here)."""
     (_, tool_us, user_id, roles, session_id, attributes, agent_id, caps, trust) = rec[:9]
     (tool_name, arguments, allowed, reason, policies, execution_result) = rec[9:]
     return AuditEventData(
         event_type=EventType.AUTHORIZATION_GRANTED if allowed else EventType.AUTHORIZATION_DENIED,
         user_id=user_id,
-        user_roles=[] if roles is None else roles,
+        user_roles=[] if roles is None else list(roles),
         session_id=session_id,
         user_attributes={} if attributes is None else attributes,
         agent_id=agent_id,
-        agent_capabilities=[] if caps is None else caps,
+        agent_capabilities=[] if caps is None else list(caps),
         agent_trust_score=trust,
         tool_name=tool_name,
         tool_arguments={} if arguments is None else arguments,
         tool_timestamp=_from_us(tool_us),
         authorization_allowed=allowed,
         authorization_reason=reason,
-        policies_evaluated=[] if policies is None else policies,
+        policies_evaluated=[] if policies is None else list(policies),
         authorization_metadata={},
         execution_result=execution_result,
         error_message=None,

@@ -833,13 +833,19 @@ fn iso(us: i64) -> PyResult<String> {
     event::iso_utc_string(us).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// `list(x)` / `dict(x)` as Python evaluates them (exact types, errors and all); plain
-/// lists and dicts are copied directly.
-fn py_list<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+/// `tuple(x)` / `dict(x)` as Python evaluates them (exact types, errors and all); plain
+/// lists, tuples and dicts are copied directly. List fields are kept as tuples in the
+/// record (materialised as lists): a tuple of strings is not tracked by the cycle
+/// collector, so a long in-memory log costs the collector less.
+fn py_tuple<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = x.py();
     if let Ok(l) = x.cast_exact::<PyList>() {
-        return Ok(l.get_slice(0, l.len()).into_any());
+        return Ok(PyTuple::new(py, l.iter())?.into_any());
     }
-    x.py().get_type::<PyList>().call1((x,))
+    if x.is_exact_instance_of::<PyTuple>() {
+        return Ok(x.clone());
+    }
+    py.get_type::<PyTuple>().call1((x,))
 }
 
 fn py_dict<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -849,8 +855,8 @@ fn py_dict<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     x.py().get_type::<PyDict>().call1((x,))
 }
 
-/// `list(x)` / `dict(x)` / `list(x or [])` / `dict(x or {})` as the original copies them,
-/// except that an empty result is kept as None (materialised as a new empty container on
+/// `list(x)` / `dict(x)` / `list(x or [])` / `dict(x or {})` as the original copies them
+/// (lists as tuples, see `py_tuple`), except that an empty result is kept as None (materialised as a new empty container on
 /// access, encoded as `[]` / `{}`): an event with no attributes stores no empty dict.
 fn empty_as_none<'py>(copy: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     Ok(if copy.len()? == 0 {
@@ -865,7 +871,7 @@ fn copy_list<'py>(
     or_empty: bool,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     match x {
-        Some(v) if !or_empty || v.is_truthy()? => Some(empty_as_none(py_list(v)?)).transpose(),
+        Some(v) if !or_empty || v.is_truthy()? => Some(empty_as_none(py_tuple(v)?)).transpose(),
         _ => Ok(None),
     }
 }
