@@ -297,6 +297,8 @@ class AuditLogger:
         self.chain = BatchedHashChain(
             config.batch_size, max_events=config.memory_events, algorithm=config.hash_algorithm
         )
+        # The chain shares the logger's lock: recording a decision takes one lock.
+        self.chain._lock = self.chain.chain._lock = self._lock
         self._resume()
 
     # -- files -----------------------------------------------------------------------------
@@ -528,7 +530,7 @@ class AuditLogger:
         with self._lock:
             writer = self._writer_now()
             chain = self.chain
-            with chain._lock:
+            with chain._lock:  # the logger's lock unless ``chain`` was replaced
                 # The sequence number is drawn under the lock, so the file is in sequence
                 # order.
                 event, ticket = chain.chain._core.write_authorization(
