@@ -29,10 +29,13 @@ __all__ = [
     "role_injection_rule",
     # chain
     "AUDIT_GENESIS_HASH",
+    "AuditChain",
     "AuditFileWriter",
     "MerkleLog",
+    "audit_authorization_hash",
     "audit_event_hash",
     "audit_event_line",
+    "audit_merkle_root",
     "audit_verify_files",
     "canonical_json",
     "merkle_leaf_hash",
@@ -321,3 +324,84 @@ class DriftEngine:
     def to_state(self) -> dict[str, Any]: ...
     @staticmethod
     def from_state(state: Mapping[str, Any]) -> DriftEngine: ...
+
+def audit_authorization_hash(
+    record: tuple[Any, ...],
+    event_id: str,
+    timestamp: str | None,
+    sequence_number: object,
+    previous_hash: str,
+    algorithm: str = "sha256",
+) -> str: ...
+def audit_merkle_root(leaves: Sequence[str]) -> str: ...
+
+@final
+class AuditChain:
+    def __new__(
+        cls, event_class: type, algorithm: str = "sha256", max_events: int | None = None
+    ) -> AuditChain: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def genesis(self) -> str: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def base(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def max_events(self) -> int | None: ...
+    @property
+    def leaf_count(self) -> int: ...
+    def events(self) -> list[Any]: ...
+    def event(self, index: int) -> Any: ...
+    def push(self, event: Any) -> None: ...
+    def add_leaf(self, leaf: str) -> int: ...
+    def take_leaves(self) -> list[str]: ...
+    def resume(self, head: str, length: int) -> None: ...
+    def append_authorization(
+        self,
+        sequence_number: object,
+        user_id: object,
+        user_roles: Any,
+        tool_name: object,
+        tool_arguments: Any,
+        allowed: object,
+        reason: object = None,
+        policies_evaluated: Any = None,
+        session_id: object = None,
+        user_attributes: Any = None,
+        agent_id: object = None,
+        agent_capabilities: Any = None,
+        agent_trust_score: object = None,
+        execution_result: object = None,
+        *,
+        event_id: str | None = None,
+        timestamp_us: int | None = None,
+        tool_timestamp_us: int | None = None,
+    ) -> Any: ...
+    def write_authorization(
+        self,
+        writer: Any,
+        sequence_number: object,
+        user_id: object,
+        user_roles: Any,
+        tool_name: object,
+        tool_arguments: Any,
+        allowed: object,
+        reason: object = None,
+        policies_evaluated: Any = None,
+        session_id: object = None,
+        user_attributes: Any = None,
+        agent_id: object = None,
+        agent_capabilities: Any = None,
+        agent_trust_score: object = None,
+        execution_result: object = None,
+        *,
+        event_id: str | None = None,
+        timestamp_us: int | None = None,
+        tool_timestamp_us: int | None = None,
+    ) -> tuple[Any, Any]: ...

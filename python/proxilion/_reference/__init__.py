@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from proxilion._reference.chain import (
     AUDIT_GENESIS_HASH,
+    AuditChain,
     AuditFileWriter,
     MerkleLog,
+    audit_authorization_hash,
     audit_event_hash,
     audit_event_line,
+    audit_merkle_root,
     audit_verify_files,
     canonical_json,
     merkle_leaf_hash,
@@ -43,6 +46,7 @@ __all__ = [
     "AUDIT_GENESIS_HASH",
     # scan
     "SCAN_DETACH_THRESHOLD",
+    "AuditChain",
     "AuditFileWriter",
     "DriftEngine",
     "Ewma",
@@ -53,8 +57,10 @@ __all__ = [
     "SigningKeys",
     "Welford",
     "__version__",
+    "audit_authorization_hash",
     "audit_event_hash",
     "audit_event_line",
+    "audit_merkle_root",
     "audit_verify_files",
     "blake3_keyed_hex",
     "build_info",

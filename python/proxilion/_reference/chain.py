@@ -1,6 +1,7 @@
 """Reference twin of ``rust/core/src/chain`` and ``rust/python/src/chain.rs``.
 
-Canonical JSON, audit-entry hashing and line encoding, streaming verification of JSONL
+Canonical JSON, audit-entry hashing and line encoding, the in-memory chain state with its
+one-call-per-entry authorization path, streaming verification of JSONL
 files, the group-committing file writer and the RFC 6962 Merkle log, in plain Python with the
 same names, signatures, results and messages as the native module. Two known differences:
 JSON syntax errors are described with Python's ``json`` wording, and I/O errors with Python's.
@@ -14,7 +15,9 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -104,6 +107,390 @@ def audit_event_line(
     if merkle_index is not None:
         d["merkle_index"] = merkle_index
     return h, (canonical_json(d) + "\n").encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------
+# Authorization entries: one call per entry (twin of ``AuditChain`` in chain.rs)
+# ------------------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MIN_US = -62_135_596_800_000_000
+_MAX_US = 253_402_300_799_999_999
+_REC_LEN = 15
+
+
+def _iso(us: int) -> str:
+    if not _MIN_US <= us <= _MAX_US:
+        raise ValueError(
+            f"timestamp of {us} microseconds since the epoch is outside the years 1-9999"
+        )
+    return (_EPOCH + timedelta(microseconds=us)).isoformat()
+
+
+def _uuid7(ts_us: int) -> str:
+    ms = (max(ts_us, 0) // 1000) & 0xFFFF_FFFF_FFFF
+    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    b[6] = (b[6] & 0x0F) | 0x70
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _auth_data(rec: tuple[Any, ...], tool_timestamp: str) -> dict[str, Any]:
+    """``AuditEventData.to_dict()`` of the decision held by record ``rec``."""
+    (_, _, user_id, roles, session_id, attributes, agent_id, capabilities, trust) = rec[:9]
+    (tool_name, arguments, allowed, reason, policies, execution_result) = rec[9:]
+    # An empty container is kept as None in the record.
+    return {
+        "event_type": "authorization_granted" if allowed else "authorization_denied",
+        "user": {
+            "user_id": user_id,
+            "roles": [] if roles is None else roles,
+            "session_id": session_id,
+            "attributes": {} if attributes is None else attributes,
+        },
+        "agent": {
+            "agent_id": agent_id,
+            "capabilities": [] if capabilities is None else capabilities,
+            "trust_score": trust,
+        }
+        if agent_id
+        else None,
+        "tool_call": {
+            "tool_name": tool_name,
+            "arguments": {} if arguments is None else arguments,
+            "timestamp": tool_timestamp,
+        },
+        "authorization": {
+            "allowed": allowed,
+            "reason": reason,
+            "policies_evaluated": [] if policies is None else policies,
+            "metadata": {},
+        },
+        "execution_result": execution_result,
+        "error_message": None,
+    }
+
+
+def _check_record(record: object) -> tuple[Any, ...]:
+    if not isinstance(record, tuple):
+        raise TypeError(f"'{type(record).__name__}' object cannot be cast as 'tuple'")
+    if len(record) != _REC_LEN:
+        raise ValueError(f"an authorization record has {_REC_LEN} items, got {len(record)}")
+    return record
+
+
+def audit_authorization_hash(
+    record: tuple[Any, ...],
+    event_id: str,
+    timestamp: str | None,
+    sequence_number: object,
+    previous_hash: str,
+    algorithm: str = "sha256",
+) -> str:
+    """Hash of an authorization entry from its record (see :class:`AuditChain`)."""
+    alg = _alg(algorithm)
+    rec = _check_record(record)
+    ts = _iso(rec[0]) if timestamp is None else timestamp
+    data = _auth_data(rec, _iso(rec[1]))
+    c = _canonical_entry(event_id, ts, sequence_number, data, previous_hash)
+    return f"{alg}:{_digest(alg, c).hex()}"
+
+
+def _legacy_pair(left: str, right: str) -> str:
+    text = left.replace("sha256:", "") + right.replace("sha256:", "")
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def audit_merkle_root(leaves: Sequence[str]) -> str:
+    """The original SDK's ``MerkleTree.compute_root`` (pair hash over the hex texts)."""
+    level = [_check_str(x, "leaves") for x in leaves]
+    if not level:
+        raise ValueError("Cannot compute root of empty tree")
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [_legacy_pair(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+class AuditChain:
+    """State of an in-memory audit hash chain (head, retained events, current Merkle batch)
+    and its hot path: one call builds, hashes and chains one authorization entry."""
+
+    def __init__(
+        self, event_class: type, algorithm: str = "sha256", max_events: int | None = None
+    ) -> None:
+        alg = _alg(algorithm)
+        if max_events is not None and max_events < 0:
+            raise OverflowError("can't convert negative int to unsigned")
+        if max_events == 0:
+            raise ValueError("max_events must be a positive int or None, got 0")
+        self._alg = alg
+        self._cls = event_class
+        self._new: Callable[[type], Any] = getattr(event_class, "__new__")  # noqa: B009
+        self._genesis = _GENESIS[alg]
+        self._head = self._base = self._genesis
+        self._length = self._dropped = 0
+        self._max = max_events
+        self._events: deque[Any] = deque()
+        self._leaves: list[str] = []
+
+    @property
+    def algorithm(self) -> str:
+        """Hash algorithm name."""
+        return self._alg
+
+    @property
+    def genesis(self) -> str:
+        """``previous_hash`` of the first entry."""
+        return self._genesis
+
+    @property
+    def head(self) -> str:
+        """Hash of the last entry (the genesis hash when empty)."""
+        return self._head
+
+    @property
+    def base(self) -> str:
+        """Hash the first retained event links to."""
+        return self._base
+
+    @property
+    def length(self) -> int:
+        """Entries appended (retained or not)."""
+        return self._length
+
+    @property
+    def dropped(self) -> int:
+        """Entries no longer retained."""
+        return self._dropped
+
+    @property
+    def max_events(self) -> int | None:
+        return self._max
+
+    @property
+    def leaf_count(self) -> int:
+        """Leaves of the current Merkle batch."""
+        return len(self._leaves)
+
+    def events(self) -> list[Any]:
+        """The retained events, oldest first."""
+        return list(self._events)
+
+    def event(self, index: int) -> Any:
+        """The event at chain position ``index`` (0-based), or None."""
+        i = index - self._dropped
+        return self._events[i] if 0 <= i < len(self._events) else None
+
+    def _store(self, event: Any, h: str, leaf: bool) -> None:
+        if self._max is not None and len(self._events) >= self._max:
+            old = self._events.popleft()
+            base = old.event_hash
+            if not isinstance(base, str):
+                raise TypeError(f"'{type(base).__name__}' object cannot be cast as 'str'")
+            self._base = base
+            self._dropped += 1
+        self._events.append(event)
+        if leaf:
+            self._leaves.append(h)
+        self._head = h
+        self._length += 1
+
+    def push(self, event: Any) -> None:
+        """Retain an already-hashed ``event`` and advance the head to its ``event_hash``."""
+        h = event.event_hash
+        if not isinstance(h, str):
+            raise TypeError(f"'{type(h).__name__}' object cannot be cast as 'str'")
+        self._store(event, h, False)
+
+    def add_leaf(self, leaf: str) -> int:
+        """Add a leaf to the current Merkle batch; returns its index in the batch."""
+        self._leaves.append(_check_str(leaf, "leaf"))
+        return len(self._leaves) - 1
+
+    def take_leaves(self) -> list[str]:
+        """Remove and return the leaves of the current batch."""
+        leaves, self._leaves = self._leaves, []
+        return leaves
+
+    def resume(self, head: str, length: int) -> None:
+        """Continue a chain whose head is ``head``, ``length`` entries long."""
+        _check_str(head, "head")
+        if length < 0:
+            raise OverflowError("can't convert negative int to unsigned")
+        self._head = self._base = head
+        self._events = deque()
+        self._leaves = []
+        self._length = self._dropped = length
+
+    def _build(
+        self,
+        want_line: bool,
+        sequence_number: object,
+        args: tuple[Any, ...],
+        event_id: str | None,
+        timestamp_us: int | None,
+        tool_timestamp_us: int | None,
+    ) -> tuple[Any, str, bytes | None]:
+        (user_id, user_roles, tool_name, tool_arguments, allowed, reason, policies) = args[:7]
+        (session_id, user_attributes, agent_id, capabilities, trust, execution_result) = args[7:]
+        # The original's copies, in its order (lists as tuples); an empty one is kept as None.
+        roles = tuple(user_roles) or None
+        attributes = (dict(user_attributes) if user_attributes else None) or None
+        caps = (tuple(capabilities) if capabilities else None) or None
+        arguments = dict(tool_arguments) or None
+        pols = (tuple(policies) if policies else None) or None
+        ts_us = time.time_ns() // 1000 if timestamp_us is None else timestamp_us
+        tool_us = ts_us if tool_timestamp_us is None else tool_timestamp_us
+        ts = _iso(ts_us)
+        tool = _iso(tool_us)
+        if event_id is None:
+            event_id = _uuid7(ts_us)
+        elif not isinstance(event_id, str):
+            raise TypeError(f"'{type(event_id).__name__}' object cannot be cast as 'str'")
+        rec = (
+            ts_us,
+            tool_us,
+            user_id,
+            roles,
+            session_id,
+            attributes,
+            agent_id,
+            caps,
+            trust,
+            tool_name,
+            arguments,
+            allowed,
+            reason,
+            pols,
+            execution_result,
+        )
+        data = _auth_data(rec, tool)
+        index = len(self._leaves)
+        c = _canonical_entry(event_id, ts, sequence_number, data, self._head)
+        h = f"{self._alg}:{_digest(self._alg, c).hex()}"
+        line = None
+        if want_line:
+            line = (
+                canonical_json(
+                    {
+                        "data": data,
+                        "event_hash": h,
+                        "event_id": event_id,
+                        "merkle_index": index,
+                        "previous_hash": self._head,
+                        "sequence_number": sequence_number,
+                        "timestamp": ts,
+                    }
+                )
+                + "\n"
+            ).encode("utf-8")
+        event = self._new(self._cls)
+        d = event.__dict__
+        d["previous_hash"] = self._head
+        d["event_id"] = event_id
+        d["sequence_number"] = sequence_number
+        d["event_hash"] = h
+        d["merkle_index"] = index
+        d["_lazy"] = rec
+        return event, h, line
+
+    def append_authorization(
+        self,
+        sequence_number: object,
+        user_id: object,
+        user_roles: Any,
+        tool_name: object,
+        tool_arguments: Any,
+        allowed: object,
+        reason: object = None,
+        policies_evaluated: Any = None,
+        session_id: object = None,
+        user_attributes: Any = None,
+        agent_id: object = None,
+        agent_capabilities: Any = None,
+        agent_trust_score: object = None,
+        execution_result: object = None,
+        *,
+        event_id: str | None = None,
+        timestamp_us: int | None = None,
+        tool_timestamp_us: int | None = None,
+    ) -> Any:
+        """Build, hash and chain one authorization entry; returns its event."""
+        args = (
+            user_id,
+            user_roles,
+            tool_name,
+            tool_arguments,
+            allowed,
+            reason,
+            policies_evaluated,
+            session_id,
+            user_attributes,
+            agent_id,
+            agent_capabilities,
+            agent_trust_score,
+            execution_result,
+        )
+        event, h, _ = self._build(
+            False, sequence_number, args, event_id, timestamp_us, tool_timestamp_us
+        )
+        self._store(event, h, True)
+        return event
+
+    def write_authorization(
+        self,
+        writer: Any,
+        sequence_number: object,
+        user_id: object,
+        user_roles: Any,
+        tool_name: object,
+        tool_arguments: Any,
+        allowed: object,
+        reason: object = None,
+        policies_evaluated: Any = None,
+        session_id: object = None,
+        user_attributes: Any = None,
+        agent_id: object = None,
+        agent_capabilities: Any = None,
+        agent_trust_score: object = None,
+        execution_result: object = None,
+        *,
+        event_id: str | None = None,
+        timestamp_us: int | None = None,
+        tool_timestamp_us: int | None = None,
+    ) -> tuple[Any, Any]:
+        """As :meth:`append_authorization`, and queue the JSONL line on ``writer`` before
+        the chain advances. Returns ``(event, ticket)``."""
+        args = (
+            user_id,
+            user_roles,
+            tool_name,
+            tool_arguments,
+            allowed,
+            reason,
+            policies_evaluated,
+            session_id,
+            user_attributes,
+            agent_id,
+            agent_capabilities,
+            agent_trust_score,
+            execution_result,
+        )
+        event, h, line = self._build(
+            True, sequence_number, args, event_id, timestamp_us, tool_timestamp_us
+        )
+        ticket = writer.enqueue(line)
+        self._store(event, h, True)
+        return event, ticket
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditChain(algorithm={self._alg!r}, length={self._length}, "
+            f"retained={len(self._events)})"
+        )
 
 
 # ------------------------------------------------------------------------------------------

@@ -4,6 +4,13 @@
 The canonical encoding and hashing run natively (``impl.audit_event_hash``): one walk of the
 event's data per call, exactly ``json.dumps(sort_keys=True, separators=(",", ":"),
 default=str)``.
+
+Events that the loggers record through their fast path (``log_authorization``) are built in
+one native call (``impl.AuditChain``), which keeps the decision's values (after the same
+copies the original makes) in a small record; ``event.data`` and ``event.timestamp`` are made
+from it on first access, so recording a decision builds no dataclass and no ``datetime``.
+Such an event is an ordinary ``AuditEventV2`` in every other respect: same fields, values,
+equality, hashes and serialisation.
 """
 
 from __future__ import annotations
@@ -15,11 +22,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxilion._backend import impl
+
+try:  # the regular-expression parser, to find the literals a pattern requires
+    from re import _parser as _sre_parse  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse  # type: ignore[no-redef,unused-ignore]
 
 __all__ = [
     "AuditEventData",
@@ -90,6 +102,14 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _from_us(us: int) -> datetime:
+    """The aware UTC datetime ``us`` microseconds after the Unix epoch (exact)."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
 @dataclass
 class RedactionConfig:
     """What to redact from logged arguments and attributes, and how."""
@@ -134,47 +154,101 @@ def _short_hash(text: str) -> str:
     return f"[HASH:{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}]"
 
 
-def _redact_text(text: str, config: RedactionConfig) -> str:
-    for pattern in config.patterns:
-        if config.hash_pii:
-            text = pattern.sub(lambda m: _short_hash(m.group(0)), text)
+def _hash_match(m: re.Match[str]) -> str:
+    return _short_hash(m.group(0))
+
+
+# id(pattern) -> (pattern, (shortest match length, characters every match contains)).
+_REQUIRED: dict[int, tuple[re.Pattern[str], tuple[int, tuple[str, ...]]]] = {}
+
+
+def _required(pattern: re.Pattern[str]) -> tuple[int, tuple[str, ...]]:
+    """What every match of ``pattern`` needs: its shortest length, and the literal
+    characters at its top level (case-sensitive patterns only). A text shorter than that or
+    lacking one of those characters cannot match, so substituting in it is skipped.
+    ``(0, ())`` when unknown (bytes patterns, or a pattern the parser does not take)."""
+    entry = _REQUIRED.get(id(pattern))
+    if entry is not None and entry[0] is pattern:
+        return entry[1]
+    need: tuple[int, tuple[str, ...]] = (0, ())
+    try:
+        if isinstance(pattern.pattern, str):
+            parsed = _sre_parse.parse(pattern.pattern, pattern.flags)
+            chars: tuple[str, ...] = ()
+            if not pattern.flags & re.IGNORECASE:
+                literal = _sre_parse.LITERAL
+                chars = tuple(dict.fromkeys(chr(av) for op, av in parsed if op is literal))
+            need = (int(parsed.getwidth()[0]), chars)
+    except Exception:  # no shortcut then; the substitution still runs
+        need = (0, ())
+    if len(_REQUIRED) >= 256:
+        _REQUIRED.clear()
+    _REQUIRED[id(pattern)] = (pattern, need)
+    return need
+
+
+_Plan = tuple[list[tuple[re.Pattern[str], int, tuple[str, ...]]], Any]
+
+
+def _plan(config: RedactionConfig) -> _Plan:
+    """The patterns of ``config`` with what their matches need, and the replacement."""
+    placeholder = config.placeholder
+    repl = _hash_match if config.hash_pii else (lambda _m: placeholder)
+    return [(p, *_required(p)) for p in config.patterns], repl
+
+
+def _redact_text(text: str, plan: _Plan) -> str:
+    patterns, repl = plan
+    for pattern, width, chars in patterns:
+        if len(text) < width:
+            continue  # cannot match: the substitution would leave the text as it is
+        for ch in chars:
+            if ch not in text:
+                break  # idem
         else:
-            text = pattern.sub(lambda _m: config.placeholder, text)
+            text = pattern.sub(repl, text)
     return text
 
 
-def _redact_list(items: list[Any], config: RedactionConfig) -> list[Any]:
+def _redact_list(items: list[Any], config: RedactionConfig, plan: _Plan) -> list[Any]:
     out: list[Any] = []
     for item in items:
         if isinstance(item, dict):
-            out.append(redact_sensitive_data(item, config))
+            out.append(_redact_dict(item, config, plan))
         elif isinstance(item, str):
-            out.append(_redact_text(item, config))
+            out.append(_redact_text(item, plan))
         else:
             out.append(item)
     return out
 
 
-def redact_sensitive_data(data: dict[str, Any], config: RedactionConfig) -> dict[str, Any]:
-    """A redacted copy of ``data`` (recursively): sensitive field names are replaced (by a
-    short hash of a string value when ``hash_pii``, else the placeholder), and pattern
-    matches in strings are replaced the same way."""
+def _redact_dict(data: dict[str, Any], config: RedactionConfig, plan: _Plan) -> dict[str, Any]:
     result: dict[str, Any] = {}
+    names = config.field_names
     for key, value in data.items():
-        if isinstance(key, str) and key.lower() in config.field_names:
+        if isinstance(key, str) and key.lower() in names:
             if config.hash_pii and isinstance(value, str):
                 result[key] = _short_hash(value)
             else:
                 result[key] = config.placeholder
         elif isinstance(value, dict):
-            result[key] = redact_sensitive_data(value, config)
+            result[key] = _redact_dict(value, config, plan)
         elif isinstance(value, list):
-            result[key] = _redact_list(value, config)
+            result[key] = _redact_list(value, config, plan)
         elif isinstance(value, str):
-            result[key] = _redact_text(value, config)
+            result[key] = _redact_text(value, plan)
         else:
             result[key] = value
     return result
+
+
+def redact_sensitive_data(data: dict[str, Any], config: RedactionConfig) -> dict[str, Any]:
+    """A redacted copy of ``data`` (recursively): sensitive field names are replaced (by a
+    short hash of a string value when ``hash_pii``, else the placeholder), and pattern
+    matches in strings are replaced the same way (lists: dict items recursed, strings
+    redacted). A pattern is not run on a text that lacks one of the literal characters
+    every match of it contains (same result, less work)."""
+    return _redact_dict(data, config, _plan(config))
 
 
 def _parse_time(value: Any) -> datetime:
@@ -265,6 +339,35 @@ class AuditEventData:
         )
 
 
+def _data_from_record(rec: tuple[Any, ...]) -> AuditEventData:
+    """The ``AuditEventData`` of an authorization record kept by ``impl.AuditChain``:
+    ``(timestamp_us, tool_timestamp_us, user_id, roles, session_id, attributes, agent_id,
+    capabilities, trust_score, tool_name, arguments, allowed, reason, policies,
+    execution_result)``, the containers already the original's copies (lists as tuples),
+    an empty one kept as None (a new list or dict is made here)."""
+    (_, tool_us, user_id, roles, session_id, attributes, agent_id, caps, trust) = rec[:9]
+    (tool_name, arguments, allowed, reason, policies, execution_result) = rec[9:]
+    return AuditEventData(
+        event_type=EventType.AUTHORIZATION_GRANTED if allowed else EventType.AUTHORIZATION_DENIED,
+        user_id=user_id,
+        user_roles=[] if roles is None else list(roles),
+        session_id=session_id,
+        user_attributes={} if attributes is None else attributes,
+        agent_id=agent_id,
+        agent_capabilities=[] if caps is None else list(caps),
+        agent_trust_score=trust,
+        tool_name=tool_name,
+        tool_arguments={} if arguments is None else arguments,
+        tool_timestamp=_from_us(tool_us),
+        authorization_allowed=allowed,
+        authorization_reason=reason,
+        policies_evaluated=[] if policies is None else list(policies),
+        authorization_metadata={},
+        execution_result=execution_result,
+        error_message=None,
+    )
+
+
 def _algorithm_of(h: str) -> str:
     return "blake3" if h.startswith("blake3:") else "sha256"
 
@@ -282,6 +385,20 @@ class AuditEventV2:
     event_hash: str = ""
     merkle_index: int | None = None
 
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for attributes missing from the instance: ``data`` and
+            # ``timestamp`` of an event recorded by a logger's fast path, made once from its
+            # record (``setdefault``: racing threads all get the same object).
+            rec = self.__dict__.get("_lazy")
+            if rec is not None:
+                if name == "data":
+                    return self.__dict__.setdefault("data", _data_from_record(rec))
+                if name == "timestamp":
+                    return self.__dict__.setdefault("timestamp", _from_us(rec[0]))
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _data_dict(self) -> dict[str, Any]:
         """The ``data`` member as written and hashed: the encryption envelope when the entry
         was encrypted at rest (see :mod:`proxilion.audit.encryption`), else the plain dict."""
@@ -289,6 +406,20 @@ class AuditEventV2:
         return wire if wire is not None else self.data.to_dict()
 
     def _hash(self, algorithm: str) -> str:
+        d = self.__dict__
+        rec = d.get("_lazy")
+        if rec is not None and "data" not in d and "_wire_data" not in d:
+            # Data never materialised: hash straight from the record (same bytes).
+            ts = d.get("timestamp")
+            lazy: str = impl.audit_authorization_hash(
+                rec,
+                self.event_id,
+                None if ts is None else ts.isoformat(),
+                self.sequence_number,
+                self.previous_hash,
+                algorithm,
+            )
+            return lazy
         h: str = impl.audit_event_hash(
             self.event_id,
             self.timestamp.isoformat(),

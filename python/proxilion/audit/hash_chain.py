@@ -19,12 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from proxilion._backend import impl
 from proxilion.audit.events import AuditEventV2
 
 __all__ = [
@@ -57,7 +57,11 @@ class ChainVerificationResult:
 
 
 class HashChain:
-    """A thread-safe chain of :class:`AuditEventV2`, each linked to the previous hash."""
+    """A thread-safe chain of :class:`AuditEventV2`, each linked to the previous hash.
+
+    Its state (head, retained events, the current Merkle batch of a
+    :class:`BatchedHashChain`) lives in one ``impl.AuditChain``, which also records
+    authorization decisions in one native call each (the loggers' fast path)."""
 
     def __init__(self, max_events: int | None = None, algorithm: str = "sha256") -> None:
         if max_events is not None and max_events < 1:
@@ -66,17 +70,11 @@ class HashChain:
             raise ValueError(f"algorithm must be 'sha256' or 'blake3', got {algorithm!r}")
         self._lock = threading.RLock()
         self._algorithm = algorithm
-        self._genesis = _GENESIS[algorithm]
-        self._events: deque[AuditEventV2] = deque(maxlen=max_events)
-        self._last_hash = self._genesis
-        # Hash that the first retained event links to, and how many events were dropped.
-        self._base_hash = self._genesis
-        self._dropped = 0
-        self._length = 0
+        self._core = impl.AuditChain(AuditEventV2, algorithm, max_events)
 
     @property
     def genesis_hash(self) -> str:
-        return self._genesis
+        return _GENESIS[self._algorithm]
 
     @property
     def algorithm(self) -> str:
@@ -85,59 +83,51 @@ class HashChain:
     @property
     def last_hash(self) -> str:
         with self._lock:
-            return self._last_hash
+            head: str = self._core.head
+            return head
 
     @property
     def length(self) -> int:
         with self._lock:
-            return self._length
+            n: int = self._core.length
+            return n
 
     def _resume(self, last_hash: str, length: int) -> None:
         """Continue a chain whose head (written earlier, e.g. on disk) is ``last_hash``."""
         with self._lock:
-            self._events.clear()
-            self._last_hash = self._base_hash = last_hash
-            self._dropped = self._length = length
-
-    def _store(self, event: AuditEventV2) -> None:
-        if self._events.maxlen is not None and len(self._events) == self._events.maxlen:
-            self._base_hash = self._events[0].event_hash
-            self._dropped += 1
-        self._events.append(event)
-        self._last_hash = event.event_hash
-        self._length += 1
+            self._core.resume(last_hash, length)
 
     def append(self, event: AuditEventV2) -> AuditEventV2:
         """Hash ``event`` and append it; its ``previous_hash`` must be the head."""
         with self._lock:
-            if event.previous_hash != self._last_hash:
+            head = self._core.head
+            if event.previous_hash != head:
                 raise ValueError(
-                    f"Event previous_hash ({event.previous_hash}) doesn't match chain head "
-                    f"({self._last_hash})"
+                    f"Event previous_hash ({event.previous_hash}) doesn't match chain head ({head})"
                 )
             event.compute_hash(self._algorithm)
-            self._store(event)
+            self._core.push(event)
             return event
 
     def _append_encoded(self, event: AuditEventV2) -> bytes:
         """Link ``event`` to the head, hash it and return its JSONL line (one native call)."""
         with self._lock:
-            event.previous_hash = self._last_hash
+            event.previous_hash = self._core.head
             line = event._encode_line(self._algorithm)
-            self._store(event)
+            self._core.push(event)
             return line
 
     def create_and_append(self, event: AuditEventV2) -> AuditEventV2:
         """Set ``previous_hash`` to the head, then append."""
         with self._lock:
-            event.previous_hash = self._last_hash
+            event.previous_hash = self._core.head
             return self.append(event)
 
     def verify(self) -> ChainVerificationResult:
         """Check linkage, hashes and increasing sequence numbers of the events held."""
         with self._lock:
-            events = list(self._events)
-            base = self._base_hash
+            events: list[AuditEventV2] = self._core.events()
+            base: str = self._core.base
         for i, event in enumerate(events):
             if i == 0:
                 if event.previous_hash != base:
@@ -170,48 +160,48 @@ class HashChain:
                     )
         return ChainVerificationResult(True, None, None, len(events))
 
+    def _events(self) -> list[AuditEventV2]:
+        with self._lock:
+            events: list[AuditEventV2] = self._core.events()
+            return events
+
     def get_event(self, index: int) -> AuditEventV2 | None:
         """The event at chain position ``index``, or None (also when no longer retained)."""
         with self._lock:
-            i = index - self._dropped
-            if 0 <= i < len(self._events):
-                return self._events[i]
-            return None
+            event: AuditEventV2 | None = self._core.event(index)
+            return event
 
     def get_event_by_hash(self, event_hash: str) -> AuditEventV2 | None:
-        with self._lock:
-            for event in self._events:
-                if event.event_hash == event_hash:
-                    return event
-            return None
+        for event in self._events():
+            if event.event_hash == event_hash:
+                return event
+        return None
 
     def _position(self, event_hash: str) -> int | None:
         """0-based chain position of the event with ``event_hash``."""
         with self._lock:
-            for i, event in enumerate(self._events):
+            dropped: int = self._core.dropped
+            for i, event in enumerate(self._core.events()):
                 if event.event_hash == event_hash:
-                    return self._dropped + i
+                    return dropped + i
             return None
 
     def get_proof(self, event_id: str) -> list[str]:
         """Hashes from the event with ``event_id`` up to the head, or ``[]``."""
-        with self._lock:
-            events = list(self._events)
+        events = self._events()
         for i, event in enumerate(events):
             if event.event_id == event_id:
                 return [e.event_hash for e in events[i:]]
         return []
 
     def __iter__(self) -> Iterator[AuditEventV2]:
-        with self._lock:
-            return iter(list(self._events))
+        return iter(self._events())
 
     def __len__(self) -> int:
         return self.length
 
     def to_list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e.to_dict() for e in self._events]
+        return [e.to_dict() for e in self._events()]
 
 
 def _strip(h: str) -> str:
@@ -255,15 +245,9 @@ class MerkleTree:
 
     def compute_root(self) -> str:
         with self._lock:
-            if not self._leaves:
-                raise ValueError("Cannot compute root of empty tree")
-            level = list(self._leaves)
-            while len(level) > 1:
-                if len(level) % 2:
-                    level.append(level[-1])
-                level = [_pair(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-            self._root = level[0]
-            return self._root
+            root: str = impl.audit_merkle_root(self._leaves)
+            self._root = root
+            return root
 
     def get_proof(self, index: int) -> list[tuple[str, str]]:
         with self._lock:
@@ -325,18 +309,20 @@ class MerkleBatch:
 
 
 class BatchedHashChain:
-    """A :class:`HashChain` whose events are also grouped into Merkle batches."""
+    """A :class:`HashChain` whose events are also grouped into Merkle batches (the
+    original's pair-hash trees; the leaves of the current batch are kept natively)."""
 
     def __init__(
         self, batch_size: int = 100, *, max_events: int | None = None, algorithm: str = "sha256"
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self._lock = threading.RLock()
         self.batch_size = batch_size
         self.chain = HashChain(max_events=max_events, algorithm=algorithm)
+        # One lock for the chain and its batches: an append and the batch it completes are
+        # one step.
+        self._lock = self.chain._lock
         self._batches: list[MerkleBatch] = []
-        self._tree = MerkleTree()
         self._batch_start = 1
 
     @property
@@ -347,50 +333,50 @@ class BatchedHashChain:
     def _resume(self, last_hash: str, length: int) -> None:
         with self._lock:
             self.chain._resume(last_hash, length)
-            self._tree.clear()
             self._batch_start = length + 1
 
     def append(self, event: AuditEventV2) -> AuditEventV2:
         """Link ``event`` to the head (overwriting its ``previous_hash``), hash and append
         it, and add it to the current batch (``merkle_index`` set after hashing)."""
         with self._lock:
-            event.previous_hash = self.chain.last_hash
+            core = self.chain._core
+            event.previous_hash = core.head
             self.chain.append(event)
-            event.merkle_index = self._tree.add_leaf(event.event_hash)
-            if self._tree.leaf_count >= self.batch_size:
+            event.merkle_index = core.add_leaf(event.event_hash)
+            if core.leaf_count >= self.batch_size:
                 self.finalize_batch()
             return event
 
     def _append_encoded(self, event: AuditEventV2) -> bytes:
         """As :meth:`append`, returning the JSONL line from the same native call."""
         with self._lock:
-            tree = self._tree
-            event.merkle_index = len(tree._leaves)
+            core = self.chain._core
+            event.merkle_index = core.leaf_count
             line = self.chain._append_encoded(event)
-            tree._leaves.append(event.event_hash)
-            tree._root = None
-            if len(tree._leaves) >= self.batch_size:
+            core.add_leaf(event.event_hash)
+            if core.leaf_count >= self.batch_size:
                 self.finalize_batch()
             return line
 
     def finalize_batch(self) -> MerkleBatch | None:
         """Close the current batch (None when it is empty)."""
         with self._lock:
-            count = self._tree.leaf_count
-            if count == 0:
+            core = self.chain._core
+            if core.leaf_count == 0:
                 return None
+            leaves: list[str] = core.take_leaves()
+            count = len(leaves)
             batch = MerkleBatch(
                 batch_id=f"batch_{len(self._batches) + 1}",
                 start_sequence=self._batch_start,
                 end_sequence=self._batch_start + count - 1,
                 event_count=count,
-                merkle_root=self._tree.compute_root(),
+                merkle_root=impl.audit_merkle_root(leaves),
                 created_at=datetime.now(timezone.utc).isoformat(),
                 previous_batch_root=self._batches[-1].merkle_root if self._batches else None,
             )
             self._batches.append(batch)
             self._batch_start += count
-            self._tree.clear()
             return batch
 
     def get_inclusion_proof(self, event: AuditEventV2) -> dict[str, Any] | None:

@@ -15,7 +15,10 @@ Differences from the original, all deliberate:
   ``"never"``. With ``sync_writes=True`` (default) every entry reaches the OS before
   ``log`` returns, so killing the process loses nothing acknowledged.
 - Only the last ``memory_events`` events stay in ``logger.chain`` (memory stays bounded).
-- ``InMemoryAuditLogger`` applies its ``redaction_config`` (the original stores it unused).
+- ``log_authorization`` builds, hashes, chains and queues each entry in one native call; the
+  returned event materialises ``data`` and ``timestamp`` on first access (same values).
+- ``InMemoryAuditLogger`` applies its ``redaction_config`` (the original stores it unused),
+  and may keep only its last ``max_events`` events (default: all, as the original).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import os
 import re
 import shutil
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +48,7 @@ from proxilion.audit.events import (
     RedactionConfig,
     _authorization_data,
     _ensure_sequence_at_least,
+    _next_sequence,
     redact_sensitive_data,
 )
 from proxilion.audit.hash_chain import BatchedHashChain, ChainVerificationResult, MerkleBatch
@@ -226,6 +232,42 @@ def _redacted(event: AuditEventV2, config: RedactionConfig) -> AuditEventV2:
     )
 
 
+def _redact_inputs(
+    config: RedactionConfig,
+    tool_arguments: Any,
+    user_attributes: Any,
+    execution_result: Any,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """The redacted arguments, attributes and result of a decision, as :func:`_redacted`
+    leaves them in the logged event (redaction of the original's copies)."""
+    return (
+        redact_sensitive_data(dict(tool_arguments), config),
+        redact_sensitive_data(dict(user_attributes or {}), config),
+        redact_sensitive_data(execution_result, config)
+        if isinstance(execution_result, dict)
+        else execution_result,
+    )
+
+
+def _period(now: datetime, rotation: RotationPolicy) -> tuple[datetime, datetime]:
+    """Start and end (local, naive) of the rotation period holding ``now``: the interval
+    over which the time suffix of the file name stays the same."""
+    if rotation is RotationPolicy.HOURLY:
+        start = now.replace(minute=0, second=0, microsecond=0)
+        return start, start + timedelta(hours=1)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if rotation is RotationPolicy.DAILY:
+        return day, day + timedelta(days=1)
+    # WEEKLY (%Y_W%W): changes on Mondays and on January 1st.
+    monday = day - timedelta(days=day.weekday())
+    new_year = day.replace(month=1, day=1)
+    next_year = new_year.replace(year=new_year.year + 1) if new_year.year < 9999 else None
+    end = monday + timedelta(days=7)
+    if next_year is not None and next_year < end:
+        end = next_year
+    return max(monday, new_year), end
+
+
 class AuditLogger:
     """Tamper-evident JSONL audit log (thread-safe; a context manager).
 
@@ -243,6 +285,10 @@ class AuditLogger:
     ) -> None:
         self.config = config
         self._clock = clock or datetime.now
+        self._system_clock = clock is None
+        # While time.time() is in [_period_from, _period_to) the file suffix is _period_suffix.
+        self._period_from = self._period_to = 0.0
+        self._period_suffix = ""
         self._lock = threading.RLock()
         self._writer: Any = None
         self._writer_suffix = ""
@@ -251,6 +297,8 @@ class AuditLogger:
         self.chain = BatchedHashChain(
             config.batch_size, max_events=config.memory_events, algorithm=config.hash_algorithm
         )
+        # The chain shares the logger's lock: recording a decision takes one lock.
+        self.chain._lock = self.chain.chain._lock = self._lock
         self._resume()
 
     # -- files -----------------------------------------------------------------------------
@@ -266,9 +314,33 @@ class AuditLogger:
     }
 
     def _current_suffix(self) -> str:
-        """The time suffix of the current file name ("" for NONE and SIZE rotation)."""
+        """The time suffix of the current file name ("" for NONE and SIZE rotation).
+
+        With the system clock, the suffix is formatted once per rotation period (its local
+        start and end are computed when it is first seen), not once per entry."""
         fmt = self._TIME_FORMATS.get(self.config.rotation)
-        return "" if fmt is None else self._clock().strftime(fmt)
+        if fmt is None:
+            return ""
+        if not self._system_clock:
+            return self._clock().strftime(fmt)
+        t = time.time()
+        if self._period_from <= t < self._period_to:
+            return self._period_suffix
+        now = datetime.fromtimestamp(t)
+        suffix = now.strftime(fmt)
+        start, end = _period(now, self.config.rotation)
+        try:
+            t0, t1 = start.timestamp(), end.timestamp()
+            # A boundary that does not exist in local time (a DST gap at midnight) is not
+            # cached: such a period is formatted per entry, as with an injected clock.
+            exact = datetime.fromtimestamp(t0) == start and datetime.fromtimestamp(t1) == end
+        except (OverflowError, OSError, ValueError):
+            exact = False
+        if exact and t0 <= t < t1:
+            self._period_from, self._period_to, self._period_suffix = t0, t1, suffix
+        else:
+            self._period_from = self._period_to = 0.0
+        return suffix
 
     def _path_for(self, suffix: str) -> Path:
         path = self.config.log_path
@@ -346,6 +418,19 @@ class AuditLogger:
             target.unlink()
 
     def _writer_now(self) -> Any:
+        writer = self._writer
+        if writer is not None:  # (never set on a closed logger)
+            # Fast path: the open file is still the right one.
+            rotation = self.config.rotation
+            if rotation is RotationPolicy.NONE:
+                return writer
+            if rotation is not RotationPolicy.SIZE and self._system_clock:
+                t = time.time()
+                if (
+                    self._period_from <= t < self._period_to
+                    and self._period_suffix == self._writer_suffix
+                ):
+                    return writer
         if self._closed:
             raise ValueError("I/O operation on closed audit logger")
         suffix = self._current_suffix()
@@ -372,9 +457,11 @@ class AuditLogger:
 
     # -- logging ---------------------------------------------------------------------------
 
-    def _log_locked(self, event: AuditEventV2) -> tuple[AuditEventV2, Any, int]:
+    def _log_locked(
+        self, event: AuditEventV2, redact: bool = True
+    ) -> tuple[AuditEventV2, Any, int]:
         writer = self._writer_now()
-        if self.config.redaction_config is not None:
+        if redact and self.config.redaction_config is not None:
             event = _redacted(event, self.config.redaction_config)
         key = self.config.encryption_key
         if key is not None:
@@ -413,7 +500,80 @@ class AuditLogger:
         agent_trust_score: float | None = None,
         execution_result: dict[str, Any] | None = None,
     ) -> AuditEventV2:
-        """Log one authorization decision (GRANTED or DENIED)."""
+        """Log one authorization decision (GRANTED or DENIED).
+
+        The entry is built, hashed, chained and queued in one native call
+        (``AuditChain.write_authorization``); the returned event materialises ``data`` and
+        ``timestamp`` on first access. Same bytes, hashes and event as :meth:`log` of the
+        event the original builds."""
+        config = self.config
+        if config.redaction_config is not None:
+            tool_arguments, user_attributes, execution_result = _redact_inputs(
+                config.redaction_config, tool_arguments, user_attributes, execution_result
+            )
+        if config.encryption_key is not None:
+            return self._log_built(
+                user_id,
+                user_roles,
+                tool_name,
+                tool_arguments,
+                allowed,
+                reason,
+                policies_evaluated,
+                session_id,
+                user_attributes,
+                agent_id,
+                agent_capabilities,
+                agent_trust_score,
+                execution_result,
+            )
+        with self._lock:
+            writer = self._writer_now()
+            chain = self.chain
+            with chain._lock:  # the logger's lock unless ``chain`` was replaced
+                # The sequence number is drawn under the lock, so the file is in sequence
+                # order.
+                event, ticket = chain.chain._core.write_authorization(
+                    writer,
+                    _next_sequence(),
+                    user_id,
+                    user_roles,
+                    tool_name,
+                    tool_arguments,
+                    allowed,
+                    reason,
+                    policies_evaluated,
+                    session_id,
+                    user_attributes,
+                    agent_id,
+                    agent_capabilities,
+                    agent_trust_score,
+                    execution_result,
+                )
+                if event.merkle_index + 1 >= chain.batch_size:
+                    chain.finalize_batch()
+        writer.commit(ticket)
+        logged: AuditEventV2 = event
+        return logged
+
+    def _log_built(
+        self,
+        user_id: str,
+        user_roles: list[str],
+        tool_name: str,
+        tool_arguments: dict[str, Any],
+        allowed: bool,
+        reason: str | None,
+        policies_evaluated: list[str] | None,
+        session_id: str | None,
+        user_attributes: dict[str, Any] | None,
+        agent_id: str | None,
+        agent_capabilities: list[str] | None,
+        agent_trust_score: float | None,
+        execution_result: dict[str, Any] | None,
+    ) -> AuditEventV2:
+        """``log_authorization`` through a fully built event (entries encrypted at rest,
+        whose hash covers the envelope of the whole ``data``); inputs already redacted."""
         data = _authorization_data(
             user_id,
             user_roles,
@@ -430,9 +590,8 @@ class AuditLogger:
             execution_result,
         )
         with self._lock:
-            # The sequence number is drawn under the lock, so the file is in sequence order.
             event = AuditEventV2(data=data, previous_hash="")
-            logged, writer, ticket = self._log_locked(event)
+            logged, writer, ticket = self._log_locked(event, redact=False)
         writer.commit(ticket)
         return logged
 
@@ -504,27 +663,41 @@ class AuditLogger:
 
 
 class InMemoryAuditLogger:
-    """Audit logger that keeps events in memory (tests, short-lived processes)."""
+    """Audit logger that keeps events in memory (tests, short-lived processes).
 
-    _EXTRA = frozenset(
-        {
-            "session_id",
-            "user_attributes",
-            "agent_id",
-            "agent_capabilities",
-            "agent_trust_score",
-            "execution_result",
-        }
-    )
+    ``max_events`` (keyword-only, ours) bounds memory: only the last ``max_events`` events
+    are kept (in ``events`` and in ``chain``), and :meth:`verify` checks that window (its
+    first event must link to the hash of the last one dropped). The default, None, keeps
+    every event for the life of the logger, as the original does.
+
+    Differences from the original, deliberate: ``redaction_config`` is applied (the original
+    stores it unused); the extra arguments of :meth:`log_authorization` are keyword-only
+    parameters rather than ``**kwargs`` (the same calls are accepted and rejected).
+    """
 
     def __init__(
-        self, batch_size: int = 100, redaction_config: RedactionConfig | None = None
+        self,
+        batch_size: int = 100,
+        redaction_config: RedactionConfig | None = None,
+        *,
+        max_events: int | None = None,
     ) -> None:
+        if max_events is not None and (
+            not isinstance(max_events, int) or isinstance(max_events, bool) or max_events < 1
+        ):
+            raise ValueError(f"max_events must be a positive int or None, got {max_events!r}")
         self.batch_size = batch_size
         self.redaction_config = redaction_config
+        self.max_events = max_events
         self._lock = threading.RLock()
-        self.chain = BatchedHashChain(batch_size)
-        self._events: list[AuditEventV2] = []
+        self.chain = self._new_chain()
+        self._events: deque[AuditEventV2] = deque(maxlen=max_events)
+
+    def _new_chain(self) -> BatchedHashChain:
+        chain = BatchedHashChain(self.batch_size, max_events=self.max_events)
+        # The chain shares the logger's lock: recording a decision takes one lock.
+        chain._lock = chain.chain._lock = self._lock
+        return chain
 
     @property
     def events(self) -> list[AuditEventV2]:
@@ -548,35 +721,50 @@ class InMemoryAuditLogger:
         allowed: bool,
         reason: str | None = None,
         policies_evaluated: list[str] | None = None,
-        **kwargs: Any,
+        *,
+        session_id: str | None = None,
+        user_attributes: dict[str, Any] | None = None,
+        agent_id: str | None = None,
+        agent_capabilities: list[str] | None = None,
+        agent_trust_score: float | None = None,
+        execution_result: dict[str, Any] | None = None,
     ) -> AuditEventV2:
-        unknown = set(kwargs) - self._EXTRA
-        if unknown:
-            raise TypeError(
-                f"log_authorization() got an unexpected keyword argument {sorted(unknown)[0]!r}"
+        """Record one authorization decision (GRANTED or DENIED): built, hashed and chained
+        in one native call (``AuditChain.append_authorization``); the returned event
+        materialises ``data`` and ``timestamp`` on first access."""
+        rc = self.redaction_config
+        if rc is not None:
+            tool_arguments, user_attributes, execution_result = _redact_inputs(
+                rc, tool_arguments, user_attributes, execution_result
             )
-        data = _authorization_data(
-            user_id,
-            user_roles,
-            tool_name,
-            tool_arguments,
-            allowed,
-            reason,
-            policies_evaluated,
-            kwargs.get("session_id"),
-            kwargs.get("user_attributes"),
-            kwargs.get("agent_id"),
-            kwargs.get("agent_capabilities"),
-            kwargs.get("agent_trust_score"),
-            kwargs.get("execution_result"),
-        )
         with self._lock:
-            return self.log(AuditEventV2(data=data, previous_hash=""))
+            chain = self.chain
+            with chain._lock:  # the logger's lock unless ``chain`` was replaced
+                event: AuditEventV2 = chain.chain._core.append_authorization(
+                    _next_sequence(),
+                    user_id,
+                    user_roles,
+                    tool_name,
+                    tool_arguments,
+                    allowed,
+                    reason,
+                    policies_evaluated,
+                    session_id,
+                    user_attributes,
+                    agent_id,
+                    agent_capabilities,
+                    agent_trust_score,
+                    execution_result,
+                )
+                if event.merkle_index + 1 >= chain.batch_size:  # type: ignore[operator]
+                    chain.finalize_batch()
+            self._events.append(event)
+            return event
 
     def verify(self) -> ChainVerificationResult:
         return self.chain.chain.verify()
 
     def clear(self) -> None:
         with self._lock:
-            self.chain = BatchedHashChain(self.batch_size)
+            self.chain = self._new_chain()
             self._events.clear()

@@ -10,6 +10,7 @@
 //! original SDK.
 
 pub mod canon;
+pub mod event;
 pub mod merkle;
 pub mod verify;
 pub mod writer;
@@ -75,13 +76,22 @@ impl HashAlg {
 
     /// `"<name>:" + hex(digest(data))`, the stored form of an entry hash.
     pub fn tagged_hex(self, data: &[u8]) -> String {
-        let d = self.digest(data);
-        let mut s = String::with_capacity(7 + 64);
-        s.push_str(self.name());
-        s.push(':');
-        s.push_str(&hex::encode(d));
-        s
+        tagged_digest(self, &self.digest(data))
     }
+}
+
+/// `"<name>:" + hex(digest)`.
+pub fn tagged_digest(alg: HashAlg, digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(71);
+    out.extend_from_slice(alg.name().as_bytes());
+    out.push(b':');
+    for byte in digest {
+        out.push(HEX[(byte >> 4) as usize]);
+        out.push(HEX[(byte & 0xf) as usize]);
+    }
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Decode the 32-byte digest of a stored hash `"<alg>:<64 lower-case hex>"`.
