@@ -414,15 +414,6 @@ def test_default_config_same_files_and_redaction(
     assert a["core"]["data"][0]["tool_call"]["arguments"]["user"] == "<UserContext>"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "incompatible rotated file names: the original names DAILY/HOURLY/WEEKLY files (and "
-        "SIZE-rotation stamps) by the UTC time; our AuditLogger uses local time "
-        "(proxilion/audit/logger.py: `self._clock = clock or datetime.now`), so outside UTC "
-        "the two write (and look for) different files around midnight"
-    ),
-)
 def test_rotated_file_names_use_utc(orig: Worker, ours: Worker, tmp_path: Path) -> None:
     tz, utc_day = _date_far_from_utc()
     a = orig.call(

@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -249,8 +249,12 @@ def _redact_inputs(
     )
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _period(now: datetime, rotation: RotationPolicy) -> tuple[datetime, datetime]:
-    """Start and end (local, naive) of the rotation period holding ``now``: the interval
+    """Start and end (same timezone as ``now``) of the rotation period holding ``now``: the interval
     over which the time suffix of the file name stays the same."""
     if rotation is RotationPolicy.HOURLY:
         start = now.replace(minute=0, second=0, microsecond=0)
@@ -276,15 +280,15 @@ class AuditLogger:
     (or uses another hash algorithm) the constructor raises ``ValueError`` rather than start
     a chain that could never verify: verify the log and repair or move it first.
 
-    ``clock`` (keyword-only) returns the local time used for rotated file names; it exists
-    for tests.
+    ``clock`` (keyword-only) returns the time used for rotated file names (UTC, as in the
+    original SDK, so every host names the same period the same way); it exists for tests.
     """
 
     def __init__(
         self, config: LoggerConfig, *, clock: Callable[[], datetime] | None = None
     ) -> None:
         self.config = config
-        self._clock = clock or datetime.now
+        self._clock = clock or _utc_now
         self._system_clock = clock is None
         # While time.time() is in [_period_from, _period_to) the file suffix is _period_suffix.
         self._period_from = self._period_to = 0.0
@@ -326,14 +330,17 @@ class AuditLogger:
         t = time.time()
         if self._period_from <= t < self._period_to:
             return self._period_suffix
-        now = datetime.fromtimestamp(t)
+        now = datetime.fromtimestamp(t, timezone.utc)
         suffix = now.strftime(fmt)
         start, end = _period(now, self.config.rotation)
         try:
             t0, t1 = start.timestamp(), end.timestamp()
-            # A boundary that does not exist in local time (a DST gap at midnight) is not
-            # cached: such a period is formatted per entry, as with an injected clock.
-            exact = datetime.fromtimestamp(t0) == start and datetime.fromtimestamp(t1) == end
+            # Periods are UTC, so every boundary exists; the check guards the arithmetic
+            # (a period that cannot be represented is formatted per entry instead).
+            exact = (
+                datetime.fromtimestamp(t0, timezone.utc) == start
+                and datetime.fromtimestamp(t1, timezone.utc) == end
+            )
         except (OverflowError, OSError, ValueError):
             exact = False
         if exact and t0 <= t < t1:
