@@ -110,7 +110,10 @@ class DriftMetric(Enum):
       tool's baseline per key (standardised numbers and lengths; surprise of categorical
       values and of value types, in bits).
 
-    ``TOOL_LATENCY`` and the ``ARGUMENT_*`` metrics are evaluated per tool.
+    ``TOOL_LATENCY`` and the ``ARGUMENT_*`` metrics are evaluated per tool. ``TOOL_MIX``,
+    ``TOOL_SURPRISE``, ``TIME_OF_DAY``, ``ARGUMENT_KEYS`` and ``ARGUMENT_VALUES`` are anomaly
+    scores: their z-score in a drift check is one-sided (a window less unusual than the
+    baseline scores 0).
     """
 
     TOOL_CALL_RATE = "tool_call_rate"
@@ -320,7 +323,8 @@ class DriftResult:
     for each drifting metric; ``severity`` is the largest ``min(1, |z| / (2 * threshold))``
     among them (0.0 when nothing drifts). New: :attr:`details` gives a :class:`MetricDrift`
     (baseline mean and deviation, current value, z-score, severity) for every evaluated
-    metric and :attr:`z_scores` their z-scores; both are built on first access.
+    metric and :attr:`z_scores` their z-scores; both are built on first access. The z-scores
+    of the anomaly-score metrics (see :class:`DriftMetric`) are at least 0.
     """
 
     is_drifting: bool
