@@ -37,11 +37,13 @@ Where we deliberately differ from the original SDK (each fixes a weakness):
   samples; their z-scores use an autocorrelation-aware deviation
   (:attr:`BaselineStats.effective_std_dev`), the original metrics' deviation is at least the
   spread of the windows seen while learning over 1.5, and every metric has a documented
-  floor, so a steady agent does not raise alarms. For independent samples the effective
-  deviation is the standard deviation, so z-scores are the original's.
-* Once locked, the baseline and the learned profiles are frozen; calling
-  :meth:`BehavioralMonitor.lock_baseline` again returns the same baseline (``reset()`` starts
-  learning anew). A metric that had too few samples at the lock (the original left it out
+  floor, so a steady agent does not raise alarms. For independent samples with a
+  coefficient of variation of at least 10 % the effective deviation is the standard
+  deviation, so z-scores are the original's. The anomaly-score metrics' z-scores are
+  one-sided (a window less unusual than the baseline is not drift).
+* Once locked, the baselined metrics and the tool-mix and hour profiles are frozen; calling
+  :meth:`BehavioralMonitor.lock_baseline` again returns the current baseline (``reset()``
+  starts learning anew). A metric that had too few samples at the lock (the original left it out
   for good) keeps learning and joins the frozen baseline once it has
   ``min_baseline_samples``, and so do the per-tool baselines of a tool with too few calls or
   first seen after the lock; samples far outside what such a metric has learned are not
