@@ -396,10 +396,11 @@ impl MetricState {
         learn
     }
 
-    /// The deviation z-scores are measured in, from what was learned: `max(std_dev,
-    /// SCALE_FLOORS[m], RELATIVE_FLOOR * |mean|` for the value metrics`)`; for pooled
-    /// windowed metrics at least `sqrt(window) * std(window means)`; for pooled enveloped
-    /// metrics at least the envelope over [`ENVELOPE_DIVISOR`].
+    /// The deviation z-scores are measured in, from what was learned: the larger of the
+    /// standard deviation and [`SCALE_FLOORS`]`[m]` (and, for the value metrics,
+    /// [`RELATIVE_FLOOR`] times |mean|); for pooled windowed metrics at least
+    /// `sqrt(window) * std(window means)`; for pooled enveloped metrics at least the envelope
+    /// over [`ENVELOPE_DIVISOR`].
     fn scale(&self, m: usize, cfg: &Config, pooled: bool) -> f64 {
         let std = self.acc.std_dev();
         let mean = self.acc.mean();
