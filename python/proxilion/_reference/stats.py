@@ -66,15 +66,28 @@ WINDOWED = (
     *(True, False, False, False, False, False, False),
 )
 SCALE_FLOORS = (
-    *(0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0),
+    *(0.5, 1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5, 1.0, 0.0),
     *(1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5),
 )
+# floor of the value metrics' scale relative to |baseline mean| (zero-variance baselines)
+RELATIVE_FLOOR = 0.1
+RELATIVE_FLOORED = (
+    *(False, True, False, False, True, True, False, True, True, True),
+    *(False,) * 7,
+)
+# after the lock, a still-learning metric does not learn samples beyond this many deviations
+LEARN_GATE = 4.0
+STATUS_LEARNING = "learning"
+STATUS_BASELINED = "baselined"
+STATUS_EXCLUDED = "excluded"
 PER_TOOL = (TOOL_LATENCY, ARGUMENT_SIZE, ARGUMENT_KEYS, ARGUMENT_VALUES)
 VALUE_METRICS = frozenset(
     {RESPONSE_LENGTH, LATENCY, TOKEN_USAGE, SCOPE_VIOLATIONS, CONTEXT_SIZE, CUSTOM}
 )
 ENVELOPED = (*(True,) * 11, *(False,) * 6)
 ENVELOPE_DIVISOR = 1.5
+# anomaly-score metrics: a window less unusual than the baseline scores z = 0
+ONE_SIDED = (*(False,) * 10, True, True, True, False, False, True, True)
 RATE_HORIZON = 60.0
 EVENT_CAPACITY = 1000
 NAME_CAPACITY = 100
@@ -739,14 +752,23 @@ class _ToolModel:
         return keys, size, values
 
     def observe(self, a: _CallArgs) -> None:
-        self.calls += 1
+        self.observe_size(a)
+        self.observe_keyset(a)
+        self.observe_values(a)
+
+    def observe_size(self, a: _CallArgs) -> None:
         self.size._push(a.log_size)
+
+    def observe_keyset(self, a: _CallArgs) -> None:
+        self.calls += 1
         if a.keyset in self.keysets:
             self.keysets[a.keyset] += 1
         elif len(self.keysets) < MAX_KEYSETS:
             self.keysets[a.keyset] = 1
         else:
             self.keyset_other += 1
+
+    def observe_values(self, a: _CallArgs) -> None:
         for k, v in a.entries:
             m = self.keys.get(k)
             if m is not None:
@@ -891,8 +913,12 @@ def _hour_of(wall: float) -> int:
 # --- the engine --------------------------------------------------------------------------------
 
 
+def _gate_min(min_samples: int) -> int:
+    return max(2, -(-min_samples // 2))
+
+
 class _Metric:
-    __slots__ = ("acc", "baseline", "ewma", "ring", "wmeans")
+    __slots__ = ("acc", "baseline", "ewma", "rejected", "ring", "wmeans")
 
     def __init__(self, capacity: int, w: int) -> None:
         self.acc = Welford()
@@ -900,35 +926,86 @@ class _Metric:
         self.ewma = Ewma.with_span(w)
         self.ring = _SampleRing(capacity, w)
         self.baseline: _BaselineT | None = None
+        # samples seen but not learned while learning after the lock (beyond LEARN_GATE)
+        self.rejected = 0
 
-    def push(self, x: float, learning: bool, track_windows: bool) -> None:
+    def status(self, m: int, locked: bool) -> str:
+        if self.baseline is not None:
+            return STATUS_BASELINED
+        if locked and WINDOWED[m]:
+            return STATUS_EXCLUDED
+        return STATUS_LEARNING
+
+    def learns(
+        self, m: int, x: float, w: int, min_samples: int, locked: bool, pooled: bool
+    ) -> bool:
+        if self.baseline is not None:
+            return False
+        if not locked:
+            return True
+        if WINDOWED[m]:
+            return False
+        if self.acc._n < _gate_min(min_samples):
+            return True
+        return abs(x - self.acc._mean) <= LEARN_GATE * self.scale(m, w, pooled)
+
+    def push(
+        self,
+        m: int,
+        x: float,
+        w: int,
+        min_samples: int,
+        locked: bool,
+        pooled: bool,
+        track_windows: bool,
+    ) -> bool:
+        learn = self.learns(m, x, w, min_samples, locked, pooled)
         ring = self.ring
         ring.push(x)
         self.ewma._push(x)
-        if learning:
+        if learn:
             self.acc._push(x)
             if track_windows and ring.length >= ring.window:
                 wm = ring.window_mean()
                 if wm is not None:
                     self.wmeans._push(wm)
+        elif locked and self.baseline is None and not WINDOWED[m]:
+            self.rejected += 1
+        if (
+            locked
+            and self.baseline is None
+            and not WINDOWED[m]
+            and self.acc._n + self.rejected >= min_samples
+        ):
+            self.make_baseline(m, w, pooled)
+        return learn
 
-    def compute_baseline(self, m: int, w: int, min_samples: int, pooled: bool) -> None:
+    def scale(self, m: int, w: int, pooled: bool) -> float:
         acc = self.acc
-        if acc._n < min_samples:
-            self.baseline = None
-            return
-        std = acc.std_dev
-        scale = max(std, SCALE_FLOORS[m])
+        mean = acc._mean
+        scale = max(acc.std_dev, SCALE_FLOORS[m])
+        if RELATIVE_FLOORED[m]:
+            scale = max(scale, RELATIVE_FLOOR * abs(mean))
         wm = self.wmeans
         if pooled and wm._n >= 2:
             if WINDOWED[m]:
                 scale = max(scale, math.sqrt(float(w)) * wm.std_dev)
             if ENVELOPED[m]:
-                mean = acc._mean
                 envelope = max(wm._max - mean, mean - wm._min)
                 scale = max(scale, envelope / ENVELOPE_DIVISOR)
+        return scale
+
+    def make_baseline(self, m: int, w: int, pooled: bool) -> None:
+        acc = self.acc
         p95, p99 = self.ring.percentiles((0.95, 0.99))
-        self.baseline = (m, acc._mean, std, acc._min, acc._max, acc._n, p95, p99, scale)
+        scale = self.scale(m, w, pooled)
+        self.baseline = (m, acc._mean, acc.std_dev, acc._min, acc._max, acc._n, p95, p99, scale)
+
+    def compute_baseline(self, m: int, w: int, min_samples: int, pooled: bool) -> None:
+        if self.acc._n < min_samples:
+            self.baseline = None
+            return
+        self.make_baseline(m, w, pooled)
 
     def check(self, m: int, tool: str | None) -> _CheckT | None:
         b = self.baseline
@@ -937,7 +1014,10 @@ class _Metric:
         cur = self.ring.window_mean()
         if cur is None:
             return None
-        return (m, cur, _z(cur, b[1], b[8]), b[1], b[8], self.ewma._mean, tool)
+        z = _z(cur, b[1], b[8])
+        if ONE_SIDED[m] and z < 0.0:
+            z = 0.0
+        return (m, cur, z, b[1], b[8], self.ewma._mean, tool)
 
     def merge(self, o: _Metric) -> None:
         self.acc._merge(o.acc)
@@ -953,6 +1033,7 @@ class _Metric:
             "window_means": list(self.wmeans._parts()),
             "ewma": [self.ewma._n, self.ewma._mean, self.ewma._var],
             "samples": self.ring.to_list(),
+            "rejected": self.rejected,
             "baseline": None
             if b is None
             else {
@@ -1021,7 +1102,9 @@ class DriftEngine(_Synchronized):
         self._mix_total = self._tools.total
 
     def _push(self, m: int, x: float) -> None:
-        self._metrics[m].push(x, not self._locked, WINDOWED[m] or ENVELOPED[m])
+        self._metrics[m].push(
+            m, x, self._w, self._min, self._locked, True, WINDOWED[m] or ENVELOPED[m]
+        )
 
     def _insert_tool(self, name: str, model: _ToolModel) -> None:
         bisect.insort(self._tool_order, name)
@@ -1057,11 +1140,13 @@ class DriftEngine(_Synchronized):
             if model is not None and log_latency is not None
             else None
         )
+        # a tool without a profile gets one while there is room, before or after the lock
+        new_profile = model is None and len(self._models) < MAX_TOOLS
         scored: tuple[float, float | None, float | None] | None = None
         if args is not None:
             if model is not None:
                 scored = model.score(args)
-            elif not self._locked:
+            elif not self._locked or new_profile:
                 scored = _ToolModel().score(args)
         push = self._push
         push(TOOL_CALL_RATE, rate)
@@ -1082,24 +1167,34 @@ class DriftEngine(_Synchronized):
         for k, x in enumerate(per_tool):
             if x is not None:
                 push(PER_TOOL[k], x)
-        learning = not self._locked
-        if learning:
+        locked = self._locked
+        if not locked:
             self._tools.observe(name)
             self._hours[hour] += 1
             self._hours_total += 1
-            if model is None and len(self._models) < MAX_TOOLS:
-                model = _ToolModel(self._w)
-                self._insert_tool(name, model)
+        if new_profile:
+            model = _ToolModel(self._w)
+            self._insert_tool(name, model)
         if model is not None:
+            # each part of the profile learns while its metric does
+            w, mn = self._w, self._min
+            learn = [False, False, False, False]
             for k, x in enumerate(per_tool):
+                st = model.metrics[k]
                 if x is not None:
-                    model.metrics[k].push(x, learning, False)
-            if learning:
-                if log_latency is not None:
-                    model.latency._push(log_latency)
-                if args is not None and scored is not None:
-                    model.observe(args)
-        if learning and self._tools.total % MIX_REFRESH == 0:
+                    learn[k] = st.push(PER_TOOL[k], x, w, mn, locked, False, False)
+                else:
+                    learn[k] = st.baseline is None
+            if learn[0] and log_latency is not None:
+                model.latency._push(log_latency)
+            if args is not None and scored is not None:
+                if learn[1]:
+                    model.observe_size(args)
+                if learn[2]:
+                    model.observe_keyset(args)
+                if learn[3]:
+                    model.observe_values(args)
+        if not locked and self._tools.total % MIX_REFRESH == 0:
             self._refresh_mix()
 
     @_synchronized
@@ -1191,7 +1286,9 @@ class DriftEngine(_Synchronized):
 
     @_synchronized
     def lock(self) -> list[_BaselineT]:
-        """Freeze the profiles; baseline every metric with enough samples. Idempotent."""
+        """Freeze the tool mix and hour profile; baseline every metric with enough samples
+        (the others keep learning and join once they have enough). Returns the baselines;
+        once locked, the current ones."""
         if not self._locked:
             self._refresh_mix()
             for m, st in enumerate(self._metrics):
@@ -1201,6 +1298,22 @@ class DriftEngine(_Synchronized):
                     st.compute_baseline(PER_TOOL[k], self._w, self._min, False)
             self._locked = True
         return self.baselines()
+
+    @_synchronized
+    def baseline_status(self) -> tuple[list[str], dict[str, list[str]]]:
+        """``(statuses, tools)``: the status (``"learning"``, ``"baselined"`` or
+        ``"excluded"``) of every metric by index, and ``{tool: statuses of its per-tool
+        metrics}`` (tool_latency, argument_size, argument_keys, argument_values) per profiled
+        tool, sorted by name."""
+        locked = self._locked
+        pooled = [st.status(m, locked) for m, st in enumerate(self._metrics)]
+        tools = {
+            name: [
+                st.status(PER_TOOL[k], locked) for k, st in enumerate(self._models[name].metrics)
+            ]
+            for name in self._tool_order
+        }
+        return pooled, tools
 
     @_synchronized
     def baselines(self) -> list[_BaselineT]:
@@ -1275,6 +1388,7 @@ class DriftEngine(_Synchronized):
             "window_means": st.wmeans._parts(),
             "ewma": (st.ewma._n, st.ewma._mean, st.ewma._var),
             "samples": st.ring.to_list(),
+            "rejected": st.rejected,
         }
 
     @_synchronized
@@ -1489,7 +1603,9 @@ def _categorical_from(counts: object, other: object, cap: int, path: str) -> _Ca
     return c
 
 
-def _metric_from(raw: object, st: _Metric, m: int, locked: bool, path: str) -> None:
+def _metric_from(
+    raw: object, st: _Metric, m: int, locked: bool, min_samples: int, path: str
+) -> None:
     ms = _state_map(raw, path)
     st.acc = _welford_from(_req(ms, "acc", f"{path}."), f"{path}.acc")
     st.wmeans = _welford_from(_req(ms, "window_means", f"{path}."), f"{path}.window_means")
@@ -1528,6 +1644,15 @@ def _metric_from(raw: object, st: _Metric, m: int, locked: bool, path: str) -> N
         if std < 0.0 or scale < 0.0 or count == 0 or lo > hi:
             raise _bad(f"baseline of {METRIC_NAMES[m]} is inconsistent")
         st.baseline = (m, mean, std, lo, hi, count, p95, p99, scale)
+    # optional: states saved before metrics could learn after the lock have no rejections
+    rejected = _state_int(ms["rejected"], f"{path}.rejected") if "rejected" in ms else 0
+    if rejected > 0 and (not locked or WINDOWED[m]):
+        raise _bad(f"{path}: rejected samples only exist after the lock, for a non-windowed metric")
+    if rejected > 0 and st.acc._n < _gate_min(min_samples):
+        raise _bad(f"{path}: rejected samples before the learning gate applies")
+    if locked and st.baseline is None and not WINDOWED[m] and st.acc._n + rejected >= min_samples:
+        raise _bad(f"{path}: enough samples but no baseline")
+    st.rejected = rejected
 
 
 def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
@@ -1551,7 +1676,9 @@ def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
     e._locked = locked
     metrics = _state_map(_req(s, "metrics", ""), "metrics")
     for m, name in enumerate(METRIC_NAMES):
-        _metric_from(_req(metrics, name, "metrics."), e._metrics[m], m, locked, f"metrics.{name}")
+        _metric_from(
+            _req(metrics, name, "metrics."), e._metrics[m], m, locked, e._min, f"metrics.{name}"
+        )
     tools = _state_map(_req(s, "tools", ""), "tools")
     e._tools = _categorical_from(
         _req(tools, "counts", "tools."), _req(tools, "other", "tools."), MAX_TOOLS, "tools"
@@ -1616,6 +1743,7 @@ def _engine_from_state(state: Mapping[str, Any]) -> DriftEngine:
                 tm.metrics[slot],
                 m,
                 locked,
+                e._min,
                 f"{path}.metrics.{mname}",
             )
         e._insert_tool(tname, tm)

@@ -37,11 +37,20 @@ Where we deliberately differ from the original SDK (each fixes a weakness):
   samples; their z-scores use an autocorrelation-aware deviation
   (:attr:`BaselineStats.effective_std_dev`), the original metrics' deviation is at least the
   spread of the windows seen while learning over 1.5, and every metric has a documented
-  floor, so a steady agent does not raise alarms. For independent samples the effective
-  deviation is the standard deviation, so z-scores are the original's.
-* Once locked, the baseline and the learned profiles are frozen; calling
-  :meth:`BehavioralMonitor.lock_baseline` again returns the same baseline (``reset()`` starts
-  learning anew).
+  floor, so a steady agent does not raise alarms. For independent samples with a
+  coefficient of variation of at least 10 % the effective deviation is the standard
+  deviation, so z-scores are the original's. The anomaly-score metrics' z-scores are
+  one-sided (a window less unusual than the baseline is not drift).
+* Once locked, the baselined metrics and the tool-mix and hour profiles are frozen; calling
+  :meth:`BehavioralMonitor.lock_baseline` again returns the current baseline (``reset()``
+  starts learning anew). A metric that had too few samples at the lock (the original left it out
+  for good) keeps learning and joins the frozen baseline once it has
+  ``min_baseline_samples``, and so do the per-tool baselines of a tool with too few calls or
+  first seen after the lock; samples far outside what such a metric has learned are not
+  learned (:class:`BaselineSnapshot` says which metrics are baselined and which still learn).
+* A baseline whose samples were all equal (a constant latency, say) no longer turns the
+  smallest measurement noise into an absurd z-score: the value metrics' deviation has a
+  floor of 10 % of the baseline mean and an absolute floor (1 ms for latency).
 * Bad values (NaN or infinite numbers, negative latencies, a non-``str`` tool name) raise
   ``ValueError``/``TypeError`` instead of poisoning the statistics.
 * :class:`DriftDetector` activates the kill switch once per drift, not twice.
@@ -64,6 +73,7 @@ from proxilion.exceptions import BehavioralDriftError, EmergencyHaltError
 from proxilion.security.kill_switch import KillSwitch
 
 __all__ = [
+    "BaselineSnapshot",
     "BaselineStats",
     "BehavioralMonitor",
     "DriftDetector",
@@ -102,7 +112,10 @@ class DriftMetric(Enum):
       tool's baseline per key (standardised numbers and lengths; surprise of categorical
       values and of value types, in bits).
 
-    ``TOOL_LATENCY`` and the ``ARGUMENT_*`` metrics are evaluated per tool.
+    ``TOOL_LATENCY`` and the ``ARGUMENT_*`` metrics are evaluated per tool. ``TOOL_MIX``,
+    ``TOOL_SURPRISE``, ``TIME_OF_DAY``, ``ARGUMENT_KEYS`` and ``ARGUMENT_VALUES`` are anomaly
+    scores: their z-score in a drift check is one-sided (a window less unusual than the
+    baseline scores 0).
     """
 
     TOOL_CALL_RATE = "tool_call_rate"
@@ -169,9 +182,12 @@ class BaselineStats:
     rule ``sorted[int((n - 1) * q)]`` over the last ``baseline_window`` samples.
 
     ``effective_std_dev`` (new) is the deviation z-scores are measured in: the standard
-    deviation with a per-metric floor and, for the sliding-window count metrics, at least
-    ``sqrt(window) * std(window means)`` observed while learning. It is ``None`` for
-    baselines built by hand, which then use ``std_dev`` as in the original.
+    deviation with a per-metric floor (for the value metrics ``response_length``, ``latency``,
+    ``token_usage``, ``scope_violations``, ``context_size`` and ``custom`` also at least 10 %
+    of ``|mean|``, so a constant baseline is not infinitely sensitive) and, for the
+    sliding-window count metrics, at least ``sqrt(window) * std(window means)`` observed while
+    learning. ``std_dev`` stays the plain sample deviation (0.0 for a constant baseline). It
+    is ``None`` for baselines built by hand, which then use ``std_dev`` as in the original.
     """
 
     metric: DriftMetric
@@ -196,6 +212,72 @@ class BaselineStats:
     def is_anomaly(self, value: float, threshold: float = 3.0) -> bool:
         """Whether ``|z_score(value)| > threshold``."""
         return abs(self.z_score(value)) > threshold
+
+
+_PER_TOOL_METRICS: tuple[DriftMetric, ...] = (
+    DriftMetric.TOOL_LATENCY,
+    DriftMetric.ARGUMENT_SIZE,
+    DriftMetric.ARGUMENT_KEYS,
+    DriftMetric.ARGUMENT_VALUES,
+)
+
+
+class BaselineSnapshot(dict[DriftMetric, BaselineStats]):
+    """What :meth:`BehavioralMonitor.lock_baseline` and :meth:`~BehavioralMonitor.get_baseline`
+    return: ``{metric: BaselineStats}`` for every baselined metric (a ``dict``, as in the
+    original), plus where the other metrics stand (new):
+
+    * :attr:`learning`: metrics not baselined yet that keep learning. Before the lock, every
+      metric; after it, each metric that had fewer than ``min_baseline_samples`` samples at
+      the lock. Such a metric joins the frozen baseline once it has seen
+      ``min_baseline_samples`` samples (its own baseline frozen from then on); a sample farther
+      than 4 deviations from what it has learned (once it has learned half of them) is seen
+      but not learned, so behaviour starting right after the lock cannot widen the baseline
+      it is judged against.
+    * :attr:`excluded`: sliding-window metrics (``tool_call_rate``, ``error_rate``,
+      ``unique_tools``, ``tool_repetition``, ``tool_mix``) that had too few samples at the
+      lock. They are never baselined: their later samples count windows that are still
+      filling, which trend by construction.
+    * :attr:`tools`: for each profiled tool, the status (``"baselined"`` or ``"learning"``)
+      of its own baselines of the per-tool metrics (``tool_latency``, ``argument_size``,
+      ``argument_keys``, ``argument_values``). Drift of a per-tool metric is judged per tool,
+      so a tool with few calls at the lock, or first seen after it, learns its own until it
+      has ``min_baseline_samples`` samples of each. (The keys of this dict hold the per-tool
+      metrics pooled over every tool, for their statistics.)
+    """
+
+    def __init__(
+        self,
+        stats: Mapping[DriftMetric, BaselineStats]
+        | Iterable[tuple[DriftMetric, BaselineStats]]
+        | None = None,
+        *,
+        learning: Iterable[DriftMetric] = (),
+        excluded: Iterable[DriftMetric] = (),
+        tools: Mapping[str, Mapping[DriftMetric, str]] | None = None,
+    ) -> None:
+        super().__init__(stats or {})
+        self.learning: frozenset[DriftMetric] = frozenset(learning)
+        self.excluded: frozenset[DriftMetric] = frozenset(excluded)
+        self.tools: dict[str, dict[DriftMetric, str]] = {
+            t: dict(v) for t, v in (tools or {}).items()
+        }
+
+    @property
+    def learning_tools(self) -> dict[str, frozenset[DriftMetric]]:
+        """``{tool: per-tool metrics still learning}`` for every tool with any."""
+        out: dict[str, frozenset[DriftMetric]] = {}
+        for tool, st in self.tools.items():
+            learning = frozenset(m for m, s in st.items() if s == "learning")
+            if learning:
+                out[tool] = learning
+        return out
+
+    def copy(self) -> BaselineSnapshot:
+        """A shallow copy (statuses included)."""
+        return BaselineSnapshot(
+            self, learning=self.learning, excluded=self.excluded, tools=self.tools
+        )
 
 
 class MetricDrift(NamedTuple):
@@ -243,7 +325,8 @@ class DriftResult:
     for each drifting metric; ``severity`` is the largest ``min(1, |z| / (2 * threshold))``
     among them (0.0 when nothing drifts). New: :attr:`details` gives a :class:`MetricDrift`
     (baseline mean and deviation, current value, z-score, severity) for every evaluated
-    metric and :attr:`z_scores` their z-scores; both are built on first access.
+    metric and :attr:`z_scores` their z-scores; both are built on first access. The z-scores
+    of the anomaly-score metrics (see :class:`DriftMetric`) are at least 0.
     """
 
     is_drifting: bool
@@ -389,7 +472,6 @@ class BehavioralMonitor:
         self._wall = _clock_or_none(wall_clock, time.time, "wall_clock")
         self._lock = threading.RLock()
         self._engine = self._new_engine()
-        self._baseline: dict[DriftMetric, BaselineStats] = {}
         self._callbacks: list[Callable[[DriftResult], Any]] = []
 
     def _new_engine(self) -> Any:
@@ -508,8 +590,11 @@ class BehavioralMonitor:
         """Whether the baseline is locked."""
         return bool(self._engine.locked)
 
-    def _lock_locked(self) -> None:
-        self._baseline = {
+    def _snapshot(self, raw: list[Any]) -> BaselineSnapshot:
+        """A snapshot of the baseline tuples ``raw`` (taken first) with the current statuses:
+        after the lock metrics only ever go from learning to baselined, so a metric that
+        joined after ``raw`` was taken is reported as still learning, consistently."""
+        stats = {
             _METRICS[m]: BaselineStats(
                 metric=_METRICS[m],
                 mean=mean,
@@ -521,16 +606,39 @@ class BehavioralMonitor:
                 percentile_99=p99,
                 effective_std_dev=scale,
             )
-            for m, mean, std, lo, hi, n, p95, p99, scale in self._engine.lock()
+            for m, mean, std, lo, hi, n, p95, p99, scale in raw
         }
+        pooled, tools = self._engine.baseline_status()
+        excluded = [_METRICS[m] for m, st in enumerate(pooled) if st == "excluded"]
+        learning = [
+            metric
+            for metric, st in zip(_METRICS, pooled, strict=True)
+            if st != "excluded" and metric not in stats
+        ]
+        return BaselineSnapshot(
+            stats,
+            learning=learning,
+            excluded=excluded,
+            tools={
+                tool: dict(zip(_PER_TOOL_METRICS, st, strict=True)) for tool, st in tools.items()
+            },
+        )
 
-    def lock_baseline(self) -> dict[DriftMetric, BaselineStats]:
+    def lock_baseline(self) -> BaselineSnapshot:
         """Freeze the baseline: every metric with at least ``min_baseline_samples`` samples
-        gets :class:`BaselineStats`; the others are skipped (never an error). The monitor is
-        locked even when the result is empty. Once locked, the same baseline is returned."""
+        gets :class:`BaselineStats` (never an error; the monitor is locked even when the
+        result is empty) and is frozen.
+
+        Unlike the original, which left them out for good, the metrics with fewer samples
+        keep learning and each joins the frozen baseline once it has that many (see
+        :class:`BaselineSnapshot`, whose :attr:`~BaselineSnapshot.learning`,
+        :attr:`~BaselineSnapshot.excluded` and :attr:`~BaselineSnapshot.tools` say where every
+        metric stands). The tool mix and hour-of-day profile are frozen here: a tool first
+        seen after the lock stays surprising. Returns the metrics baselined at this moment;
+        called again, the current baseline (the same, plus any metric that joined since).
+        """
         with self._lock:
-            self._lock_locked()
-            return dict(self._baseline)
+            return self._snapshot(self._engine.lock())
 
     def check_drift(self) -> DriftResult:
         """Compare each baselined metric's current value (mean of the last
@@ -549,7 +657,7 @@ class BehavioralMonitor:
                     return DriftResult(
                         is_drifting=False, severity=0.0, reason="Baseline not yet established"
                     )
-                self._lock_locked()
+                engine.lock()
             callbacks = self._callbacks
         thr = self.drift_threshold
         severity, raw, checks = engine.evaluate(thr)
@@ -593,16 +701,16 @@ class BehavioralMonitor:
         with samples."""
         return {_METRICS[m].value: v for m, v in self._engine.current_values()}
 
-    def get_baseline(self) -> dict[DriftMetric, BaselineStats]:
-        """A copy of the locked baseline (empty before the lock)."""
+    def get_baseline(self) -> BaselineSnapshot:
+        """A copy of the baseline: the metrics baselined so far (empty before the lock),
+        with the status of the others (see :class:`BaselineSnapshot`)."""
         with self._lock:
-            return dict(self._baseline)
+            return self._snapshot(self._engine.baselines())
 
     def reset(self) -> None:
         """Forget everything learned (callbacks are kept)."""
         with self._lock:
             self._engine = self._new_engine()
-            self._baseline = {}
 
     # -- new: replay, persistence, shards --------------------------------------------------
 
@@ -672,8 +780,6 @@ class BehavioralMonitor:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid drift state: {exc}") from None
         mon._engine = engine
-        if engine.locked:
-            mon._lock_locked()
         return mon
 
     def merge(self, other: BehavioralMonitor) -> None:
@@ -819,8 +925,8 @@ class DriftDetector:
             )
         return result
 
-    def lock_baseline(self) -> dict[DriftMetric, BaselineStats]:
-        """Lock the monitor's baseline."""
+    def lock_baseline(self) -> BaselineSnapshot:
+        """Lock the monitor's baseline (see :meth:`BehavioralMonitor.lock_baseline`)."""
         return self._monitor.lock_baseline()
 
     def reset(self) -> None:

@@ -785,6 +785,7 @@ fn metric_to_py<'py>(py: Python<'py>, snap: &MetricSnapshot) -> PyResult<Bound<'
             md.set_item("baseline", bd)?;
         }
     }
+    md.set_item("rejected", snap.rejected)?;
     Ok(md)
 }
 
@@ -830,12 +831,22 @@ fn metric_from_py(ms: &Bound<'_, PyAny>, path: &str, max_samples: u64) -> PyResu
             )?,
         })
     };
+    // optional: states saved before metrics could learn after the lock have no rejections
+    let m = ms
+        .cast::<PyMapping>()
+        .map_err(|_| bad(format!("{path} must be a mapping")))?;
+    let rejected = if m.contains("rejected")? {
+        state_int(&m.get_item("rejected")?, &format!("{path}.rejected"))?
+    } else {
+        0
+    };
     Ok(MetricSnapshot {
         acc,
         window_means,
         ewma,
         samples,
         baseline,
+        rejected,
     })
 }
 
@@ -1220,13 +1231,39 @@ impl PyDriftEngine {
         Ok(guard(&self.inner)?.sample_counts().to_vec())
     }
 
-    /// Freeze the profiles; baseline every metric with enough samples. Idempotent.
+    /// Freeze the tool mix and hour profile; baseline every metric with enough samples (the
+    /// others keep learning and join once they have enough). Returns the baselines; once
+    /// locked, the current ones.
     fn lock(&self) -> PyResult<Vec<BaselineTuple>> {
         Ok(guard(&self.inner)?
             .lock()
             .into_iter()
             .map(baseline_tuple)
             .collect())
+    }
+
+    /// `(statuses, tools)`: the status (`"learning"`, `"baselined"` or `"excluded"`) of every
+    /// metric by index, and `{tool: statuses of its per-tool metrics}` (tool_latency,
+    /// argument_size, argument_keys, argument_values) per profiled tool, sorted by name.
+    fn baseline_status<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Vec<&'static str>, Bound<'py, PyDict>)> {
+        let (pooled, tools): (Vec<&'static str>, Vec<(String, Vec<&'static str>)>) = {
+            let e = guard(&self.inner)?;
+            let (p, t) = e.status();
+            (
+                p.iter().map(|s| s.as_str()).collect(),
+                t.into_iter()
+                    .map(|(n, s)| (n.to_owned(), s.iter().map(|x| x.as_str()).collect()))
+                    .collect(),
+            )
+        };
+        let d = PyDict::new(py);
+        for (name, s) in tools {
+            d.set_item(name, s)?;
+        }
+        Ok((pooled, d))
     }
 
     /// `(metric, mean, std_dev, min, max, count, p95, p99, scale)` per baselined metric.
@@ -1283,7 +1320,7 @@ impl PyDriftEngine {
         if m < 0 || m as usize >= N_METRICS {
             return Err(PyValueError::new_err(format!("unknown metric index {m}")));
         }
-        let (acc, wm, ewma, samples) = {
+        let (acc, wm, ewma, samples, rejected) = {
             let e = guard(&self.inner)?;
             let st = e.metric(m as usize);
             (
@@ -1291,6 +1328,7 @@ impl PyDriftEngine {
                 st.window_means.to_parts(),
                 st.ewma.to_parts(),
                 st.ring.to_vec(),
+                st.rejected,
             )
         };
         let d = PyDict::new(py);
@@ -1298,6 +1336,7 @@ impl PyDriftEngine {
         d.set_item("window_means", wm)?;
         d.set_item("ewma", (ewma.1, ewma.2, ewma.3))?;
         d.set_item("samples", samples)?;
+        d.set_item("rejected", rejected)?;
         Ok(d)
     }
 

@@ -83,12 +83,39 @@ pub const WINDOWED: [bool; N_METRICS] = [
     false, false, false,
 ];
 
-/// Lower bound of each metric's scale (count metrics: half a unit; `tool_mix`: 1; surprise
-/// metrics: one bit; standardised per-tool metrics: half a standard deviation; the original's
-/// continuous metrics: none, keeping its "zero deviation means +inf" rule).
+/// Absolute lower bound of each metric's scale, in the metric's unit (count metrics: half a
+/// unit; `tool_mix`: 1; surprise metrics: one bit; standardised per-tool metrics: half a
+/// standard deviation; `latency`: 1 ms; `response_length`, `token_usage`, `context_size`: 1;
+/// `custom`: none, its unit is unknown).
 pub const SCALE_FLOORS: [f64; N_METRICS] = [
-    0.5, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5,
+    0.5, 1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5, 1.0, 0.0, 1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5,
 ];
+
+/// Relative lower bound of the scale of the original's value metrics (`response_length`,
+/// `latency`, `token_usage`, `scope_violations`, `context_size`, `custom`), as a fraction of
+/// the baseline's |mean|: a baseline whose samples were all (nearly) equal would otherwise
+/// have a zero (or rounding-noise) deviation and turn the smallest measurement noise into an
+/// absurd z-score. At a threshold of 3, a window mean within 30 % of a perfectly constant
+/// baseline is not drift; three times the baseline is (z = 20).
+pub const RELATIVE_FLOOR: f64 = 0.1;
+
+/// Metrics whose scale has the [`RELATIVE_FLOOR`].
+pub const RELATIVE_FLOORED: [bool; N_METRICS] = [
+    false, true, false, false, true, true, false, true, true, true, false, false, false, false,
+    false, false, false,
+];
+
+/// A metric still learning after the lock (see [`Engine::lock`]) does not learn a sample
+/// farther than this many effective deviations from the mean it has learned (the sample still
+/// counts toward its joining the baseline), so behaviour that starts right after the lock
+/// cannot widen the baseline it is then judged against.
+pub const LEARN_GATE: f64 = 4.0;
+
+/// Samples a metric must have learned before the [`LEARN_GATE`] applies to it:
+/// `max(2, ceil(min_baseline_samples / 2))` (fewer give no usable deviation).
+pub fn gate_min(cfg: &Config) -> u64 {
+    cfg.min_baseline_samples.div_ceil(2).max(2)
+}
 
 /// Metrics (the original ten and `tool_mix`) whose scale is also at least the largest
 /// distance between the baseline mean and a window mean seen while learning, divided by
@@ -102,6 +129,17 @@ pub const ENVELOPED: [bool; N_METRICS] = [
 
 /// See [`ENVELOPED`].
 pub const ENVELOPE_DIVISOR: f64 = 1.5;
+
+/// Anomaly-score metrics (`tool_mix`, `tool_surprise`, `time_of_day`, `argument_keys`,
+/// `argument_values`: a higher sample is a more unusual call) whose z-score is one-sided:
+/// a window less unusual than the baseline scores 0, not a negative z. While learning, each
+/// call is scored against the profile learned before it, so the baseline's own scores are
+/// inflated by the calls that were new then; scores after it are lower by construction, and
+/// an agent behaving *more* typically is not drift.
+pub const ONE_SIDED: [bool; N_METRICS] = [
+    false, false, false, false, false, false, false, false, false, false, true, true, true, false,
+    false, true, true,
+];
 
 /// Metrics evaluated per tool: each tool has its own baseline and current window for them,
 /// and a check reports the tool whose window deviates most. (Their pooled accumulators over
@@ -199,9 +237,9 @@ pub struct Baseline {
     pub p95: f64,
     /// 99th percentile of the last `baseline_window` samples.
     pub p99: f64,
-    /// Deviation used for z-scores: `max(std_dev, floor)`; for windowed metrics at least
-    /// `sqrt(window) * std(window means)`; for the original metrics at least the learned
-    /// envelope over `ENVELOPE_DIVISOR`.
+    /// Deviation used for z-scores: `max(std_dev, floor)` (the floors of [`SCALE_FLOORS`] and
+    /// [`RELATIVE_FLOOR`]); for windowed metrics at least `sqrt(window) * std(window means)`;
+    /// for the original metrics at least the learned envelope over `ENVELOPE_DIVISOR`.
     pub scale: f64,
 }
 
@@ -231,6 +269,31 @@ impl Baseline {
     }
 }
 
+/// Where a metric (or a per-tool metric of one tool) stands with respect to the baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaselineStatus {
+    /// Not baselined yet: its samples are learned (before the lock, every metric; after it,
+    /// a metric that had fewer than `min_baseline_samples` samples at the lock, or a tool
+    /// first seen after it, until it has that many).
+    Learning,
+    /// Part of the frozen baseline (evaluated by checks).
+    Baselined,
+    /// A sliding-window metric that had too few samples at the lock: it is never baselined
+    /// (its later samples are counts over windows still filling with post-lock calls).
+    Excluded,
+}
+
+impl BaselineStatus {
+    /// `"learning"`, `"baselined"` or `"excluded"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaselineStatus::Learning => "learning",
+            BaselineStatus::Baselined => "baselined",
+            BaselineStatus::Excluded => "excluded",
+        }
+    }
+}
+
 /// Accumulators of one metric.
 #[derive(Clone, Debug)]
 pub struct MetricState {
@@ -244,6 +307,9 @@ pub struct MetricState {
     pub ring: SampleRing,
     /// Locked baseline.
     pub baseline: Option<Baseline>,
+    /// Samples seen after the lock but not learned (beyond the [`LEARN_GATE`]) while the
+    /// metric was still learning; they count toward its joining the baseline.
+    pub rejected: u64,
 }
 
 impl MetricState {
@@ -258,64 +324,138 @@ impl MetricState {
             ewma: Ewma::with_span(cfg.window()),
             ring: SampleRing::new(capacity, cfg.window()),
             baseline: None,
+            rejected: 0,
         }
     }
 
+    /// Whether the metric is baselined, learning or excluded (`locked`: the engine's lock).
+    pub fn status(&self, m: usize, locked: bool) -> BaselineStatus {
+        if self.baseline.is_some() {
+            BaselineStatus::Baselined
+        } else if locked && WINDOWED[m] {
+            BaselineStatus::Excluded
+        } else {
+            BaselineStatus::Learning
+        }
+    }
+
+    /// Whether a sample `x` is learned: always before the lock; after it only while the
+    /// metric is still learning (not baselined, not windowed) and, once it has learned
+    /// [`gate_min`] samples, only within [`LEARN_GATE`] effective deviations of their mean.
+    fn learns(&self, m: usize, x: f64, cfg: &Config, locked: bool, pooled: bool) -> bool {
+        if self.baseline.is_some() {
+            return false;
+        }
+        if !locked {
+            return true;
+        }
+        if WINDOWED[m] {
+            return false;
+        }
+        if self.acc.count() < gate_min(cfg) {
+            return true;
+        }
+        (x - self.acc.mean()).abs() <= LEARN_GATE * self.scale(m, cfg, pooled)
+    }
+
+    /// Add a sample to the window and, when [`MetricState::learns`] it, to the accumulators
+    /// (the window means only when `track_windows`: the metrics whose scale uses them).
+    /// After the lock, a learning metric joins the baseline (frozen from then on) once it
+    /// has seen `min_baseline_samples` samples, learned or rejected. Returns whether `x` was
+    /// learned.
     #[inline]
-    /// Add a sample; while learning, also to the accumulators (the window means only when
-    /// `track_windows`: the metrics whose scale uses them).
-    fn push(&mut self, x: f64, learning: bool, track_windows: bool) {
+    fn push(
+        &mut self,
+        m: usize,
+        x: f64,
+        cfg: &Config,
+        locked: bool,
+        pooled: bool,
+        track_windows: bool,
+    ) -> bool {
+        let learn = self.learns(m, x, cfg, locked, pooled);
         self.ring.push(x);
         self.ewma.push(x);
-        if learning {
+        if learn {
             self.acc.push(x);
             if track_windows && self.ring.window_full() {
                 if let Some(wm) = self.ring.window_mean() {
                     self.window_means.push(wm);
                 }
             }
+        } else if locked && self.baseline.is_none() && !WINDOWED[m] {
+            self.rejected += 1;
         }
+        if locked
+            && self.baseline.is_none()
+            && !WINDOWED[m]
+            && self.acc.count() + self.rejected >= cfg.min_baseline_samples
+        {
+            self.baseline = Some(self.make_baseline(m, cfg, pooled));
+        }
+        learn
     }
 
-    /// The baseline of metric `m` from what was learned (None below `min_samples`).
-    fn compute_baseline(&self, m: usize, cfg: &Config, pooled: bool) -> Option<Baseline> {
-        if self.acc.count() < cfg.min_baseline_samples {
-            return None;
-        }
+    /// The deviation z-scores are measured in, from what was learned: the larger of the
+    /// standard deviation and [`SCALE_FLOORS`]`[m]` (and, for the value metrics,
+    /// [`RELATIVE_FLOOR`] times |mean|); for pooled windowed metrics at least
+    /// `sqrt(window) * std(window means)`; for pooled enveloped metrics at least the envelope
+    /// over [`ENVELOPE_DIVISOR`].
+    fn scale(&self, m: usize, cfg: &Config, pooled: bool) -> f64 {
         let std = self.acc.std_dev();
+        let mean = self.acc.mean();
         let mut scale = std.max(SCALE_FLOORS[m]);
+        if RELATIVE_FLOORED[m] {
+            scale = scale.max(RELATIVE_FLOOR * mean.abs());
+        }
         let wm = &self.window_means;
         if pooled && wm.count() >= 2 {
             if WINDOWED[m] {
                 scale = scale.max((cfg.window() as f64).sqrt() * wm.std_dev());
             }
             if ENVELOPED[m] {
-                let mean = self.acc.mean();
                 let envelope = (wm.max() - mean).max(mean - wm.min());
                 scale = scale.max(envelope / ENVELOPE_DIVISOR);
             }
         }
+        scale
+    }
+
+    /// The baseline of metric `m` from what was learned (the caller checks the count).
+    fn make_baseline(&self, m: usize, cfg: &Config, pooled: bool) -> Baseline {
         let p = self.ring.percentiles(&[0.95, 0.99]);
-        Some(Baseline {
+        Baseline {
             mean: self.acc.mean(),
-            std_dev: std,
+            std_dev: self.acc.std_dev(),
             min: self.acc.min(),
             max: self.acc.max(),
             count: self.acc.count(),
             p95: p[0],
             p99: p[1],
-            scale,
-        })
+            scale: self.scale(m, cfg, pooled),
+        }
+    }
+
+    /// The baseline of metric `m` at the lock (None below `min_baseline_samples`).
+    fn compute_baseline(&self, m: usize, cfg: &Config, pooled: bool) -> Option<Baseline> {
+        if self.acc.count() < cfg.min_baseline_samples {
+            return None;
+        }
+        Some(self.make_baseline(m, cfg, pooled))
     }
 
     fn check(&self, m: usize, tool: Option<usize>) -> Option<MetricCheck> {
         let (Some(b), Some(cur)) = (self.baseline, self.ring.window_mean()) else {
             return None;
         };
+        let mut z = z_score(cur, b.mean, b.scale);
+        if ONE_SIDED[m] && z < 0.0 {
+            z = 0.0;
+        }
         Some(MetricCheck {
             metric: m,
             current: cur,
-            z: z_score(cur, b.mean, b.scale),
+            z,
             baseline_mean: b.mean,
             scale: b.scale,
             ewma: self.ewma.mean(),
@@ -331,6 +471,7 @@ impl MetricState {
             ewma: (n, mean, var),
             samples: self.ring.to_vec(),
             baseline: self.baseline,
+            rejected: self.rejected,
         }
     }
 
@@ -338,6 +479,7 @@ impl MetricState {
         &mut self,
         snap: &MetricSnapshot,
         m: usize,
+        cfg: &Config,
         locked: bool,
         where_: &str,
     ) -> Result<(), StatsError> {
@@ -364,7 +506,22 @@ impl MetricState {
             }
             b.validate(m)?;
         }
+        if snap.rejected > 0 && (!locked || WINDOWED[m]) {
+            return Err(bad(
+                "rejected samples only exist after the lock, for a non-windowed metric".into(),
+            ));
+        }
+        if snap.rejected > 0 && self.acc.count() < gate_min(cfg) {
+            return Err(bad(
+                "rejected samples before the learning gate applies".into()
+            ));
+        }
+        let seen = self.acc.count().saturating_add(snap.rejected);
+        if locked && snap.baseline.is_none() && !WINDOWED[m] && seen >= cfg.min_baseline_samples {
+            return Err(bad("enough samples but no baseline".into()));
+        }
         self.baseline = snap.baseline;
+        self.rejected = snap.rejected;
         Ok(())
     }
 
@@ -404,7 +561,8 @@ pub struct MetricCheck {
     pub metric: usize,
     /// Mean of the current window.
     pub current: f64,
-    /// `(current - baseline.mean) / baseline.scale` (0 or +inf when the scale is 0).
+    /// `(current - baseline.mean) / baseline.scale` (0 or +inf when the scale is 0); at
+    /// least 0 for the [`ONE_SIDED`] metrics.
     pub z: f64,
     /// Baseline mean.
     pub baseline_mean: f64,
@@ -429,6 +587,8 @@ pub struct MetricSnapshot {
     pub samples: Vec<f64>,
     /// Locked baseline.
     pub baseline: Option<Baseline>,
+    /// Samples rejected by the [`LEARN_GATE`] while learning after the lock.
+    pub rejected: u64,
 }
 
 /// Saved profile of one argument key.
@@ -552,8 +712,9 @@ impl Engine {
 
     #[inline]
     fn push(&mut self, m: usize, x: f64) {
-        let learning = !self.locked;
-        self.metrics[m].push(x, learning, WINDOWED[m] || ENVELOPED[m]);
+        let cfg = self.cfg;
+        let locked = self.locked;
+        self.metrics[m].push(m, x, &cfg, locked, true, WINDOWED[m] || ENVELOPED[m]);
     }
 
     /// Name of the tool at index `i` of the sorted tool list (see [`MetricCheck::tool`]).
@@ -634,12 +795,17 @@ impl Engine {
             (Some(m), Some(l)) => m.latency_score(l),
             _ => None,
         };
+        // A tool without a profile gets one (learning from its first call) while there is
+        // room, before or after the lock.
+        let new_profile = model.is_none() && self.models.len() < MAX_TOOLS;
         let scored: Option<(u64, ArgScores)> = match args {
             Some(a) => {
                 let fp = self.keyset_fingerprint(&a.keyset);
                 match model {
                     Some(m) => Some((fp, m.score(a, fp))),
-                    None if !self.locked => Some((fp, ToolModel::default().score(a, fp))),
+                    None if !self.locked || new_profile => {
+                        Some((fp, ToolModel::default().score(a, fp)))
+                    }
                     None => None,
                 }
             }
@@ -678,23 +844,39 @@ impl Engine {
             self.tools.observe(name);
             self.hours[hour] += 1;
             self.hours_total += 1;
-            if !self.models.contains_key(name) && self.models.len() < MAX_TOOLS {
-                let entry = ToolEntry::new(&self.cfg);
-                self.insert_tool(name, entry);
-            }
         }
+        if new_profile {
+            let entry = ToolEntry::new(&self.cfg);
+            self.insert_tool(name, entry);
+        }
+        let cfg = self.cfg;
+        let locked = self.locked;
         if let Some(e) = self.models.get_mut(name) {
+            // Each part of the profile learns while its metric does (and the sample, if any,
+            // passes the metric's learning gate): tool_latency <- latencies, argument_size <-
+            // sizes, argument_keys <- key sets, argument_values <- per-key values.
+            let mut learn = [false; 4];
             for (k, x) in per_tool.iter().enumerate() {
-                if let Some(x) = x {
-                    e.metrics[k].push(*x, learning, false);
-                }
+                let st = &mut e.metrics[k];
+                learn[k] = match x {
+                    Some(x) => st.push(PER_TOOL[k], *x, &cfg, locked, false, false),
+                    None => st.baseline.is_none(),
+                };
             }
-            if learning {
+            if learn[0] {
                 if let Some(l) = log_latency {
                     e.model.latency.push(l);
                 }
-                if let (Some(a), Some((fp, _))) = (args, scored) {
-                    e.model.observe(a, fp);
+            }
+            if let (Some(a), Some((fp, _))) = (args, scored) {
+                if learn[1] {
+                    e.model.observe_size(a);
+                }
+                if learn[2] {
+                    e.model.observe_keyset(a, fp);
+                }
+                if learn[3] {
+                    e.model.observe_values(a);
                 }
             }
         }
@@ -773,8 +955,13 @@ impl Engine {
         out
     }
 
-    /// Freeze the profiles and compute the baseline of every metric with at least
-    /// `min_baseline_samples` samples. Once locked, further calls return the same baseline.
+    /// Freeze the tool mix and hour profile and compute the baseline of every metric (and of
+    /// every tool's per-tool metrics) with at least `min_baseline_samples` samples; those
+    /// baselines are frozen. The others keep learning (see [`BaselineStatus`]) and each
+    /// joins, frozen in turn, once it has seen `min_baseline_samples` samples; so does each
+    /// tool first seen after the lock. Returns the baselines of the metrics baselined now;
+    /// once locked, further calls return the current baselines (the same ones plus any
+    /// metric that joined since).
     pub fn lock(&mut self) -> Vec<(usize, Baseline)> {
         if !self.locked {
             self.refresh_mix();
@@ -790,6 +977,34 @@ impl Engine {
             self.locked = true;
         }
         self.baselines()
+    }
+
+    /// Status of every metric (by index) and, per profiled tool (sorted by name), of its
+    /// per-tool metrics (in [`PER_TOOL`] order).
+    #[allow(clippy::type_complexity)]
+    pub fn status(
+        &self,
+    ) -> (
+        [BaselineStatus; N_METRICS],
+        Vec<(&str, [BaselineStatus; PER_TOOL.len()])>,
+    ) {
+        let mut pooled = [BaselineStatus::Learning; N_METRICS];
+        for (m, (o, st)) in pooled.iter_mut().zip(&self.metrics).enumerate() {
+            *o = st.status(m, self.locked);
+        }
+        let tools = self
+            .tool_order
+            .iter()
+            .filter_map(|name| {
+                let e = self.models.get(name)?;
+                let mut s = [BaselineStatus::Learning; PER_TOOL.len()];
+                for (k, (o, st)) in s.iter_mut().zip(&e.metrics).enumerate() {
+                    *o = st.status(PER_TOOL[k], self.locked);
+                }
+                Some((name.as_str(), s))
+            })
+            .collect();
+        (pooled, tools)
     }
 
     /// The locked baselines (empty before the lock).
@@ -974,7 +1189,7 @@ impl Engine {
         let mut e = Engine::new(cfg);
         e.locked = state.locked;
         for (m, snap) in state.metrics.iter().enumerate() {
-            e.metrics[m].restore(snap, m, state.locked, "")?;
+            e.metrics[m].restore(snap, m, &cfg, state.locked, "")?;
         }
         if state.tools.len() > MAX_TOOLS {
             return Err(bad("too many tools in the tool mix".into()));
@@ -1056,7 +1271,7 @@ impl Engine {
             entry.model = m;
             let where_ = format!("tool {tool:?} ");
             for (k, snap) in ts.metrics.iter().enumerate() {
-                entry.metrics[k].restore(snap, PER_TOOL[k], state.locked, &where_)?;
+                entry.metrics[k].restore(snap, PER_TOOL[k], &cfg, state.locked, &where_)?;
             }
             if e.models.contains_key(tool.as_str()) {
                 return Err(bad(format!("duplicate tool profile {tool:?}")));
@@ -1123,7 +1338,9 @@ mod tests {
         let c = e.check();
         let lat = c.iter().find(|c| c.metric == metric::LATENCY).unwrap();
         assert_eq!(lat.current, 500.0);
-        assert!(lat.z > 100.0);
+        // std 2 ms is below the relative floor (10 % of 53 ms)
+        assert_eq!(lat.scale, 0.1 * lat.baseline_mean);
+        assert!(lat.z > 80.0, "{lat:?}");
         // Frozen baseline: counts do not move after the lock.
         assert_eq!(e.sample_counts()[metric::LATENCY], 200);
     }
@@ -1265,6 +1482,221 @@ mod tests {
         // The pooled latency barely moves (the two tools average out).
         let lat = c.iter().find(|c| c.metric == metric::LATENCY).unwrap();
         assert!(lat.tool.is_none());
+    }
+
+    fn text_args(len: usize) -> CallArgs<'static> {
+        let l = (1.0 + len as f64).log2();
+        args(
+            &["key"],
+            &[ArgValue::Text(l, if len <= 32 { Some("k1") } else { None })],
+            (1.0 + len as f64 + 8.0).log2(),
+        )
+    }
+
+    fn status_of(e: &Engine, tool: &str) -> [BaselineStatus; 4] {
+        e.status()
+            .1
+            .into_iter()
+            .find(|(t, _)| *t == tool)
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn per_tool_metrics_short_at_the_lock_keep_learning_then_join() {
+        use BaselineStatus::*;
+        let mut e = Engine::new(cfg());
+        let small = text_args(2);
+        for i in 0..20 {
+            e.record_tool_call("lookup", Some(0.01), Some(&small), i as f64, 0.0)
+                .unwrap();
+        }
+        let b: Vec<usize> = e.lock().into_iter().map(|(m, _)| m).collect();
+        assert!(!b.contains(&metric::ARGUMENT_SIZE) && b.contains(&metric::ARGUMENT_KEYS));
+        // sizes are scored from the 3rd call, values from the 2nd, latencies from the 3rd
+        assert_eq!(
+            status_of(&e, "lookup"),
+            [Learning, Learning, Baselined, Learning]
+        );
+        let (pooled, _) = e.status();
+        assert_eq!(pooled[metric::TOOL_REPETITION], Excluded); // 19 windowed samples
+        assert_eq!(pooled[metric::TOOL_MIX], Excluded);
+        assert_eq!(pooled[metric::ARGUMENT_SIZE], Learning);
+        assert_eq!(pooled[metric::CUSTOM], Learning);
+        assert_eq!(pooled[metric::LATENCY], Baselined);
+        // the two missing samples are ordinary: learned, then the metrics join
+        for i in 20..22 {
+            e.record_tool_call("lookup", Some(0.01), Some(&small), i as f64, 0.0)
+                .unwrap();
+        }
+        assert_eq!(status_of(&e, "lookup"), [Baselined; 4]);
+        let entry = &e.models["lookup"];
+        assert_eq!(entry.metrics[1].acc.count(), 20);
+        assert_eq!(entry.model.size.count(), 22); // the size profile learned with its metric
+        assert_eq!(entry.model.calls, 20); // key sets froze at the lock
+        let b: Vec<usize> = e.baselines().into_iter().map(|(m, _)| m).collect();
+        assert!(b.contains(&metric::ARGUMENT_SIZE) && b.contains(&metric::TOOL_LATENCY));
+        assert!(!b.contains(&metric::TOOL_REPETITION));
+        // then frozen: nothing more is learned
+        let huge = text_args(5000);
+        e.record_tool_call("lookup", Some(0.01), Some(&huge), 22.0, 0.0)
+            .unwrap();
+        assert_eq!(e.models["lookup"].model.size.count(), 22);
+        assert_eq!(e.models["lookup"].metrics[1].acc.count(), 20);
+    }
+
+    #[test]
+    fn drift_right_after_a_partial_lock_is_not_learned() {
+        let mut e = Engine::new(cfg());
+        let small = text_args(2);
+        for i in 0..20 {
+            e.record_tool_call("lookup", None, Some(&small), i as f64, 0.0)
+                .unwrap();
+        }
+        e.lock();
+        let huge = text_args(5000);
+        let mut first = None;
+        for i in 20..32 {
+            e.record_tool_call("lookup", None, Some(&huge), i as f64, 0.0)
+                .unwrap();
+            let c = e.check();
+            let size = c.iter().find(|c| c.metric == metric::ARGUMENT_SIZE);
+            if first.is_none() && size.is_some_and(|c| c.z.abs() > 6.0) {
+                first = Some(i - 19);
+            }
+        }
+        // argument_size had 18 samples: the 2 huge ones are seen, not learned, and the
+        // metric joins with the 18 ordinary ones at the 2nd call after the lock
+        assert_eq!(first, Some(2));
+        let st = &e.models["lookup"].metrics[1];
+        assert_eq!((st.acc.count(), st.rejected), (18, 2));
+        assert_eq!(st.baseline.unwrap().count, 18);
+        assert_eq!(e.models["lookup"].model.size.count(), 20);
+        // argument_values (19 samples) joined at the 1st call, without learning it
+        let st = &e.models["lookup"].metrics[3];
+        assert_eq!((st.acc.count(), st.rejected), (19, 1));
+        // and the state round-trips, rejected counts included
+        let s = e.to_state();
+        assert_eq!(Engine::from_state(&s).unwrap().to_state(), s);
+    }
+
+    #[test]
+    fn a_tool_first_seen_after_the_lock_is_surprising_then_profiled() {
+        use BaselineStatus::*;
+        let mut e = Engine::new(cfg());
+        let small = text_args(2);
+        for i in 0..30 {
+            e.record_tool_call("lookup", Some(5.0), Some(&small), i as f64, 0.0)
+                .unwrap();
+        }
+        e.lock();
+        // tool_surprise flags the switch to it after 6 calls (about 6 bits each: 30 calls of
+        // baseline), exactly as when its profile stayed unlearned
+        let mut first = None;
+        for i in 30..40 {
+            e.record_tool_call("delete", Some(5.0), Some(&small), i as f64, 0.0)
+                .unwrap();
+            let c = e.check();
+            let s = c
+                .iter()
+                .find(|c| c.metric == metric::TOOL_SURPRISE)
+                .unwrap();
+            if first.is_none() && s.z > 3.0 {
+                first = Some(i - 29);
+            }
+        }
+        assert_eq!(first, Some(6));
+        assert_eq!(status_of(&e, "delete"), [Learning; 4]);
+        for i in 40..60 {
+            e.record_tool_call("delete", Some(5.0), Some(&small), i as f64, 0.0)
+                .unwrap();
+        }
+        assert_eq!(status_of(&e, "delete"), [Baselined; 4]);
+        assert_eq!(e.models["delete"].model.calls, 20);
+        // the global tool mix stays frozen: the new tool is as surprising as on its first call
+        assert!(e
+            .check()
+            .iter()
+            .any(|c| c.metric == metric::TOOL_SURPRISE && c.z > 3.0));
+    }
+
+    #[test]
+    fn constant_baselines_get_a_relative_and_absolute_floor() {
+        let mut e = Engine::new(cfg());
+        for i in 0..30 {
+            e.record_tool_call("t", Some(40.0), None, i as f64, 0.0)
+                .unwrap();
+        }
+        let b = e.lock();
+        let lat = b.iter().find(|(m, _)| *m == metric::LATENCY).unwrap().1;
+        assert_eq!((lat.std_dev, lat.scale), (0.0, 4.0)); // 10 % of 40 ms
+                                                          // +-20 % jitter: no alarm
+        for i in 30..60 {
+            let l = 40.0 * [0.8, 1.2, 1.0, 1.1, 0.9][i % 5];
+            e.record_tool_call("t", Some(l), None, i as f64, 0.0)
+                .unwrap();
+            assert!(
+                e.check().iter().all(|c| c.z.abs() <= 3.0),
+                "{:?}",
+                e.check()
+            );
+        }
+        // x3: z = 80 / 4 = 20
+        for i in 60..70 {
+            e.record_tool_call("t", Some(120.0), None, i as f64, 0.0)
+                .unwrap();
+        }
+        let c = e.check();
+        let lat = c.iter().find(|c| c.metric == metric::LATENCY).unwrap();
+        assert_eq!(lat.z, 20.0);
+        // a sub-millisecond constant: the 1 ms floor
+        let mut e = Engine::new(cfg());
+        for i in 0..30 {
+            e.record_value(metric::LATENCY, 0.01).unwrap();
+            e.record_value(metric::CUSTOM, 0.0).unwrap();
+            let _ = i;
+        }
+        let b = e.lock();
+        let lat = b.iter().find(|(m, _)| *m == metric::LATENCY).unwrap().1;
+        assert_eq!(lat.scale, 1.0);
+        // custom has no unit: an all-zero baseline keeps the original's rule (z = inf)
+        let custom = b.iter().find(|(m, _)| *m == metric::CUSTOM).unwrap().1;
+        assert_eq!(custom.scale, 0.0);
+        for _ in 0..10 {
+            e.record_value(metric::LATENCY, 0.05).unwrap();
+        }
+        e.record_value(metric::CUSTOM, 1.0).unwrap();
+        let c = e.check();
+        let lat = c.iter().find(|c| c.metric == metric::LATENCY).unwrap();
+        assert!((lat.z - 0.04).abs() < 1e-12, "{lat:?}");
+        let custom = c.iter().find(|c| c.metric == metric::CUSTOM).unwrap();
+        assert_eq!(custom.z, f64::INFINITY);
+    }
+
+    #[test]
+    fn from_state_checks_learning_metrics() {
+        let mut e = Engine::new(cfg());
+        let small = text_args(2);
+        for i in 0..20 {
+            e.record_tool_call("lookup", None, Some(&small), i as f64, 0.0)
+                .unwrap();
+        }
+        let unlocked = e.to_state();
+        let mut s = unlocked.clone();
+        s.metrics[metric::LATENCY].rejected = 1;
+        assert!(Engine::from_state(&s).is_err());
+        e.lock();
+        let good = e.to_state();
+        assert!(Engine::from_state(&good).is_ok());
+        // a learning metric with enough samples must have joined
+        let mut s = good.clone();
+        s.models[0].1.metrics[1].rejected = 2;
+        let err = Engine::from_state(&s).unwrap_err().to_string();
+        assert!(err.contains("enough samples but no baseline"), "{err}");
+        // windowed metrics never learn after the lock
+        let mut s = good;
+        s.metrics[metric::TOOL_REPETITION].rejected = 1;
+        assert!(Engine::from_state(&s).is_err());
     }
 
     #[test]

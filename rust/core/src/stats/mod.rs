@@ -11,7 +11,9 @@ pub mod model;
 pub mod welford;
 pub mod window;
 
-pub use engine::{Baseline, Config, Engine, EngineState, MetricCheck, METRIC_NAMES, N_METRICS};
+pub use engine::{
+    Baseline, BaselineStatus, Config, Engine, EngineState, MetricCheck, METRIC_NAMES, N_METRICS,
+};
 pub use ewma::Ewma;
 pub use model::{ArgValue, CallArgs};
 pub use welford::Welford;

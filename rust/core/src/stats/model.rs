@@ -417,10 +417,21 @@ impl ToolModel {
         ArgScores { keys, size, values }
     }
 
-    /// Learn a call's arguments.
+    /// Learn a call's arguments (size, key set and values).
     pub fn observe(&mut self, args: &CallArgs<'_>, fp: u64) {
-        self.calls += 1;
+        self.observe_size(args);
+        self.observe_keyset(args, fp);
+        self.observe_values(args);
+    }
+
+    /// Learn a call's argument size.
+    pub fn observe_size(&mut self, args: &CallArgs<'_>) {
         self.size.push(args.log_size);
+    }
+
+    /// Learn a call's key set (and count the call).
+    pub fn observe_keyset(&mut self, args: &CallArgs<'_>, fp: u64) {
+        self.calls += 1;
         match self.find_keyset(fp, &args.keyset) {
             Some(i) => self.keysets[i].count += 1,
             None if self.keysets.len() < MAX_KEYSETS => self.keysets.push(KeysetEntry {
@@ -430,6 +441,10 @@ impl ToolModel {
             }),
             None => self.keyset_other += 1,
         }
+    }
+
+    /// Learn a call's argument values, per key.
+    pub fn observe_values(&mut self, args: &CallArgs<'_>) {
         for (k, v) in &args.entries {
             if let Some(m) = self.keys.get_mut(*k) {
                 m.observe(v);
