@@ -1115,23 +1115,24 @@ class Proxilion(ControlsMixin):
             if auth is not None:
                 allowed = auth.allowed
                 reason = auth.reason
-                policies = list(auth.policies_evaluated)
+                policies = auth.policies_evaluated
             else:
                 allowed = False
                 reason = str(call.error) if call.error is not None else "pre-authorization failure"
                 policies = []
+            # The logger copies the lists and dicts it keeps (as the original does).
             sink.log_authorization(
                 user_id=user.user_id if user is not None else "unknown",
-                user_roles=list(user.roles) if user is not None else [],
+                user_roles=user.roles if user is not None else [],
                 tool_name=spec.name,
                 tool_arguments=_loggable_arguments(context),
                 allowed=allowed,
                 reason=reason,
                 policies_evaluated=policies,
                 session_id=user.session_id if user is not None else None,
-                user_attributes=dict(user.attributes) if user is not None else {},
+                user_attributes=user.attributes if user is not None else {},
                 agent_id=agent.agent_id if agent is not None else None,
-                agent_capabilities=list(agent.capabilities) if agent is not None else None,
+                agent_capabilities=agent.capabilities if agent is not None else None,
                 agent_trust_score=agent.trust_score if agent is not None else None,
                 execution_result=call.execution_result,
             )
