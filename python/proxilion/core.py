@@ -647,8 +647,10 @@ class Proxilion(ControlsMixin):
 
         Every decorated call that ran is recorded (tool name, loggable arguments, latency).
         With a :class:`~proxilion.security.behavioral_drift.DriftDetector`, drift is checked
-        after each call; severe drift activates the detector's kill switch, which then halts
-        every later call at stage 1. So the detector's switch must be this Proxilion's: with
+        after each call once its baseline is locked (call ``detector.lock_baseline()`` after a
+        representative warm-up: at least a minute and a hundred calls); severe drift then
+        activates the detector's kill switch, which halts every later call at stage 1. So the
+        detector's switch must be this Proxilion's: with
         no ``kill_switch`` configured, the detector's is adopted; a different one is a
         :class:`ConfigurationError` (a halt that does not stop calls would fail open).
         """
@@ -1086,7 +1088,11 @@ class Proxilion(ControlsMixin):
         arguments = _loggable_arguments(call.context) if call.context is not None else None
         try:
             monitor.record_tool_call(spec.name, arguments, latency_ms)
-            if isinstance(monitor, DriftDetector):
+            # Drift is checked once the baseline was locked on purpose (lock_baseline() after
+            # a representative warm-up). Checking before would auto-lock it at the 20th call,
+            # while the 60 s and 100-call windows are still filling, and a steady agent would
+            # later look like drift and be halted.
+            if isinstance(monitor, DriftDetector) and monitor.monitor.is_locked:
                 monitor.check()
         except EmergencyHaltError as halt:
             logger.critical("behavioral drift halted the agent after '%s': %s", spec.name, halt)
