@@ -18,6 +18,9 @@ Differences, all deliberate:
   no longer misfire on everyday words (``jailbreak_dan`` no longer flags "guidance" or
   "Daniel"; ``role_switch`` no longer flags "contract asia") and catch many more phrasings,
   code-injection forms and encoded variants (see ``docs/guards.md`` for measured rates).
+  They flag every probe the original flags except everyday instructions its bare keywords
+  misfire on ("respond with only yes", "use rot13", "step 1 ... step 2 ...", "first ...,
+  then ..., finally ...", "sudo make me a sandwich"), which pass on purpose.
 * **Validation.** Severities must be numbers in [0, 1]; non-``str`` input is a
   ``TypeError``; sanitising merges overlapping spans instead of corrupting the text.
 """
@@ -366,7 +369,9 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
             (?:restrictions?|filters?|filtering|safeguards?|guardrails?|safety|censorship
             |moderation|content\s+polic(?:y|ies)|limitations|ethics|alignment)\b
         | \bdeveloper\s+mode\s+(?:enabled|activated)\b
-        | \b(?:enable|activate|enter|switch\s+to|turn\s+on|unlock)\s+(?:the\s+)?developer\s+mode
+        | """
+        + _IMPERATIVE
+        + r"""(?:enable|activate|enter|switch\s+to|turn\s+on|unlock)\s+(?:the\s+)?developer\s+mode
             [ \t]*(?:$|[.!,;:]|\s+(?:now|and|then|so|where|in\s+which|to\s+(?:bypass|ignore
             |answer|remove|disable|unlock)|with(?:out)?\s+(?:no|any)))
         | \b(?:enter|activate|enable|unlock|switch\s+to|turn\s+on)\s+(?:god|unrestricted

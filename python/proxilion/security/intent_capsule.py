@@ -281,7 +281,9 @@ def _tool_allowed(allowed: set[str] | frozenset[str], tool_name: str) -> bool:
     return False
 
 
-#: Hijack patterns: (regex, description, severity), case-insensitive.
+#: Hijack patterns (regex, description, severity), matched case-insensitively. Same
+#: descriptions and severities as the original; each also catches what the original's does
+#: ("IGNORE PREVIOUS INSTRUCTIONS", "new task: ...") and more phrasings (docs/guards.md).
 HIJACK_PATTERNS: list[tuple[str, str, float]] = [
     (
         r"\b(ignore|disregard|forget|override|bypass|discard|dismiss)\b[^.\n]{0,30}"
