@@ -18,6 +18,9 @@ Differences, all deliberate:
   no longer misfire on everyday words (``jailbreak_dan`` no longer flags "guidance" or
   "Daniel"; ``role_switch`` no longer flags "contract asia") and catch many more phrasings,
   code-injection forms and encoded variants (see ``docs/guards.md`` for measured rates).
+  They flag every probe the original flags except everyday instructions its bare keywords
+  misfire on ("respond with only yes", "use rot13", "step 1 ... step 2 ...", "first ...,
+  then ..., finally ...", "sudo make me a sandwich"), which pass on purpose.
 * **Validation.** Severities must be numbers in [0, 1]; non-``str`` input is a
   ``TypeError``; sanitising merges overlapping spans instead of corrupting the text.
 """
@@ -277,7 +280,8 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
     (
         "role_switch",
         rf"""(?ax)
-        \byou\s+are\s+now\s+(?:(?:a|an|the|my)\s+(?:{_WORD}){{0,3}}?{_ROLE_NOUN}\b
+        {_IMPERATIVE}you\s*(?:are|'re)\s+now\s+(?:a|an|my)\s+[a-z]
+        | \byou\s*(?:are|'re)\s+now\s+(?:(?:a|an|the|my)\s+(?:{_WORD}){{0,3}}?{_ROLE_NOUN}\b
             |(?:called|named|known\s+as)\b
             |(?:dan|unrestricted|unfiltered|uncensored|jailbroken|evil)\b
             |free\s+(?:from|of)\b
@@ -287,6 +291,9 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
             |respond\s+as)\b
         | {_IMPERATIVE}(?:act|behave|respond|answer|reply|speak|talk|roleplay|role-play
             |role\s+play)\s+(?:as|like)\s+(?:a|an|the|my|dan|someone|somebody)\b
+        | {_IMPERATIVE}pretend\s+(?:that\s+)?(?:you\s*(?:are|'re)|to\s+be)\s+(?:a|an|my
+            |someone|somebody)\b
+        | \bpretend\s+(?:that\s+)?you\s*(?:are|'re)\s+(?:a|an|my|someone|somebody)\b
         | \b(?:pretend|imagine)\s+(?:that\s+)?(?:you\s*(?:are|'re|were)|to\s+be)\s+
             (?:(?:a|an|the|my)\s+)?(?:{_WORD}){{0,2}}?
             (?:{_ROLE_NOUN}|evil|unrestricted|unfiltered|uncensored|jailbroken|without
@@ -362,6 +369,11 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
             (?:restrictions?|filters?|filtering|safeguards?|guardrails?|safety|censorship
             |moderation|content\s+polic(?:y|ies)|limitations|ethics|alignment)\b
         | \bdeveloper\s+mode\s+(?:enabled|activated)\b
+        | """
+        + _IMPERATIVE
+        + r"""(?:enable|activate|enter|switch\s+to|turn\s+on|unlock)\s+(?:the\s+)?developer\s+mode
+            [ \t]*(?:$|[.!,;:]|\s+(?:now|and|then|so|where|in\s+which|to\s+(?:bypass|ignore
+            |answer|remove|disable|unlock)|with(?:out)?\s+(?:no|any)))
         | \b(?:enter|activate|enable|unlock|switch\s+to|turn\s+on)\s+(?:god|unrestricted
             |jailbreak|jailbroken|unfiltered|uncensored|evil|dan|chaos|no-?limits?)\s+mode\b
         | \b(?:you\s+are|you're|you\s+will\s+be|stay|remain)\s+(?:now\s+)?in\s+(?:developer
@@ -438,6 +450,9 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
         | (?:^|[^.\w])(?:eval|exec)\s*\(\s*(?:['"]|__import__|compile|base64|bytes|input\s*\(
             |request|open\s*\(|getattr|chr\s*\(|codecs|b64decode|bytearray)
         | \bcompile\s*\([^)\n]*['"]exec['"]
+        | \b(?:exec|execute|system|shell_exec|passthru|popen|spawn|run_command|shell)\s*\(\s*
+            ['"]?\s*(?:rm|curl|wget|nc|ncat|netcat|bash|sh|zsh|whoami|chmod|chown|python\d?
+            |perl|powershell|pwsh|cmd(?:\.exe)?|mkfifo|dd|shutdown|reboot|cat\s+/etc)\b
         | \b(?:__builtins__|__globals__|__subclasses__)\b
         | \bpty\.spawn\s*\(
         | \{\{\s*(?:\d+\s*\*\s*\d+|config|self|request|cycler|joiner|lipsum)\b
@@ -460,6 +475,8 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
         | \bthis\s+is\s+(?:a|the\s+start\s+of\s+a)\s+(?:new|fresh)\s+(?:conversation|session
             |chat|context)\b
         | \b(?:new|fresh)\s+(?:conversation|session|context)\s*(?::|begins|starts|started)
+        | (?:^|[.!?]\s+)(?:(?:let'?s|please)\s+)?(?:(?:start|begin)\s+)?(?:a\s+)?(?:new|fresh)
+            \s+(?:conversation|session|chat)(?:\s+(?:please|now))?[ \t]*(?:$|[.!;,-])
         | \b(?:start|begin|let'?s\s+start|let'?s\s+begin)\s+(?:a\s+)?(?:new|fresh)\s+
             (?:conversation|session|chat)\s+(?:where|in\s+which|with\s+no|without
             |and\s+(?:forget|ignore))
@@ -503,6 +520,10 @@ _DEFAULTS: list[tuple[str, str, float, str, str]] = [
             (?:authentication|authori[sz]ation|auth\s+checks?|access\s+controls?
             |permission\s+checks?|security\s+checks?|2fa|mfa|login\s+checks?)\b
         | \bunlock\s+all\s+(?:restrictions|capabilities|permissions|privileges|access)\b
+        | """
+        + _IMPERATIVE
+        + r"""grant\s+(?:me\s+|us\s+|yourself\s+|the\s+user\s+)?(?:full\s+
+            |unrestricted\s+|complete\s+|all\s+|admin\s+|root\s+)?access\s+to\b
         | \bgrant\s+(?:me|us|yourself|the\s+user)\s+(?:full\s+|unrestricted\s+|complete\s+
             |all\s+)?(?:access|permissions|privileges|rights)\s+to\s+(?:all|every|everything
             |the\s+(?:entire|whole)|other\s+users)

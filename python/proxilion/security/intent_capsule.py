@@ -281,16 +281,21 @@ def _tool_allowed(allowed: set[str] | frozenset[str], tool_name: str) -> bool:
     return False
 
 
-#: Hijack patterns: (regex, description, severity), case-insensitive.
+#: Hijack patterns (regex, description, severity), matched case-insensitively. Same
+#: descriptions and severities as the original; each also catches what the original's does
+#: ("IGNORE PREVIOUS INSTRUCTIONS", "new task: ...") and more phrasings (docs/guards.md).
 HIJACK_PATTERNS: list[tuple[str, str, float]] = [
     (
-        r"\b(ignore|disregard|forget|override)\b[^.\n]{0,30}"
-        r"\b(original|previous|user'?s?|initial)\b[^.\n]{0,15}\b(intent|request|task|goal)",
+        r"\b(ignore|disregard|forget|override|bypass|discard|dismiss)\b[^.\n]{0,30}"
+        r"\b(original|previous|prior|preceding|earlier|above|initial|system|your|user'?s?)\b"
+        r"[^.\n]{0,15}\b(intent|request|task|goal|instructions?|prompts?|rules|directions"
+        r"|directives?|guidelines|commands?)\b",
         "Intent override attempt",
         0.95,
     ),
     (
-        r"\b(new|real|actual|true)\s+(goal|objective|task|mission)\s+(is|:)",
+        r"\b(new|real|actual|true|updated)\s+(goal|objective|task|mission|instructions?"
+        r"|directives?|purpose)\s*(is\b|are\b|:)",
         "Goal replacement attempt",
         0.9,
     ),

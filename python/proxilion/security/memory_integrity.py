@@ -226,13 +226,21 @@ RAG_POISON_PATTERNS: list[tuple[str, str, float]] = [
     ),
     (
         r"(?i)\b(clear|erase|wipe|reset|delete)\b[^.\n]{0,20}"
-        r"\b(your )?(memory|memories|context|conversation history)\b",
+        r"\b(your )?(memory|memories|context|conversation history)\b"
+        r"|\bforget\s+(about\s+)?(everything|all|anything|what(ever)?)\s+(that\s+)?you\s*"
+        r"(know|knew|learned|learnt|remember|(('ve|\s+have)\s+)?(been|were)\s+"
+        r"(told|taught|trained|given|programmed))\b"
+        r"|\bforget\s+(all\s+)?your\s+(training|memories|memory|knowledge|context)\b",
         "Memory wipe attempt",
         0.85,
     ),
     (
         r"(?i)\b(always|never|must)\b[^.\n]{0,30}\b(respond|answer|reply|obey|comply)\b"
-        r"[^.\n]{0,30}\b(regardless|no matter|without question|unconditionally)\b",
+        r"[^.\n]{0,30}\b(regardless|no matter|without question|unconditionally)\b"
+        r"|\b(from now on|henceforth|from this point (on|forward))\b,?\s+you\s+(are\b|"
+        r"(will|must|shall|should)\s+(now\s+|always\s+|only\s+|never\s+)?(act|behave|respond"
+        r"|answer|reply|obey|comply|ignore|disregard|be|pretend|follow|say|refuse|not|play"
+        r"|speak|output|write)\b)",
         "Behavioral override",
         0.8,
     ),
