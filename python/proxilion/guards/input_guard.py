@@ -828,7 +828,9 @@ class InputGuard(_GuardBase):
             return GuardResult.allow()
         if not isinstance(input_text, str):
             raise TypeError(f"input_text must be str, not {type(input_text).__name__}")
-        compiled = self._current()
+        compiled = self._compiled
+        if compiled is None or self._patterns.dirty:
+            compiled = self._current()
         hits = compiled.scan(input_text)
         ctx = {"original_input_length": len(input_text)}
         if context:

@@ -75,6 +75,9 @@ impl std::fmt::Display for ScanError {
 impl std::error::Error for ScanError {}
 
 struct Group {
+    /// Leftmost-first union of the group's patterns: a fast "does anything match?" pass
+    /// (earliest match, unrolled DFA loop) that lets clean texts skip the overlapping pass.
+    any: meta::Regex,
     regex: meta::Regex,
     ids: Vec<usize>,
     raw: bool,
@@ -86,6 +89,10 @@ pub type Spans = Vec<(usize, usize)>;
 /// A compiled set of patterns.
 pub struct Scanner {
     groups: Vec<Group>,
+    /// With several groups: the leftmost-first union of every linear pattern. On a pure
+    /// ASCII text whose view is the text itself, raw and view patterns see the same
+    /// haystack, so one earliest-match pass tells whether any group needs a closer look.
+    all: Option<meta::Regex>,
     singles: Vec<Option<meta::Regex>>,
     raw: Vec<bool>,
     engines: Vec<Engine>,
@@ -149,21 +156,54 @@ impl Scanner {
             singles.push(Some(single));
             engines.push(Engine::Linear);
         }
+        let all_hirs: Vec<&regex_syntax::hir::Hir> =
+            buckets.iter().flat_map(|(h, _)| h.iter()).collect();
+        let all = if buckets.iter().filter(|(h, _)| !h.is_empty()).count() > 1 {
+            Some(
+                meta::Regex::builder()
+                    .configure(
+                        meta::Config::new()
+                            .match_kind(MatchKind::LeftmostFirst)
+                            .nfa_size_limit(Some(PATTERN_SIZE_LIMIT.saturating_mul(all_hirs.len())))
+                            .hybrid_cache_capacity(CACHE_CAPACITY),
+                    )
+                    .build_many_from_hir(&all_hirs)
+                    .map_err(|_| ScanError::TooLarge {
+                        index: buckets
+                            .iter()
+                            .find_map(|(_, ids)| ids.first().copied())
+                            .unwrap_or(0),
+                    })?,
+            )
+        } else {
+            None
+        };
         let mut groups = Vec::new();
         for (b, (hirs, ids)) in buckets.into_iter().enumerate() {
             if hirs.is_empty() {
                 continue;
             }
+            let limit = PATTERN_SIZE_LIMIT.saturating_mul(hirs.len());
+            let any = meta::Regex::builder()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .nfa_size_limit(Some(limit))
+                        .hybrid_cache_capacity(CACHE_CAPACITY),
+                )
+                .build_many_from_hir(&hirs)
+                .map_err(|_| ScanError::TooLarge { index: ids[0] })?;
             let regex = meta::Regex::builder()
                 .configure(
                     meta::Config::new()
                         .match_kind(MatchKind::All)
-                        .nfa_size_limit(Some(PATTERN_SIZE_LIMIT.saturating_mul(hirs.len())))
+                        .nfa_size_limit(Some(limit))
                         .hybrid_cache_capacity(CACHE_CAPACITY),
                 )
                 .build_many_from_hir(&hirs)
                 .map_err(|_| ScanError::TooLarge { index: ids[0] })?;
             groups.push(Group {
+                any,
                 regex,
                 ids,
                 raw: b >= 2,
@@ -171,6 +211,7 @@ impl Scanner {
         }
         Ok(Scanner {
             groups,
+            all,
             singles,
             raw: specs.iter().map(|s| s.raw).collect(),
             engines,
@@ -202,12 +243,20 @@ impl Scanner {
         self.raw.iter().any(|r| !r)
     }
 
-    /// Indices (ascending) of the linear patterns that match `text` anywhere (one pass per
-    /// group).
+    /// Indices (ascending) of the linear patterns that match `text` anywhere (per group, one
+    /// earliest-match pass, then one overlapping pass only if something matched).
     pub fn which(&self, text: &str, view: &View) -> Vec<usize> {
         let mut hit = Vec::new();
+        if let Some(all) = &self.all {
+            if view.is_original() && view.is_ascii() && !all.is_match(Input::new(text)) {
+                return hit;
+            }
+        }
         for g in &self.groups {
             let hay = if g.raw { text } else { view.text(text) };
+            if !g.any.is_match(Input::new(hay)) {
+                continue;
+            }
             let mut set = PatternSet::new(g.regex.pattern_len());
             g.regex
                 .which_overlapping_matches(&Input::new(hay), &mut set);
@@ -356,6 +405,32 @@ mod tests {
             Scanner::new(&[spec("x"), spec(r"\w{1000}{1000}")]).err(),
             Some(ScanError::TooLarge { index: 1 })
         );
+    }
+
+    #[test]
+    fn ascii_fast_path_keeps_raw_and_view_apart() {
+        // Two groups (view and raw), so the one-pass union check is built; it runs only
+        // when the view is the text itself.
+        let s = Scanner::new(&[
+            spec(r"ignore previous"),
+            PatternSpec {
+                regex: Some(r"x\x{1c}y".into()),
+                raw: true,
+            },
+        ])
+        .unwrap();
+        for (text, want) in [
+            ("please ignore previous", vec![(0, vec![(7, 22)])]),
+            (
+                "ignore\x1cprevious x\x1cy",
+                vec![(0, vec![(0, 15)]), (1, vec![(16, 19)])],
+            ),
+            ("x\x1cy", vec![(1, vec![(0, 3)])]),
+            ("nothing here", vec![]),
+            ("IGNORE PREVIOUS é", vec![(0, vec![(0, 15)])]),
+        ] {
+            assert_eq!(s.scan(text, &View::new(text)), want, "{text:?}");
+        }
     }
 
     #[test]

@@ -109,6 +109,11 @@ impl View {
         self.map.is_none()
     }
 
+    /// True when the view text is the original text itself (not just the same offsets).
+    pub fn is_original(&self) -> bool {
+        self.text.is_none()
+    }
+
     /// True when the view is ASCII, so its byte offsets are character offsets.
     pub fn is_ascii(&self) -> bool {
         self.ascii
