@@ -1457,11 +1457,18 @@ def drift(orig: Worker, ours: Worker) -> dict[str, tuple[dict[str, Any], dict[st
 
 def test_drift_agreements(drift: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """Same decisions and z-scores on the original's metrics. Ours tracks more metrics and
-    uses floored deviations (docs/behavioral_drift.md), which these scenarios avoid."""
+    uses floored deviations (docs/behavioral_drift.md), which these scenarios avoid. The
+    sliding-window counts are a deliberate difference: ours learns them only over full windows
+    (60 s, 100 names), so these short scenarios leave them learning where the original
+    baselines counts over windows still filling."""
+    windowed = {"tool_call_rate", "error_rate", "unique_tools", "tool_repetition"}
     for a, b in drift.values():
         assert a["before"] == b["before"] == [False, 0.0, "Baseline not yet established"]
-        assert set(a["baseline"]) <= set(b["baseline"])
+        assert set(a["baseline"]) - windowed <= set(b["baseline"])
+        assert not windowed & set(b["baseline"])
         for metric, stats in a["baseline"].items():
+            if metric in windowed:
+                continue
             assert b["baseline"][metric] == pytest.approx(stats, rel=1e-12), metric
         for metric, value in a["current"].items():
             assert b["current"][metric] == pytest.approx(value, rel=1e-12), metric

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.backend
 
 M = DriftMetric
 PER_TOOL = (M.TOOL_LATENCY, M.ARGUMENT_SIZE, M.ARGUMENT_KEYS, M.ARGUMENT_VALUES)
+WINDOWED = {M.TOOL_CALL_RATE, M.ERROR_RATE, M.UNIQUE_TOOLS, M.TOOL_REPETITION, M.TOOL_MIX}
 NEVER_RECORDED = {
     M.RESPONSE_LENGTH,
     M.TOKEN_USAGE,
@@ -72,8 +73,6 @@ def test_pipeline_scenario_partial_baseline_then_argument_drift() -> None:
     base = d.lock_baseline()
     assert isinstance(base, BaselineSnapshot) and isinstance(base, dict)
     assert set(base) == {
-        M.TOOL_CALL_RATE,
-        M.UNIQUE_TOOLS,
         M.LATENCY,
         M.TOOL_SURPRISE,
         M.TIME_OF_DAY,
@@ -91,9 +90,14 @@ def test_pipeline_scenario_partial_baseline_then_argument_drift() -> None:
     assert base.learning_tools == {
         "lookup": frozenset({M.TOOL_LATENCY, M.ARGUMENT_SIZE, M.ARGUMENT_VALUES})
     }
-    assert base.learning == NEVER_RECORDED | {M.TOOL_LATENCY, M.ARGUMENT_SIZE, M.ARGUMENT_VALUES}
-    # sliding-window metrics short of samples: 19 (repetition), 0 (mix, errors)
-    assert base.excluded == {M.TOOL_REPETITION, M.TOOL_MIX, M.ERROR_RATE}
+    # the sliding-window metrics learn only full windows: 57 s < 60 s of calls, 20 < 100
+    # names, no errors; they keep learning (nothing is excluded any more)
+    assert base.learning == NEVER_RECORDED | WINDOWED | {
+        M.TOOL_LATENCY,
+        M.ARGUMENT_SIZE,
+        M.ARGUMENT_VALUES,
+    }
+    assert base.excluded == set()
 
     results = []
     for i in range(12):
@@ -176,7 +180,14 @@ def test_steady_agent_after_a_partial_lock_raises_no_alarm(seed: int) -> None:
     base = mon.get_baseline()
     assert base.learning_tools == {}
     assert set(base.tools) == {"lookup", "search", "fetch"}
-    assert base.learning == NEVER_RECORDED
+    # no errors; tool_mix's reference (frozen at 20 calls) can never hold 100; the 100-name
+    # counts learn one sample per 100 names (6 of the 20 needed)
+    assert base.learning == NEVER_RECORDED | {
+        M.TOOL_MIX,
+        M.ERROR_RATE,
+        M.UNIQUE_TOOLS,
+        M.TOOL_REPETITION,
+    }
 
 
 def test_a_tool_first_seen_after_the_lock() -> None:
@@ -343,3 +354,111 @@ def test_hand_built_baseline_stats_keep_the_original_zero_deviation_rule() -> No
     assert flat.z_score(0.01) == 0.0 and flat.z_score(0.02) == math.inf
     floored = BaselineStats(M.LATENCY, 0.01, 0.0, 0.01, 0.01, 30, 0.01, 0.01, 1.0)
     assert floored.z_score(0.02) == pytest.approx(0.01)
+
+
+# --- sliding-window metrics learn full windows only ------------------------------------------
+
+
+def _steady(
+    gap: float, n: int, rate_x10_at: int | None = None, done: list[int] | None = None
+) -> tuple[Any, int, DriftDetector]:
+    """``n`` calls every ``gap`` s (every ``gap / 10`` s from call ``rate_x10_at``), checked
+    after each (auto-lock at the 20th); returns (first drift, alarms, detector). ``done``
+    gets the index of each call recorded."""
+    clock = Clock(gap)
+    d = detector(clock)
+    first: Any = None
+    alarms = 0
+    for i in range(n):
+        if done is not None:
+            done.append(i)
+        if rate_x10_at is not None and i == rate_x10_at:
+            clock.gap = gap / 10.0
+        clock.tick()
+        d.record_tool_call(("a", "b", "c")[i % 3], pipeline_args(i), 0.01)
+        r = d.check()
+        if r.is_drifting:
+            alarms += 1
+            if first is None:
+                first = (i, _drifting(r))
+    return first, alarms, d
+
+
+@pytest.mark.parametrize("gap", [0.1, 1.0])
+def test_steady_agent_through_an_auto_lock_never_alarms(gap: float) -> None:
+    """Before the fix the windowed counts were baselined while their windows filled (rates
+    1..20): every 1 s the agent was warned from call ~46, every 0.1 s halted at call ~71."""
+    first, alarms, d = _steady(gap, 2200)
+    assert (first, alarms) == (None, 0)
+    assert not d.kill_switch.is_active
+    base = d.monitor.get_baseline()
+    # every windowed metric joined once its window was full (the 100-name counts after 20
+    # samples, one per 100 names: call 2100), except tool_mix (its reference mix is frozen
+    # at the lock with 20 < 100 calls: it can never start) and error_rate
+    assert base.learning == NEVER_RECORDED | {M.TOOL_MIX, M.ERROR_RATE}
+    assert {M.TOOL_CALL_RATE, M.UNIQUE_TOOLS, M.TOOL_REPETITION} <= set(base)
+    # calls in the last 60 s, over full windows only (an exact count at 1 s per call)
+    if gap == 1.0:
+        assert base[M.TOOL_CALL_RATE].mean == 61.0
+    assert base[M.UNIQUE_TOOLS].mean == 3.0
+
+
+@pytest.mark.parametrize("gap", [0.1, 1.0])
+def test_a_tenfold_rate_halts_after_the_windows_joined(gap: float) -> None:
+    """The call rate joined the baseline (100 full-window samples); calls ten times as
+    frequent from call 1000 halt the agent a few calls later, on the call rate alone."""
+    done: list[int] = []
+    with pytest.raises(
+        EmergencyHaltError, match=r"Drift detected in: tool_call_rate: [0-9.]+ \(z="
+    ):
+        _steady(gap, 1300, rate_x10_at=1000, done=done)
+    assert 1000 < done[-1] <= 1010
+
+
+def test_a_window_that_never_fills_stays_learning() -> None:
+    """30 calls a day: the 60 s rate window never holds a full minute of history, so
+    tool_call_rate learns nothing and stays learning (reported), instead of a baseline of 1s."""
+    clock = Clock(2880.0)
+    d = detector(clock)
+    for i in range(30):
+        clock.tick()
+        d.record_tool_call("lookup", pipeline_args(i), 0.01)
+        d.check()
+    base = d.monitor.get_baseline()
+    assert M.TOOL_CALL_RATE in base.learning and M.UNIQUE_TOOLS in base.learning
+    assert M.TOOL_CALL_RATE not in base
+
+
+@pytest.mark.parametrize("gap", [0.1, 1.0])
+def test_pipeline_steady_traffic_never_trips_the_kill_switch(gap: float) -> None:
+    """Proxilion stage 7 records every protected call and, once the baseline is locked,
+    checks drift after each: 2000 steady calls after the lock pass and the kill switch stays
+    off."""
+    from proxilion import Policy, Proxilion, UserContext
+
+    clock = Clock(gap)
+    d = detector(clock)
+    auth = Proxilion(behavioral_monitor=d)
+
+    @auth.policy("lookup")
+    class LookupPolicy(Policy):  # type: ignore[type-arg]
+        def can_execute(self, context: dict[str, Any]) -> bool:
+            return True
+
+    @auth.authorize("execute", resource="lookup")
+    def lookup(key: str, user: UserContext | None = None) -> str:
+        return key
+
+    alice = UserContext(user_id="alice", roles=["user"])
+    # warm-up of more than a minute and a hundred calls, then an explicit lock (stage 7
+    # checks drift only once the baseline was locked on purpose)
+    for i in range(800):
+        clock.tick()
+        assert lookup(f"k{i % 3}", user=alice) == f"k{i % 3}"
+    d.lock_baseline()
+    for i in range(2000):
+        clock.tick()
+        assert lookup(f"k{i % 3}", user=alice) == f"k{i % 3}"
+    assert not auth.kill_switch.is_active
+    assert d.monitor.is_locked
+    assert M.TOOL_CALL_RATE in d.monitor.get_baseline()

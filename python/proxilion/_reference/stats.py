@@ -85,6 +85,8 @@ VALUE_METRICS = frozenset(
     {RESPONSE_LENGTH, LATENCY, TOKEN_USAGE, SCOPE_VIOLATIONS, CONTEXT_SIZE, CUSTOM}
 )
 ENVELOPED = (*(True,) * 11, *(False,) * 6)
+# windowed metrics over the last 100 names that learn one sample per 100 names
+DECIMATED = tuple(m in (3, 6) for m in range(17))
 ENVELOPE_DIVISOR = 1.5
 # anomaly-score metrics: a window less unusual than the baseline scores z = 0
 ONE_SIDED = (*(False,) * 10, True, True, True, False, False, True, True)
@@ -93,6 +95,7 @@ EVENT_CAPACITY = 1000
 NAME_CAPACITY = 100
 MIX_REFRESH = 100
 MIX_MIN_EXPECTED = 5.0
+WINDOW_JOIN = 100
 
 # --- profiles (rust/core/src/stats/model.rs) --------------------------------------------------
 
@@ -917,8 +920,17 @@ def _gate_min(min_samples: int) -> int:
     return max(2, -(-min_samples // 2))
 
 
+def _join_min(m: int, min_samples: int) -> int:
+    # consecutive samples of a sliding window overlap: a windowed metric is baselined from at
+    # least WINDOW_JOIN full-window samples, except the 100-name counts, which learn one
+    # sample per 100 names (non-overlapping windows, see DECIMATED)
+    if DECIMATED[m]:
+        return min_samples
+    return max(min_samples, WINDOW_JOIN) if WINDOWED[m] else min_samples
+
+
 class _Metric:
-    __slots__ = ("acc", "baseline", "ewma", "rejected", "ring", "wmeans")
+    __slots__ = ("acc", "baseline", "ewma", "full_run", "rejected", "ring", "wmeans")
 
     def __init__(self, capacity: int, w: int) -> None:
         self.acc = Welford()
@@ -928,24 +940,26 @@ class _Metric:
         self.baseline: _BaselineT | None = None
         # samples seen but not learned while learning after the lock (beyond LEARN_GATE)
         self.rejected = 0
+        # consecutive samples taken over a full window (transient): a sliding-window metric
+        # is checked only when its whole current window holds such samples
+        self.full_run = 0
 
     def status(self, m: int, locked: bool) -> str:
+        # STATUS_EXCLUDED is no longer produced: short windowed metrics keep learning
         if self.baseline is not None:
             return STATUS_BASELINED
-        if locked and WINDOWED[m]:
-            return STATUS_EXCLUDED
         return STATUS_LEARNING
 
     def learns(
-        self, m: int, x: float, w: int, min_samples: int, locked: bool, pooled: bool
+        self, m: int, x: float, w: int, min_samples: int, locked: bool, pooled: bool, full: bool
     ) -> bool:
         if self.baseline is not None:
             return False
+        if WINDOWED[m] and not full:
+            return False
         if not locked:
             return True
-        if WINDOWED[m]:
-            return False
-        if self.acc._n < _gate_min(min_samples):
+        if self.acc._n < _gate_min(_join_min(m, min_samples)):
             return True
         return abs(x - self.acc._mean) <= LEARN_GATE * self.scale(m, w, pooled)
 
@@ -958,24 +972,34 @@ class _Metric:
         locked: bool,
         pooled: bool,
         track_windows: bool,
+        full: bool = True,
+        sample: bool = True,
     ) -> bool:
-        learn = self.learns(m, x, w, min_samples, locked, pooled)
+        learn = self.learns(m, x, w, min_samples, locked, pooled, full and sample)
+        self.full_run = self.full_run + 1 if full else 0
         ring = self.ring
         ring.push(x)
         self.ewma._push(x)
         if learn:
             self.acc._push(x)
-            if track_windows and ring.length >= ring.window:
-                wm = ring.window_mean()
-                if wm is not None:
-                    self.wmeans._push(wm)
-        elif locked and self.baseline is None and not WINDOWED[m]:
+        if DECIMATED[m]:
+            # every full window (the last `w` of them full) feeds the window means while
+            # learning before the lock; after it only the learned samples do
+            wm_ok = full and self.baseline is None and (learn or not locked)
+        else:
+            # a windowed metric's window means start once `w` full-window samples were learned
+            wm_ok = learn and (not WINDOWED[m] or self.acc._n >= w)
+        if wm_ok and track_windows and ring.length >= ring.window:
+            wm = ring.window_mean()
+            if wm is not None:
+                self.wmeans._push(wm)
+        seen = (full and sample) or not WINDOWED[m]
+        if not learn and locked and self.baseline is None and seen:
             self.rejected += 1
         if (
             locked
             and self.baseline is None
-            and not WINDOWED[m]
-            and self.acc._n + self.rejected >= min_samples
+            and self.acc._n + self.rejected >= _join_min(m, min_samples)
         ):
             self.make_baseline(m, w, pooled)
         return learn
@@ -1002,7 +1026,7 @@ class _Metric:
         self.baseline = (m, acc._mean, acc.std_dev, acc._min, acc._max, acc._n, p95, p99, scale)
 
     def compute_baseline(self, m: int, w: int, min_samples: int, pooled: bool) -> None:
-        if self.acc._n < min_samples:
+        if self.acc._n < _join_min(m, min_samples):
             self.baseline = None
             return
         self.make_baseline(m, w, pooled)
@@ -1012,7 +1036,7 @@ class _Metric:
         if b is None:
             return None
         cur = self.ring.window_mean()
-        if cur is None:
+        if cur is None or (WINDOWED[m] and self.full_run < self.ring.window):
             return None
         z = _z(cur, b[1], b[8])
         if ONE_SIDED[m] and z < 0.0:
@@ -1090,6 +1114,10 @@ class DriftEngine(_Synchronized):
         self._models: dict[str, _ToolModel] = {}
         self._tool_order: list[str] = []
         self._mix_total = 0
+        # monotonic time of the first event recorded (transient, like the windows)
+        self._first_event: float | None = None
+        # tool names recorded (transient): the 100-name counts learn every 100th only
+        self._names_seen = 0
 
     # -- recording --
 
@@ -1101,10 +1129,16 @@ class DriftEngine(_Synchronized):
         self._names.set_reference(probs, unseen)
         self._mix_total = self._tools.total
 
-    def _push(self, m: int, x: float) -> None:
+    def _push(self, m: int, x: float, full: bool = True, sample: bool = True) -> None:
         self._metrics[m].push(
-            m, x, self._w, self._min, self._locked, True, WINDOWED[m] or ENVELOPED[m]
+            m, x, self._w, self._min, self._locked, True, WINDOWED[m] or ENVELOPED[m], full, sample
         )
+
+    def _rate_window_full(self, mono: float) -> bool:
+        # the 60 s windows are full once RATE_HORIZON seconds passed since the first event
+        if self._first_event is None:
+            self._first_event = mono
+        return mono - self._first_event >= RATE_HORIZON
 
     def _insert_tool(self, name: str, model: _ToolModel) -> None:
         bisect.insort(self._tool_order, name)
@@ -1119,6 +1153,7 @@ class DriftEngine(_Synchronized):
         wall: float,
         repetition: bool,
     ) -> None:
+        rate_full = self._rate_window_full(mono)
         self._events.push(mono)
         rate = float(self._events.count_recent(mono))
         names = self._names
@@ -1149,10 +1184,16 @@ class DriftEngine(_Synchronized):
             elif not self._locked or new_profile:
                 scored = _ToolModel().score(args)
         push = self._push
-        push(TOOL_CALL_RATE, rate)
-        push(UNIQUE_TOOLS, unique)
+        self._names_seen += 1
+        # full: the last `w` samples were all taken over full name windows (names are never
+        # forgotten); one sample per NAME_CAPACITY names is learned (the windows learned do
+        # not overlap)
+        names_full = self._names_seen >= NAME_CAPACITY + self._w - 1
+        sample = self._names_seen % NAME_CAPACITY == 0
+        push(TOOL_CALL_RATE, rate, rate_full)
+        push(UNIQUE_TOOLS, unique, names_full, sample)
         if repetition and reps is not None:
-            push(TOOL_REPETITION, reps)
+            push(TOOL_REPETITION, reps, names_full, sample)
         if latency is not None:
             push(LATENCY, latency)
         if mix is not None:
@@ -1238,15 +1279,18 @@ class DriftEngine(_Synchronized):
     @_synchronized
     def record_event_time(self, now: float | None = None) -> None:
         """Add an event time (counted by the call rate)."""
-        self._events.push(_time(now, "now", time.monotonic))
+        mono = _time(now, "now", time.monotonic)
+        self._rate_window_full(mono)
+        self._events.push(mono)
 
     @_synchronized
     def record_error(self, now: float | None = None) -> None:
         """Record an error (errors in the last 60 s, plus this one)."""
         mono = _time(now, "now", time.monotonic)
+        full = self._rate_window_full(mono)
         n = self._errors.count_recent(mono)
         self._errors.push(mono)
-        self._push(ERROR_RATE, n + 1.0)
+        self._push(ERROR_RATE, n + 1.0, full)
 
     @_synchronized
     def record_value(self, metric: int, value: float) -> None:
@@ -1646,11 +1690,11 @@ def _metric_from(
         st.baseline = (m, mean, std, lo, hi, count, p95, p99, scale)
     # optional: states saved before metrics could learn after the lock have no rejections
     rejected = _state_int(ms["rejected"], f"{path}.rejected") if "rejected" in ms else 0
-    if rejected > 0 and (not locked or WINDOWED[m]):
-        raise _bad(f"{path}: rejected samples only exist after the lock, for a non-windowed metric")
-    if rejected > 0 and st.acc._n < _gate_min(min_samples):
+    if rejected > 0 and not locked:
+        raise _bad(f"{path}: rejected samples only exist after the lock")
+    if rejected > 0 and st.acc._n < _gate_min(_join_min(m, min_samples)):
         raise _bad(f"{path}: rejected samples before the learning gate applies")
-    if locked and st.baseline is None and not WINDOWED[m] and st.acc._n + rejected >= min_samples:
+    if locked and st.baseline is None and st.acc._n + rejected >= _join_min(m, min_samples):
         raise _bad(f"{path}: enough samples but no baseline")
     st.rejected = rejected
 

@@ -234,10 +234,10 @@ class BaselineSnapshot(dict[DriftMetric, BaselineStats]):
       than 4 deviations from what it has learned (once it has learned half of them) is seen
       but not learned, so behaviour starting right after the lock cannot widen the baseline
       it is judged against.
-    * :attr:`excluded`: sliding-window metrics (``tool_call_rate``, ``error_rate``,
-      ``unique_tools``, ``tool_repetition``, ``tool_mix``) that had too few samples at the
-      lock. They are never baselined: their later samples count windows that are still
-      filling, which trend by construction.
+    * :attr:`excluded`: no longer produced (always empty; kept for compatibility). Sliding-
+      window metrics (``tool_call_rate``, ``error_rate``, ``unique_tools``,
+      ``tool_repetition``, ``tool_mix``) learn only samples taken over a full window, so one
+      short of samples at the lock keeps learning and joins late like the others.
     * :attr:`tools`: for each profiled tool, the status (``"baselined"`` or ``"learning"``)
       of its own baselines of the per-tool metrics (``tool_latency``, ``argument_size``,
       ``argument_keys``, ``argument_values``). Drift of a per-tool metric is judged per tool,

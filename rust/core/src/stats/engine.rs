@@ -117,6 +117,33 @@ pub fn gate_min(cfg: &Config) -> u64 {
     cfg.min_baseline_samples.div_ceil(2).max(2)
 }
 
+/// Full-window samples a sliding-window metric must have seen (learned or rejected) before
+/// it is baselined, when its consecutive samples overlap (see [`join_min`]).
+pub const WINDOW_JOIN: u64 = 100;
+
+/// Sliding-window metrics over the last [`NAME_CAPACITY`] names that learn one sample per
+/// [`NAME_CAPACITY`] names, so that the windows they learn do not overlap (the spread of
+/// consecutive, almost identical windows underestimates the true one).
+pub const DECIMATED: [bool; N_METRICS] = [
+    false, false, false, true, false, false, true, false, false, false, false, false, false, false,
+    false, false, false,
+];
+
+/// Samples metric `m` needs before it is baselined: `min_baseline_samples`, and at least
+/// [`WINDOW_JOIN`] for a sliding-window metric whose samples overlap (not [`DECIMATED`]).
+pub fn join_min(m: usize, cfg: &Config) -> u64 {
+    if WINDOWED[m] && !DECIMATED[m] {
+        cfg.min_baseline_samples.max(WINDOW_JOIN)
+    } else {
+        cfg.min_baseline_samples
+    }
+}
+
+/// [`gate_min`] of metric `m` (from [`join_min`]).
+fn metric_gate_min(m: usize, cfg: &Config) -> u64 {
+    join_min(m, cfg).div_ceil(2).max(2)
+}
+
 /// Metrics (the original ten and `tool_mix`) whose scale is also at least the largest
 /// distance between the baseline mean and a window mean seen while learning, divided by
 /// [`ENVELOPE_DIVISOR`]: at a threshold of 3, a window must be twice as far out as any the
@@ -274,12 +301,14 @@ impl Baseline {
 pub enum BaselineStatus {
     /// Not baselined yet: its samples are learned (before the lock, every metric; after it,
     /// a metric that had fewer than `min_baseline_samples` samples at the lock, or a tool
-    /// first seen after it, until it has that many).
+    /// first seen after it, until it has that many). A sliding-window metric learns only
+    /// samples taken over a full window (see [`Engine`]), so one whose window never fills
+    /// stays learning.
     Learning,
     /// Part of the frozen baseline (evaluated by checks).
     Baselined,
-    /// A sliding-window metric that had too few samples at the lock: it is never baselined
-    /// (its later samples are counts over windows still filling with post-lock calls).
+    /// No longer produced (kept so that the status strings stay stable): sliding-window
+    /// metrics short of samples at the lock now keep learning full-window samples.
     Excluded,
 }
 
@@ -310,6 +339,9 @@ pub struct MetricState {
     /// Samples seen after the lock but not learned (beyond the [`LEARN_GATE`]) while the
     /// metric was still learning; they count toward its joining the baseline.
     pub rejected: u64,
+    /// Consecutive samples taken over a full window, newest last (transient): a sliding-window
+    /// metric is checked only when its whole current window holds such samples.
+    full_run: usize,
 }
 
 impl MetricState {
@@ -325,34 +357,43 @@ impl MetricState {
             ring: SampleRing::new(capacity, cfg.window()),
             baseline: None,
             rejected: 0,
+            full_run: 0,
         }
     }
 
-    /// Whether the metric is baselined, learning or excluded (`locked`: the engine's lock).
-    pub fn status(&self, m: usize, locked: bool) -> BaselineStatus {
+    /// Whether the metric is baselined or learning (`_locked`: the engine's lock; kept for
+    /// the signature).
+    pub fn status(&self, _m: usize, _locked: bool) -> BaselineStatus {
         if self.baseline.is_some() {
             BaselineStatus::Baselined
-        } else if locked && WINDOWED[m] {
-            BaselineStatus::Excluded
         } else {
             BaselineStatus::Learning
         }
     }
 
-    /// Whether a sample `x` is learned: always before the lock; after it only while the
-    /// metric is still learning (not baselined, not windowed) and, once it has learned
-    /// [`gate_min`] samples, only within [`LEARN_GATE`] effective deviations of their mean.
-    fn learns(&self, m: usize, x: f64, cfg: &Config, locked: bool, pooled: bool) -> bool {
+    /// Whether a sample `x` is learned: never once baselined; for a sliding-window metric
+    /// only when taken over a full window (`full`); then always before the lock, and after it
+    /// (still learning) always until it has learned [`gate_min`] samples, then only within
+    /// [`LEARN_GATE`] effective deviations of their mean.
+    fn learns(
+        &self,
+        m: usize,
+        x: f64,
+        cfg: &Config,
+        locked: bool,
+        pooled: bool,
+        full: bool,
+    ) -> bool {
         if self.baseline.is_some() {
+            return false;
+        }
+        if WINDOWED[m] && !full {
             return false;
         }
         if !locked {
             return true;
         }
-        if WINDOWED[m] {
-            return false;
-        }
-        if self.acc.count() < gate_min(cfg) {
+        if self.acc.count() < metric_gate_min(m, cfg) {
             return true;
         }
         (x - self.acc.mean()).abs() <= LEARN_GATE * self.scale(m, cfg, pooled)
@@ -361,9 +402,11 @@ impl MetricState {
     /// Add a sample to the window and, when [`MetricState::learns`] it, to the accumulators
     /// (the window means only when `track_windows`: the metrics whose scale uses them).
     /// After the lock, a learning metric joins the baseline (frozen from then on) once it
-    /// has seen `min_baseline_samples` samples, learned or rejected. Returns whether `x` was
-    /// learned.
+    /// has seen `min_baseline_samples` full-window samples, learned or rejected. `full`:
+    /// whether a sliding-window sample was taken over a full window (ignored for the
+    /// others). Returns whether `x` was learned.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         m: usize,
@@ -372,24 +415,39 @@ impl MetricState {
         locked: bool,
         pooled: bool,
         track_windows: bool,
+        full: bool,
+        sample: bool,
     ) -> bool {
-        let learn = self.learns(m, x, cfg, locked, pooled);
+        let learn = self.learns(m, x, cfg, locked, pooled, full && sample);
+        self.full_run = if full {
+            self.full_run.saturating_add(1)
+        } else {
+            0
+        };
         self.ring.push(x);
         self.ewma.push(x);
         if learn {
             self.acc.push(x);
-            if track_windows && self.ring.window_full() {
-                if let Some(wm) = self.ring.window_mean() {
-                    self.window_means.push(wm);
-                }
+        }
+        let wm_ok = if DECIMATED[m] {
+            // Every full window (the last `window` of them full) feeds the window means while
+            // learning before the lock; after it only the learned samples do.
+            full && self.baseline.is_none() && (learn || !locked)
+        } else {
+            // A windowed metric's window means start once `window` full-window samples
+            // were learned (fullness is monotone, so the current window holds only those).
+            learn && (!WINDOWED[m] || self.acc.count() >= cfg.window() as u64)
+        };
+        if wm_ok && track_windows && self.ring.window_full() {
+            if let Some(wm) = self.ring.window_mean() {
+                self.window_means.push(wm);
             }
-        } else if locked && self.baseline.is_none() && !WINDOWED[m] {
+        }
+        let seen = (full && sample) || !WINDOWED[m];
+        if !learn && locked && self.baseline.is_none() && seen {
             self.rejected += 1;
         }
-        if locked
-            && self.baseline.is_none()
-            && !WINDOWED[m]
-            && self.acc.count() + self.rejected >= cfg.min_baseline_samples
+        if locked && self.baseline.is_none() && self.acc.count() + self.rejected >= join_min(m, cfg)
         {
             self.baseline = Some(self.make_baseline(m, cfg, pooled));
         }
@@ -438,7 +496,7 @@ impl MetricState {
 
     /// The baseline of metric `m` at the lock (None below `min_baseline_samples`).
     fn compute_baseline(&self, m: usize, cfg: &Config, pooled: bool) -> Option<Baseline> {
-        if self.acc.count() < cfg.min_baseline_samples {
+        if self.acc.count() < join_min(m, cfg) {
             return None;
         }
         Some(self.make_baseline(m, cfg, pooled))
@@ -448,6 +506,9 @@ impl MetricState {
         let (Some(b), Some(cur)) = (self.baseline, self.ring.window_mean()) else {
             return None;
         };
+        if WINDOWED[m] && self.full_run < self.ring.window() {
+            return None;
+        }
         let mut z = z_score(cur, b.mean, b.scale);
         if ONE_SIDED[m] && z < 0.0 {
             z = 0.0;
@@ -506,18 +567,16 @@ impl MetricState {
             }
             b.validate(m)?;
         }
-        if snap.rejected > 0 && (!locked || WINDOWED[m]) {
-            return Err(bad(
-                "rejected samples only exist after the lock, for a non-windowed metric".into(),
-            ));
+        if snap.rejected > 0 && !locked {
+            return Err(bad("rejected samples only exist after the lock".into()));
         }
-        if snap.rejected > 0 && self.acc.count() < gate_min(cfg) {
+        if snap.rejected > 0 && self.acc.count() < metric_gate_min(m, cfg) {
             return Err(bad(
                 "rejected samples before the learning gate applies".into()
             ));
         }
         let seen = self.acc.count().saturating_add(snap.rejected);
-        if locked && snap.baseline.is_none() && !WINDOWED[m] && seen >= cfg.min_baseline_samples {
+        if locked && snap.baseline.is_none() && seen >= join_min(m, cfg) {
             return Err(bad("enough samples but no baseline".into()));
         }
         self.baseline = snap.baseline;
@@ -663,6 +722,10 @@ pub struct Engine {
     models: HashMap<String, ToolEntry, FastState>,
     tool_order: Vec<String>,
     mix_total: u64,
+    /// Monotonic time of the first event recorded (transient, like the windows).
+    first_event: Option<f64>,
+    /// Tool names recorded (transient): the [`DECIMATED`] metrics learn every 100th only.
+    names_seen: u64,
 }
 
 fn check_finite(name: &str, v: f64) -> Result<(), StatsError> {
@@ -692,6 +755,8 @@ impl Engine {
             models: HashMap::default(),
             tool_order: Vec::new(),
             mix_total: 0,
+            first_event: None,
+            names_seen: 0,
         }
     }
 
@@ -711,10 +776,33 @@ impl Engine {
     }
 
     #[inline]
-    fn push(&mut self, m: usize, x: f64) {
+    fn push(&mut self, m: usize, x: f64, full: bool) {
+        self.push_sample(m, x, full, true);
+    }
+
+    /// [`Engine::push`] of a [`DECIMATED`] metric: `full` when the last `window` samples
+    /// were taken over full windows, `sample` when this one is learned (every 100th name).
+    #[inline]
+    fn push_sample(&mut self, m: usize, x: f64, full: bool, sample: bool) {
         let cfg = self.cfg;
         let locked = self.locked;
-        self.metrics[m].push(m, x, &cfg, locked, true, WINDOWED[m] || ENVELOPED[m]);
+        self.metrics[m].push(
+            m,
+            x,
+            &cfg,
+            locked,
+            true,
+            WINDOWED[m] || ENVELOPED[m],
+            full,
+            sample,
+        );
+    }
+
+    /// Note an event time; returns whether the 60 s rate windows are full at `mono` (at
+    /// least [`RATE_HORIZON`] seconds since the first event of any kind this engine saw).
+    fn rate_window_full(&mut self, mono: f64) -> bool {
+        let first = *self.first_event.get_or_insert(mono);
+        mono - first >= RATE_HORIZON
     }
 
     /// Name of the tool at index `i` of the sorted tool list (see [`MetricCheck::tool`]).
@@ -772,6 +860,7 @@ impl Engine {
             }
         }
         let h = self.name_hash(name);
+        let rate_full = self.rate_window_full(mono);
         self.events.push(mono);
         let rate = self.events.count_recent(mono) as f64;
         self.names.push(h);
@@ -811,21 +900,27 @@ impl Engine {
             }
             None => None,
         };
-        self.push(metric::TOOL_CALL_RATE, rate);
-        self.push(metric::UNIQUE_TOOLS, unique);
+        self.names_seen += 1;
+        // full: the last `window` samples were all taken over full name windows (names are
+        // never forgotten); one sample per NAME_CAPACITY names is learned (the windows
+        // learned do not overlap).
+        let names_full = self.names_seen >= (NAME_CAPACITY + self.cfg.window() - 1) as u64;
+        let sample = self.names_seen % NAME_CAPACITY as u64 == 0;
+        self.push(metric::TOOL_CALL_RATE, rate, rate_full);
+        self.push_sample(metric::UNIQUE_TOOLS, unique, names_full, sample);
         if repetition {
             if let Some(r) = reps {
-                self.push(metric::TOOL_REPETITION, r);
+                self.push_sample(metric::TOOL_REPETITION, r, names_full, sample);
             }
         }
         if let Some(l) = latency {
-            self.push(metric::LATENCY, l);
+            self.push(metric::LATENCY, l, true);
         }
         if let Some(x) = mix {
-            self.push(metric::TOOL_MIX, x);
+            self.push(metric::TOOL_MIX, x, true);
         }
-        self.push(metric::TOOL_SURPRISE, tool_s);
-        self.push(metric::TIME_OF_DAY, hour_s);
+        self.push(metric::TOOL_SURPRISE, tool_s, true);
+        self.push(metric::TIME_OF_DAY, hour_s, true);
         // Per-tool samples, in PER_TOOL order.
         let mut per_tool = [None; 4];
         per_tool[0] = lat_s;
@@ -836,7 +931,7 @@ impl Engine {
         }
         for (k, x) in per_tool.iter().enumerate() {
             if let Some(x) = x {
-                self.push(PER_TOOL[k], *x);
+                self.push(PER_TOOL[k], *x, true);
             }
         }
         let learning = !self.locked;
@@ -859,7 +954,7 @@ impl Engine {
             for (k, x) in per_tool.iter().enumerate() {
                 let st = &mut e.metrics[k];
                 learn[k] = match x {
-                    Some(x) => st.push(PER_TOOL[k], *x, &cfg, locked, false, false),
+                    Some(x) => st.push(PER_TOOL[k], *x, &cfg, locked, false, false, true, true),
                     None => st.baseline.is_none(),
                 };
             }
@@ -913,6 +1008,7 @@ impl Engine {
     /// Add an event time (counted by the call rate).
     pub fn record_event_time(&mut self, mono: f64) -> Result<(), StatsError> {
         check_finite("monotonic time", mono)?;
+        self.rate_window_full(mono);
         self.events.push(mono);
         Ok(())
     }
@@ -921,9 +1017,10 @@ impl Engine {
     /// most `baseline_window`) plus this one.
     pub fn record_error(&mut self, mono: f64) -> Result<(), StatsError> {
         check_finite("monotonic time", mono)?;
+        let full = self.rate_window_full(mono);
         let n = self.errors.count_recent(mono);
         self.errors.push(mono);
-        self.push(metric::ERROR_RATE, n as f64 + 1.0);
+        self.push(metric::ERROR_RATE, n as f64 + 1.0, full);
         Ok(())
     }
 
@@ -942,7 +1039,7 @@ impl Engine {
                 if m == metric::LATENCY { " >= 0" } else { "" }
             )));
         }
-        self.push(m, x);
+        self.push(m, x, true);
         Ok(())
     }
 
@@ -1439,7 +1536,11 @@ mod tests {
         s.metrics.pop();
         assert!(Engine::from_state(&s).is_err());
         let mut s = good.clone();
-        s.metrics[0].baseline.as_mut().unwrap().scale = f64::NAN;
+        s.metrics[metric::TOOL_SURPRISE]
+            .baseline
+            .as_mut()
+            .unwrap()
+            .scale = f64::NAN;
         assert!(Engine::from_state(&s).is_err());
         let mut s = good.clone();
         s.models[0].1.calls += 1;
@@ -1519,8 +1620,9 @@ mod tests {
             [Learning, Learning, Baselined, Learning]
         );
         let (pooled, _) = e.status();
-        assert_eq!(pooled[metric::TOOL_REPETITION], Excluded); // 19 windowed samples
-        assert_eq!(pooled[metric::TOOL_MIX], Excluded);
+        // 20 calls fill no 100-name window: the windowed metrics keep learning
+        assert_eq!(pooled[metric::TOOL_REPETITION], Learning);
+        assert_eq!(pooled[metric::TOOL_MIX], Learning);
         assert_eq!(pooled[metric::ARGUMENT_SIZE], Learning);
         assert_eq!(pooled[metric::CUSTOM], Learning);
         assert_eq!(pooled[metric::LATENCY], Baselined);
@@ -1693,7 +1795,7 @@ mod tests {
         s.models[0].1.metrics[1].rejected = 2;
         let err = Engine::from_state(&s).unwrap_err().to_string();
         assert!(err.contains("enough samples but no baseline"), "{err}");
-        // windowed metrics never learn after the lock
+        // no rejections before the learning gate (here: no full-window sample yet)
         let mut s = good;
         s.metrics[metric::TOOL_REPETITION].rejected = 1;
         assert!(Engine::from_state(&s).is_err());
