@@ -434,3 +434,17 @@ def test_compiled_sets_are_shared_but_guards_stay_independent() -> None:
     assert first.check("hello there").passed is False
     assert second.check("hello there").passed is True
     assert InputGuard().check("hello there").passed is True
+
+
+@pytest.mark.parametrize("kind", ["input", "output"])
+def test_hostile_nesting_is_a_named_error_for_both_guards(kind: str) -> None:
+    """Both pattern types share one compile check: a pattern nested deeper than Python's
+    parser can recurse is a ValueError naming it, never a RecursionError."""
+    from proxilion.guards import InjectionPattern, LeakageCategory, LeakagePattern
+
+    hostile = "(" * 5000 + "a" + ")" * 5000
+    with pytest.raises(ValueError, match="Invalid regex pattern for deep: nested too deeply"):
+        if kind == "input":
+            InjectionPattern(name="deep", pattern=hostile, severity=0.5, description="x")
+        else:
+            LeakagePattern(name="deep", pattern=hostile, category=LeakageCategory.PII, severity=0.5)

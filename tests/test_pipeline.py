@@ -418,7 +418,7 @@ def test_audit_failure_never_masks_the_outcome(
     assert caplog.text.count("audit logging failed for tool") == 2
 
 
-def test_recorder_is_thread_safe(auth: Proxilion) -> None:
+def test_audit_log_is_thread_safe(auth: Proxilion) -> None:
     @auth.authorize("execute")
     def search(n: int, user: UserContext | None = None) -> int:
         return n

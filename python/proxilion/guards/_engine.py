@@ -14,6 +14,7 @@ of a guard picks the implementation:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -116,6 +117,29 @@ class CompiledSet:
 _CACHE_SIZE = 64
 _CACHE: OrderedDict[tuple[str, tuple[str, ...]], CompiledSet] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+
+
+#: Flags of every guard pattern under Python ``re`` (the twin and ``sanitize_func`` matches).
+RE_FLAGS = re.IGNORECASE | re.MULTILINE
+
+
+def compile_user_pattern(name: str, pattern: object) -> re.Pattern[str]:
+    """Check and compile one guard pattern (input or output): ``TypeError`` for a non-str,
+    ``ValueError`` naming the pattern for bad syntax, hostile nesting, or a pattern the
+    native engine's translator rejects."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern of {name!r} must be str, not {type(pattern).__name__}")
+    try:
+        compiled = re.compile(pattern, RE_FLAGS)
+    except re.error as exc:
+        raise ValueError(f"Invalid regex pattern for {name}: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"Invalid regex pattern for {name}: nested too deeply") from None
+    try:
+        cached_translate(pattern)
+    except ValueError as exc:
+        raise ValueError(f"Invalid regex pattern for {name}: {exc}") from None
+    return compiled
 
 
 def compile_set(sources: Sequence[str], engine: str) -> CompiledSet:

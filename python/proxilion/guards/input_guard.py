@@ -37,10 +37,11 @@ from enum import Enum
 from typing import Any
 
 from proxilion.guards._engine import (
+    RE_FLAGS,
     CompiledSet,
     PatternList,
-    cached_translate,
     compile_set,
+    compile_user_pattern,
     validate_engine,
     validate_severity,
     validate_threshold,
@@ -56,8 +57,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_RE_FLAGS = re.IGNORECASE | re.MULTILINE
 
 
 class GuardAction(Enum):
@@ -120,27 +119,14 @@ class InjectionPattern:
     _compiled: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pattern, str):
-            raise TypeError(
-                f"pattern of {self.name!r} must be str, not {type(self.pattern).__name__}"
-            )
-        try:
-            self._compiled = re.compile(self.pattern, _RE_FLAGS)
-        except re.error as exc:
-            raise ValueError(f"Invalid regex pattern for {self.name}: {exc}") from None
-        except RecursionError:
-            raise ValueError(f"Invalid regex pattern for {self.name}: nested too deeply") from None
+        self._compiled = compile_user_pattern(self.name, self.pattern)
         self.severity = validate_severity(self.name, self.severity)
-        try:
-            cached_translate(self.pattern)
-        except ValueError as exc:
-            raise ValueError(f"Invalid regex pattern for {self.name}: {exc}") from None
 
     @property
     def compiled(self) -> re.Pattern[str]:
         """The pattern compiled by Python's ``re``."""
         if self._compiled is None:
-            self._compiled = re.compile(self.pattern, _RE_FLAGS)
+            self._compiled = re.compile(self.pattern, RE_FLAGS)
         return self._compiled
 
     def match(self, text: str) -> list[re.Match[str]]:

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from proxilion.guards._engine import cached_translate, validate_severity, validate_threshold
+from proxilion.guards._engine import (
+    RE_FLAGS,
+    compile_user_pattern,
+    validate_severity,
+    validate_threshold,
+)
 from proxilion.guards.input_guard import GuardAction, GuardResult, _GuardBase
 
 __all__ = [
@@ -30,8 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_RE_FLAGS = re.IGNORECASE | re.MULTILINE
 
 
 class LeakageCategory(Enum):
@@ -58,27 +61,16 @@ class LeakagePattern:
     _compiled: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pattern, str):
-            raise TypeError(
-                f"pattern of {self.name!r} must be str, not {type(self.pattern).__name__}"
-            )
-        try:
-            self._compiled = re.compile(self.pattern, _RE_FLAGS)
-        except re.error as exc:
-            raise ValueError(f"Invalid regex pattern for {self.name}: {exc}") from None
+        self._compiled = compile_user_pattern(self.name, self.pattern)
         self.severity = validate_severity(self.name, self.severity)
         if not isinstance(self.category, LeakageCategory):
             raise TypeError(f"category of {self.name!r} must be a LeakageCategory")
-        try:
-            cached_translate(self.pattern)
-        except ValueError as exc:
-            raise ValueError(f"Invalid regex pattern for {self.name}: {exc}") from None
 
     @property
     def compiled(self) -> re.Pattern[str]:
         """The pattern compiled by Python's ``re``."""
         if self._compiled is None:
-            self._compiled = re.compile(self.pattern, _RE_FLAGS)
+            self._compiled = re.compile(self.pattern, RE_FLAGS)
         return self._compiled
 
     def match(self, text: str) -> list[re.Match[str]]:
