@@ -7,7 +7,9 @@ twin with the same signature in ``proxilion._reference``.
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, final
+from typing import Any, ClassVar, final
+
+from typing_extensions import disjoint_base
 
 __version__: str
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "SCAN_DETACH_THRESHOLD",
     "PatternSet",
     "Prepared",
+    # guard
+    "GuardResult",
     "normalize",
     # stats
     "DriftEngine",
@@ -223,6 +227,29 @@ class PatternSet:
         self, prepared: Prepared, indices: Sequence[int]
     ) -> list[tuple[int, list[tuple[int, int]]]]: ...
     def redact(self, text: str, replacements: Sequence[str | None]) -> str: ...
+    def verdict(
+        self, text: str, context: Any, threshold: float, fail_action: Any, allow: Any
+    ) -> list[tuple[int, list[tuple[int, int]]]] | GuardResult: ...
+
+# --- guard: GuardResult as a native class (rust/python/src/guard.rs) -----------------------
+
+@disjoint_base
+class GuardResult:
+    passed: Any
+    action: Any
+    matched_patterns: Any
+    risk_score: Any
+    sanitized_input: Any
+    matches: Any
+    context: Any
+    def __new__(cls, *args: Any, **kwargs: Any) -> GuardResult: ...
+    @classmethod
+    def allow(cls) -> GuardResult: ...
+    @classmethod
+    def block(cls, matched_patterns: Any, risk_score: Any, matches: Any = None) -> GuardResult: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    # Set by proxilion.guards.input_guard (the twin dataclass's metadata).
+    __match_args__: ClassVar[tuple[str, ...]]
 
 # --- stats: Welford / EWMA accumulators and the drift engine (rust/core/src/stats) -----------
 

@@ -22,6 +22,7 @@ from proxilion._reference.chain import (
     merkle_verify_consistency,
     merkle_verify_inclusion,
 )
+from proxilion._reference.guard import GuardResult
 from proxilion._reference.limit import GcraLimiter
 from proxilion._reference.mac import (
     blake3_keyed_hex,
@@ -51,6 +52,7 @@ __all__ = [
     "DriftEngine",
     "Ewma",
     "GcraLimiter",
+    "GuardResult",
     "MerkleLog",
     "PatternSet",
     "Prepared",
@@ -92,5 +94,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["chain", "limit", "mac", "scan", "sign", "stats"],
+        "features": ["chain", "guard", "limit", "mac", "scan", "sign", "stats"],
     }

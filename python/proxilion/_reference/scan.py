@@ -11,6 +11,9 @@ import bisect
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
+
+from proxilion._reference.guard import GuardResult
 
 __all__ = [
     "CONFUSABLES",
@@ -280,6 +283,21 @@ class PatternSet:
     def scan(self, text: str) -> Hits:
         """``[(pattern_index, [(start, end), ...]), ...]`` for every matching pattern."""
         return self._hits(_text(text), None, None)
+
+    def verdict(
+        self, text: object, context: Any, threshold: float, fail_action: Any, allow: Any
+    ) -> Hits | GuardResult:
+        """The clean-text fast path of a guard check (see ``_core.PatternSet.verdict``)."""
+        if not isinstance(text, str):
+            raise TypeError(f"input_text must be str, not {type(text).__name__}")
+        hits = self.scan(text)
+        if hits:
+            return hits
+        ctx: dict[str, Any] = {"original_input_length": len(text)}
+        if context:
+            ctx.update(context)
+        passed = threshold > 0.0
+        return GuardResult(passed, allow if passed else fail_action, [], 0.0, None, [], ctx)
 
     def which(self, text: str) -> list[int]:
         """Indices of the patterns that match ``text`` anywhere, ascending."""

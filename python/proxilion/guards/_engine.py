@@ -95,7 +95,7 @@ class Scanner(Protocol):
 class CompiledSet:
     """One compiled pattern set: ``scan(text)`` plus what each pattern runs on."""
 
-    __slots__ = ("engines", "redact", "scan", "translations")
+    __slots__ = ("engines", "redact", "scan", "translations", "verdict")
 
     def __init__(
         self,
@@ -103,8 +103,12 @@ class CompiledSet:
         redact: Callable[[str, list[str | None]], str],
         translations: list[Translation],
         engines: list[str],
+        verdict: Callable[[str, Any, float, Any, Any], Any] | None = None,
     ) -> None:
         self.scan = scan
+        #: ``verdict(text, context, threshold, fail_action, allow)``: the hits, or on a
+        #: clean text the finished ``GuardResult`` (``PatternSet.verdict``).
+        self.verdict = verdict if verdict is not None else _verdict_of(scan)
         self.redact = redact
         self.translations = translations
         self.engines = engines
@@ -169,7 +173,32 @@ def _compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
         return CompiledSet(
             hs.scan, pset.redact, translations, [hs.engine_of(i, e) for i, e in enumerate(engines)]
         )
-    return CompiledSet(pset.scan, pset.redact, translations, engines)
+    from proxilion._backend import impl
+
+    # verdict() builds the backend's GuardResult; a guard on another engine than the active
+    # backend gets the public class through the Python path.
+    verdict = pset.verdict if mod is impl else None
+    return CompiledSet(pset.scan, pset.redact, translations, engines, verdict)
+
+
+def _verdict_of(scan: Callable[[str], Hits]) -> Callable[[str, Any, float, Any, Any], Any]:
+    """``PatternSet.verdict`` for an engine that only has ``scan`` (Hyperscan)."""
+
+    def verdict(text: str, context: Any, threshold: float, fail_action: Any, allow: Any) -> Any:
+        if not isinstance(text, str):
+            raise TypeError(f"input_text must be str, not {type(text).__name__}")
+        hits = scan(text)
+        if hits:
+            return hits
+        ctx: dict[str, Any] = {"original_input_length": len(text)}
+        if context:
+            ctx.update(context)
+        passed = threshold > 0.0
+        from proxilion._backend import impl
+
+        return impl.GuardResult(passed, allow if passed else fail_action, [], 0.0, None, [], ctx)
+
+    return verdict
 
 
 def split_alternatives(regex: str) -> list[str]:

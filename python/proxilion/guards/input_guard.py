@@ -34,8 +34,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from proxilion._backend import impl
+from proxilion._reference.guard import GuardResult as _DataclassGuardResult
 from proxilion.guards._engine import (
     RE_FLAGS,
     CompiledSet,
@@ -68,38 +70,19 @@ class GuardAction(Enum):
     SANITIZE = "sanitize"
 
 
-@dataclass
-class GuardResult:
-    """Outcome of a guard check (mutable, as in the original)."""
+if TYPE_CHECKING:
+    from proxilion._reference.guard import GuardResult as GuardResult
+else:
+    # The dataclass of API.md 6.1. On the native backend it is a native class (much cheaper
+    # to build) carrying this dataclass's metadata, so ``dataclasses.fields``/``asdict``/
+    # ``replace`` work on it; see rust/python/src/guard.rs.
+    GuardResult = impl.GuardResult
+    if GuardResult is not _DataclassGuardResult:
+        for _name in ("__dataclass_fields__", "__dataclass_params__", "__match_args__"):
+            setattr(GuardResult, _name, getattr(_DataclassGuardResult, _name))
+        GuardResult.__doc__ = _DataclassGuardResult.__doc__
 
-    passed: bool
-    action: GuardAction
-    matched_patterns: list[str] = field(default_factory=list)
-    risk_score: float = 0.0
-    sanitized_input: str | None = None
-    matches: list[dict[str, Any]] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def allow(cls) -> GuardResult:
-        """A passing result with action ALLOW."""
-        return cls(passed=True, action=GuardAction.ALLOW)
-
-    @classmethod
-    def block(
-        cls,
-        matched_patterns: list[str],
-        risk_score: float,
-        matches: list[dict[str, Any]] | None = None,
-    ) -> GuardResult:
-        """A failing result with action BLOCK."""
-        return cls(
-            passed=False,
-            action=GuardAction.BLOCK,
-            matched_patterns=matched_patterns,
-            risk_score=risk_score,
-            matches=matches or [],
-        )
+_ALLOW = GuardAction.ALLOW
 
 
 @dataclass
@@ -812,19 +795,17 @@ class InputGuard(_GuardBase):
         """Scan ``input_text``; see API.md 6.1 for the exact result rules."""
         if not input_text:
             return GuardResult.allow()
-        if not isinstance(input_text, str):
-            raise TypeError(f"input_text must be str, not {type(input_text).__name__}")
         compiled = self._compiled
         if compiled is None or self._patterns.dirty:
             compiled = self._current()
-        hits = compiled.scan(input_text)
+        # One native call: scan, and on a clean text the finished result.
+        hits = compiled.verdict(input_text, context, self.threshold, self.action, _ALLOW)
+        if hits.__class__ is not list:
+            result: GuardResult = hits
+            return result
         ctx = {"original_input_length": len(input_text)}
         if context:
             ctx.update(context)
-        if not hits:
-            if self.threshold > 0.0:
-                return GuardResult(True, GuardAction.ALLOW, [], 0.0, None, [], ctx)
-            return GuardResult(False, self.action, [], 0.0, None, [], ctx)
         snapshot = self._snapshot
         names: list[str] = []
         matches: list[dict[str, Any]] = []

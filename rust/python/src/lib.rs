@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 
 mod chain;
 mod convert;
+mod guard;
 mod limit;
 mod mac;
 mod scan;
@@ -42,7 +43,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("abi3", "cp310")?;
     d.set_item(
         "features",
-        vec!["chain", "limit", "mac", "scan", "sign", "stats"],
+        vec!["chain", "guard", "limit", "mac", "scan", "sign", "stats"],
     )?;
     Ok(d)
 }
@@ -57,6 +58,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     limit::register(m)?;
     sign::register(m)?;
     scan::register(m)?;
+    guard::register(m)?;
     stats::register(m)?;
     Ok(())
 }

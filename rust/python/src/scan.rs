@@ -9,7 +9,10 @@ use std::borrow::Cow;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::guard::PyGuardResult;
+use pyo3::{intern, IntoPyObject};
 
 use proxilion_core::scan::{
     decode_surrogatepass, normalize as core_normalize, Engine, PatternSpec, Scanner, Spans, View,
@@ -236,6 +239,54 @@ impl PyPatternSet {
     fn scan(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Hits> {
         let t = text_of(text)?;
         self.scan_str(py, &t, None)
+    }
+
+    /// The clean-text fast path of a guard check, in one call.
+    ///
+    /// Scans `text` like `scan`. If some pattern matches, returns the (non-empty) hits list
+    /// and the caller builds its result. If nothing matches, returns a new `GuardResult`:
+    /// `passed = threshold > 0`, `action` = `allow` if passed else `fail_action`, no
+    /// matches, `risk_score = 0.0`, `sanitized_input = None`, and `context =
+    /// {"original_input_length": len(text), **context}` (merged only when `context` is
+    /// truthy, as `dict.update` would).
+    #[pyo3(signature = (text, context, threshold, fail_action, allow))]
+    fn verdict<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        context: &Bound<'py, PyAny>,
+        threshold: f64,
+        fail_action: &Bound<'py, PyAny>,
+        allow: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Ok(s) = text.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "input_text must be str, not {}",
+                text.get_type().name()?
+            )));
+        };
+        let t = text_of(text)?;
+        let hits = self.scan_str(py, &t, None)?;
+        if !hits.is_empty() {
+            return hits.into_pyobject(py).map(Bound::into_any);
+        }
+        let n = s.len()?;
+        let ctx = if !context.is_none() && context.is_truthy()? {
+            let ctx = PyDict::new(py);
+            ctx.set_item(intern!(py, "original_input_length"), n)?;
+            match context.cast::<PyDict>() {
+                Ok(d) => ctx.update(d.as_mapping())?,
+                Err(_) => {
+                    ctx.call_method1(intern!(py, "update"), (context,))?;
+                }
+            }
+            Some(ctx)
+        } else {
+            None
+        };
+        let passed = threshold > 0.0;
+        let action = if passed { allow } else { fail_action };
+        Ok(Bound::new(py, PyGuardResult::clean(py, passed, action, n, ctx)?)?.into_any())
     }
 
     /// Indices of the patterns that match `text` anywhere, ascending.

@@ -48,18 +48,42 @@ fn is_separator(c: char) -> bool {
     }
 }
 
+/// True when `bytes` is ASCII without the separators U+001C..U+001F, i.e. the view of the
+/// text is the text itself. Eight bytes per step (the common case on every guard check).
+fn plain_ascii(bytes: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const SEP_MASK: u64 = 0xFCFC_FCFC_FCFC_FCFC;
+    const SEP: u64 = 0x1C1C_1C1C_1C1C_1C1C;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let w = u64::from_le_bytes(a);
+        // A byte of `v` is zero exactly where the byte of `w` is 0x1C..=0x1F.
+        let v = (w & SEP_MASK) ^ SEP;
+        if w & HI != 0 || v.wrapping_sub(LO) & !v & HI != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b.is_ascii() && !(0x1c..=0x1f).contains(&b))
+}
+
 impl View {
     /// Build the view of `text`.
     pub fn new(text: &str) -> View {
         let bytes = text.as_bytes();
+        if plain_ascii(bytes) {
+            return View {
+                text: None,
+                map: None,
+                ascii: true,
+            };
+        }
         if bytes.is_ascii() {
-            if !bytes.iter().any(|&b| (0x1c..=0x1f).contains(&b)) {
-                return View {
-                    text: None,
-                    map: None,
-                    ascii: true,
-                };
-            }
             let t: String = text
                 .chars()
                 .map(|c| if needs_space(c) { ' ' } else { c })
@@ -309,6 +333,27 @@ pub fn bytes_to_chars(s: &str, offsets: &mut [usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_ascii_agrees_with_the_byte_rule() {
+        let slow = |b: &[u8]| b.iter().all(|&x| x < 0x80 && !(0x1c..=0x1f).contains(&x));
+        for len in 0..40 {
+            for pos in 0..len {
+                for bad in [
+                    0x1b_u8, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x3c, 0x7f, 0x80, 0x9c, 0xff,
+                ] {
+                    let mut v = vec![b'a'; len];
+                    v[pos] = bad;
+                    assert_eq!(
+                        plain_ascii(&v),
+                        slow(&v),
+                        "len {len} pos {pos} byte {bad:#x}"
+                    );
+                }
+            }
+            assert!(plain_ascii(&vec![b'z'; len]));
+        }
+    }
 
     fn spans(text: &str, view_start: usize, view_end: usize) -> (usize, usize) {
         let v = View::new(text);
