@@ -1,7 +1,8 @@
 """Input/output guard scanning: native vs reference, and native vs Hyperscan, in one run.
 
 Groups (compare within a group):
-* ``input_<size>`` / ``input_attack``: ``InputGuard.check`` with the 14 default patterns;
+* ``input_<size>`` / ``input_attack``: ``InputGuard.check`` with the 14 default patterns
+  (``input_70B`` also times building the dataclass result alone, as a yardstick);
 * ``hs_input_<size>``: the same with ``engine="native"`` vs ``engine="hyperscan"``;
 * ``output_10KB``: ``OutputGuard.check`` with the 22 default patterns;
 * ``adversarial_*``: a 1-line input built to make backtracking engines go quadratic
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from proxilion import _core
-from proxilion.guards import InjectionPattern, InputGuard, OutputGuard
+from proxilion.guards import GuardAction, InjectionPattern, InputGuard, OutputGuard
 
 logging.disable(logging.CRITICAL)
 
@@ -94,6 +95,20 @@ def _engine(impl: ModuleType) -> str:
 def test_input_70b(benchmark: Any, impl: ModuleType) -> None:
     g = InputGuard(engine=_engine(impl))
     assert benchmark(g.check, P70).passed
+
+
+@pytest.mark.benchmark(group="input_70B")
+def test_input_70b_floor_dataclass_result(benchmark: Any) -> None:
+    """Yardstick, not a guard: building the dataclass ``GuardResult`` alone (the object
+    every check of the original returns, here the reference twin), with its context."""
+    from proxilion._reference.guard import GuardResult as DataclassGuardResult
+
+    allow = GuardAction.ALLOW
+
+    def build() -> Any:
+        return DataclassGuardResult(True, allow, [], 0.0, None, [], {"original_input_length": 70})
+
+    assert benchmark(build).passed
 
 
 @pytest.mark.benchmark(group="input_10KB")

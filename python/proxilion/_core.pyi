@@ -49,6 +49,7 @@ __all__ = [
     "Prepared",
     # guard
     "GuardResult",
+    "InputChecker",
     "normalize",
     # stats
     "DriftEngine",
@@ -250,6 +251,21 @@ class GuardResult:
     def __reduce__(self) -> tuple[Any, ...]: ...
     # Set by proxilion.guards.input_guard (the twin dataclass's metadata).
     __match_args__: ClassVar[tuple[str, ...]]
+
+@final
+class InputChecker:
+    def __new__(
+        cls,
+        pattern_set: PatternSet,
+        threshold: float,
+        fail_action: Any,
+        allow: Any,
+        finish: Callable[[Any, Any, list[tuple[int, list[tuple[int, int]]]]], Any],
+    ) -> InputChecker: ...
+    def configure(self, threshold: float, fail_action: Any) -> None: ...
+    @property
+    def pattern_set(self) -> PatternSet: ...
+    def check(self, input_text: Any, context: Any = None) -> Any: ...
 
 # --- stats: Welford / EWMA accumulators and the drift engine (rust/core/src/stats) -----------
 

@@ -22,7 +22,7 @@ from proxilion._reference.chain import (
     merkle_verify_consistency,
     merkle_verify_inclusion,
 )
-from proxilion._reference.guard import GuardResult
+from proxilion._reference.guard import GuardResult, InputChecker
 from proxilion._reference.limit import GcraLimiter
 from proxilion._reference.mac import (
     blake3_keyed_hex,
@@ -53,6 +53,7 @@ __all__ = [
     "Ewma",
     "GcraLimiter",
     "GuardResult",
+    "InputChecker",
     "MerkleLog",
     "PatternSet",
     "Prepared",

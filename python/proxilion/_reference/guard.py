@@ -7,13 +7,15 @@ this dataclass's metadata onto it, so both behave as the same dataclass.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from proxilion.guards.input_guard import GuardAction
 
-__all__ = ["GuardResult"]
+__all__ = ["GuardResult", "InputChecker"]
 
 
 @dataclass
@@ -52,3 +54,49 @@ class GuardResult:
             risk_score=risk_score,
             matches=matches or [],
         )
+
+
+class InputChecker:
+    """``InputGuard.check`` for one compiled pattern set (twin of ``_core.InputChecker``).
+
+    ``InputChecker(pattern_set, threshold, fail_action, allow, finish)``; its method
+    ``check(input_text, context=None)`` gives ``GuardResult.allow()`` for a falsy text, a
+    ``TypeError`` for a non-``str``, the finished result for a clean text, and
+    ``finish(input_text, context, hits)`` when something matched.
+    """
+
+    __slots__ = ("_allow", "_config", "_finish", "_lock", "_pset")
+
+    def __init__(
+        self,
+        pattern_set: Any,
+        threshold: float,
+        fail_action: Any,
+        allow: Any,
+        finish: Callable[[Any, Any, list[tuple[int, list[tuple[int, int]]]]], Any],
+    ) -> None:
+        self._pset = pattern_set
+        self._allow = allow
+        self._finish = finish
+        self._config: tuple[float, Any] = (float(threshold), fail_action)
+        self._lock = threading.Lock()
+
+    def configure(self, threshold: float, fail_action: Any) -> None:
+        """Set the threshold and the action for failing texts."""
+        with self._lock:
+            self._config = (float(threshold), fail_action)
+
+    @property
+    def pattern_set(self) -> Any:
+        """The pattern set this checker scans with."""
+        return self._pset
+
+    def check(self, input_text: Any, context: Any = None) -> Any:
+        """``InputGuard.check`` (see the class doc)."""
+        if not input_text:
+            return GuardResult(True, self._allow)
+        threshold, fail_action = self._config
+        r = self._pset.verdict(input_text, context, threshold, fail_action, self._allow)
+        if r.__class__ is list:
+            return self._finish(input_text, context, r)
+        return r

@@ -95,7 +95,7 @@ class Scanner(Protocol):
 class CompiledSet:
     """One compiled pattern set: ``scan(text)`` plus what each pattern runs on."""
 
-    __slots__ = ("engines", "redact", "scan", "translations", "verdict")
+    __slots__ = ("engines", "pattern_set", "redact", "scan", "translations", "verdict")
 
     def __init__(
         self,
@@ -104,8 +104,12 @@ class CompiledSet:
         translations: list[Translation],
         engines: list[str],
         verdict: Callable[[str, Any, float, Any, Any], Any] | None = None,
+        pattern_set: Any = None,
     ) -> None:
         self.scan = scan
+        #: The active backend's ``PatternSet`` when this set runs on it (``InputChecker``
+        #: takes it), else ``None``.
+        self.pattern_set = pattern_set
         #: ``verdict(text, context, threshold, fail_action, allow)``: the hits, or on a
         #: clean text the finished ``GuardResult`` (``PatternSet.verdict``).
         self.verdict = verdict if verdict is not None else _verdict_of(scan)
@@ -177,8 +181,9 @@ def _compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
 
     # verdict() builds the backend's GuardResult; a guard on another engine than the active
     # backend gets the public class through the Python path.
-    verdict = pset.verdict if mod is impl else None
-    return CompiledSet(pset.scan, pset.redact, translations, engines, verdict)
+    if mod is impl:
+        return CompiledSet(pset.scan, pset.redact, translations, engines, pset.verdict, pset)
+    return CompiledSet(pset.scan, pset.redact, translations, engines)
 
 
 def _verdict_of(scan: Callable[[str], Hits]) -> Callable[[str, Any, float, Any, Any], Any]:
@@ -357,9 +362,13 @@ T = TypeVar("T")
 
 
 class PatternList(list[T]):
-    """A list that tells its guard when it changes, so the compiled set is rebuilt."""
+    """A list that tells its guard when it changes, so the compiled set is rebuilt.
+
+    ``dirty`` is set by every change; ``on_change`` (if set) is called after it.
+    """
 
     dirty: bool
+    on_change: Callable[[], None] | None = None
 
     def __init__(self, items: Iterable[T] = ()) -> None:
         super().__init__(items)
@@ -367,38 +376,41 @@ class PatternList(list[T]):
 
     def _touch(self) -> None:
         self.dirty = True
+        if self.on_change is not None:
+            self.on_change()
 
     def append(self, item: T) -> None:
         super().append(item)
-        self.dirty = True
+        self._touch()
 
     def extend(self, items: Iterable[T]) -> None:
         super().extend(items)
-        self.dirty = True
+        self._touch()
 
     def insert(self, index: SupportsIndex, item: T) -> None:
         super().insert(index, item)
-        self.dirty = True
+        self._touch()
 
     def remove(self, item: T) -> None:
         super().remove(item)
-        self.dirty = True
+        self._touch()
 
     def pop(self, index: SupportsIndex = -1) -> T:
-        self.dirty = True
-        return super().pop(index)
+        item = super().pop(index)
+        self._touch()
+        return item
 
     def clear(self) -> None:
         super().clear()
-        self.dirty = True
+        self._touch()
 
     def sort(self, *args: Any, **kwargs: Any) -> None:
         super().sort(*args, **kwargs)
-        self.dirty = True
+        self._touch()
 
     def reverse(self) -> None:
         super().reverse()
-        self.dirty = True
+        self._touch()
 
     @overload
     def __setitem__(self, index: SupportsIndex, value: T) -> None: ...
@@ -406,13 +418,13 @@ class PatternList(list[T]):
     def __setitem__(self, index: slice, value: Iterable[T]) -> None: ...
     def __setitem__(self, index: Any, value: Any) -> None:
         super().__setitem__(index, value)
-        self.dirty = True
+        self._touch()
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:
         super().__delitem__(index)
-        self.dirty = True
+        self._touch()
 
     def __iadd__(self, items: Iterable[T]) -> PatternList[T]:  # type: ignore[override,misc]
         super().__iadd__(items)
-        self.dirty = True
+        self._touch()
         return self

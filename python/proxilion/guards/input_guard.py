@@ -85,6 +85,12 @@ else:
 _ALLOW = GuardAction.ALLOW
 
 
+def _validate_action(action: object) -> GuardAction:
+    if not isinstance(action, GuardAction):
+        raise TypeError(f"action must be a GuardAction, not {type(action).__name__}")
+    return action
+
+
 @dataclass
 class InjectionPattern:
     """A named injection pattern (Python ``re`` syntax, compiled IGNORECASE | MULTILINE).
@@ -683,9 +689,20 @@ class _GuardBase:
     def _init_patterns(self, patterns: list[Any], engine: str) -> None:
         self._engine = validate_engine(engine)
         self._compiled = None
-        self._patterns = PatternList(patterns)
-        self._index = {p.name: p for p in self._patterns}
+        self._set_patterns(patterns)
         self._current()
+
+    def _set_patterns(self, patterns: list[Any]) -> None:
+        self._patterns = PatternList(patterns)
+        self._patterns.on_change = self._patterns_changed
+        self._index = {p.name: p for p in self._patterns}
+        self._patterns_changed()
+
+    def _patterns_changed(self) -> None:
+        """Called on every change of the pattern list (the compiled set is now stale)."""
+
+    def _compiled_changed(self, compiled: CompiledSet) -> None:
+        """Called after the pattern list was (re)compiled into ``compiled``."""
 
     @property
     def patterns(self) -> list[Any]:
@@ -693,8 +710,7 @@ class _GuardBase:
 
     @patterns.setter
     def patterns(self, value: list[Any]) -> None:
-        self._patterns = PatternList(value)
-        self._index = {p.name: p for p in self._patterns}
+        self._set_patterns(value)
 
     @property
     def engine(self) -> str:
@@ -709,6 +725,7 @@ class _GuardBase:
             self._snapshot = snapshot
             self._compiled = c
             self._patterns.dirty = False
+            self._compiled_changed(c)
             for p, eng in zip(snapshot, c.engines, strict=True):
                 if eng == "fallback":
                     logger.info(
@@ -759,14 +776,69 @@ class InputGuard(_GuardBase):
         *,
         engine: str = "auto",
     ) -> None:
-        self.threshold = validate_threshold(threshold)
-        if not isinstance(action, GuardAction):
-            raise TypeError(f"action must be a GuardAction, not {type(action).__name__}")
-        self.action = action
+        self._threshold = validate_threshold(threshold)
+        self._action = _validate_action(action)
         self.sanitize_func = sanitize_func
         self._init_patterns(
             list(DEFAULT_INJECTION_PATTERNS) if patterns is None else list(patterns), engine
         )
+
+    # Fast path: while the pattern list is compiled for the active backend and ``check`` is
+    # not overridden, the instance attribute ``check`` is the bound ``check`` method of an
+    # ``InputChecker`` (one native call per check; it calls ``_finish`` only when something
+    # matched). Changing the patterns removes it (the method below recompiles and installs
+    # a new one); changing the threshold or action reconfigures it.
+
+    def _patterns_changed(self) -> None:
+        self.__dict__.pop("check", None)
+
+    def _compiled_changed(self, compiled: CompiledSet) -> None:
+        if compiled.pattern_set is None or type(self).check is not InputGuard.check:
+            self.__dict__.pop("check", None)
+            return
+        checker = impl.InputChecker(
+            compiled.pattern_set, self._threshold, self._action, _ALLOW, self._finish
+        )
+        self.__dict__["check"] = checker.check
+
+    def _reconfigure(self) -> None:
+        check = self.__dict__.get("check")
+        if check is not None:
+            check.__self__.configure(self._threshold, self._action)
+
+    @property
+    def threshold(self) -> float:
+        """Risk scores at or above this fail (0..1; ``ValueError`` otherwise)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = validate_threshold(value)
+        self._reconfigure()
+
+    @property
+    def action(self) -> GuardAction:
+        """What a failing input gets (``TypeError`` for a non-``GuardAction``)."""
+        return self._action
+
+    @action.setter
+    def action(self, value: GuardAction) -> None:
+        self._action = _validate_action(value)
+        self._reconfigure()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled set and the fast path are rebuilt on restore (compiled sets are
+        # shared per pattern list, so that is a cache hit).
+        state = dict(self.__dict__)
+        state.pop("check", None)
+        state["_compiled"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._patterns.on_change = self._patterns_changed
+        self._compiled = None
+        self._current()
 
     def add_pattern(self, pattern: InjectionPattern) -> None:
         """Append a pattern (a duplicate name is kept; the index points at the newest)."""
@@ -799,10 +871,19 @@ class InputGuard(_GuardBase):
         if compiled is None or self._patterns.dirty:
             compiled = self._current()
         # One native call: scan, and on a clean text the finished result.
-        hits = compiled.verdict(input_text, context, self.threshold, self.action, _ALLOW)
+        hits = compiled.verdict(input_text, context, self._threshold, self._action, _ALLOW)
         if hits.__class__ is not list:
             result: GuardResult = hits
             return result
+        return self._finish(input_text, context, hits)
+
+    def _finish(
+        self,
+        input_text: str,
+        context: dict[str, Any] | None,
+        hits: list[tuple[int, list[tuple[int, int]]]],
+    ) -> GuardResult:
+        """The result for a text where ``hits`` matched (``check``'s second half)."""
         ctx = {"original_input_length": len(input_text)}
         if context:
             ctx.update(context)
@@ -826,8 +907,8 @@ class InputGuard(_GuardBase):
                     }
                 )
         risk = min(1.0, top + 0.1 * (len(names) - 1))
-        passed = risk < self.threshold
-        action = GuardAction.ALLOW if passed else self.action
+        passed = risk < self._threshold
+        action = GuardAction.ALLOW if passed else self._action
         result = GuardResult(passed, action, names, risk, None, matches, ctx)
         if not passed:
             if action == GuardAction.SANITIZE:

@@ -15,6 +15,9 @@ use pyo3::pyclass::CompareOp;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple, PyType};
 use pyo3::{intern, PyTraverseError, PyVisit};
+use std::sync::Mutex;
+
+use crate::scan::{PyPatternSet, Verdict};
 
 /// Field names, in dataclass order.
 const FIELDS: [&str; 7] = [
@@ -73,12 +76,13 @@ fn empty_list(slot: &mut Option<Py<PyAny>>, py: Python<'_>) -> Py<PyAny> {
 
 impl PyGuardResult {
     /// The result of a check where nothing matched: no patterns, risk 0.0, and `context`
-    /// either the given dict or (created on first access) `{"original_input_length": n}`.
+    /// either the given dict or (created on first access) `{"original_input_length": n}`
+    /// (`{}` without `input_len`).
     pub fn clean(
         py: Python<'_>,
         passed: bool,
         action: &Bound<'_, PyAny>,
-        input_len: usize,
+        input_len: Option<usize>,
         context: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         Ok(PyGuardResult {
@@ -89,7 +93,7 @@ impl PyGuardResult {
             sanitized_input: py.None(),
             matches: None,
             context: context.map(|c| c.into_any().unbind()),
-            input_len: Some(input_len),
+            input_len,
         })
     }
 
@@ -344,7 +348,110 @@ impl PyGuardResult {
     }
 }
 
+/// The threshold and fail action of an [`PyInputChecker`], changed together.
+struct CheckerConfig {
+    threshold: f64,
+    fail_action: Py<PyAny>,
+}
+
+/// `InputGuard.check` for one compiled pattern set, as one native call.
+///
+/// `InputChecker(pattern_set, threshold, fail_action, allow, finish)`; its bound method
+/// `check(input_text, context=None)` (a fast-call builtin, installed as the guard's `check`)
+/// does what `InputGuard.check` does: a falsy text gives
+/// `GuardResult.allow()`, a non-`str` a `TypeError`, a clean text the finished result, and a
+/// text where something matched `finish(input_text, context, hits)` (the guard's Python
+/// code, which builds matches, sanitises and logs). `configure` changes the threshold and
+/// action (the guard's setters call it); it is safe while other threads check.
+#[pyclass(frozen, module = "proxilion._core", name = "InputChecker")]
+pub struct PyInputChecker {
+    pset: Py<PyPatternSet>,
+    allow: Py<PyAny>,
+    finish: Py<PyAny>,
+    config: Mutex<CheckerConfig>,
+}
+
+#[pymethods]
+impl PyInputChecker {
+    #[new]
+    fn new(
+        pattern_set: Py<PyPatternSet>,
+        threshold: f64,
+        fail_action: Py<PyAny>,
+        allow: Py<PyAny>,
+        finish: Py<PyAny>,
+    ) -> Self {
+        PyInputChecker {
+            pset: pattern_set,
+            allow,
+            finish,
+            config: Mutex::new(CheckerConfig {
+                threshold,
+                fail_action,
+            }),
+        }
+    }
+
+    /// Set the threshold and the action for failing texts.
+    fn configure(&self, threshold: f64, fail_action: Py<PyAny>) -> PyResult<()> {
+        let mut c = self.config.lock().map_err(|_| poisoned())?;
+        c.threshold = threshold;
+        c.fail_action = fail_action;
+        Ok(())
+    }
+
+    /// The pattern set this checker scans with.
+    #[getter]
+    fn pattern_set(&self, py: Python<'_>) -> Py<PyPatternSet> {
+        self.pset.clone_ref(py)
+    }
+
+    /// `InputGuard.check(input_text, context=None)` (see the class doc).
+    #[pyo3(signature = (input_text, context=None))]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        input_text: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let none = py.None().into_bound(py);
+        let context = context.unwrap_or(&none);
+        if !input_text.is_truthy()? {
+            let allow = self.allow.bind(py);
+            let r = PyGuardResult::clean(py, true, allow, None, None)?;
+            return Ok(Bound::new(py, r)?.into_any());
+        }
+        let (threshold, fail_action) = {
+            let c = self.config.lock().map_err(|_| poisoned())?;
+            (c.threshold, c.fail_action.clone_ref(py))
+        };
+        let pset = self.pset.get();
+        match pset.verdict_of(
+            py,
+            input_text,
+            context,
+            threshold,
+            fail_action.bind(py),
+            self.allow.bind(py),
+        )? {
+            Verdict::Clean(r) => Ok(r),
+            Verdict::Hits(h) => self.finish.bind(py).call1((input_text, context, h)),
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.finish)?;
+        visit.call(&self.allow)?;
+        Ok(())
+    }
+}
+
+fn poisoned() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("InputChecker state lock poisoned")
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGuardResult>()?;
+    m.add_class::<PyInputChecker>()?;
     Ok(())
 }

@@ -81,9 +81,58 @@ impl PyPrepared {
     }
 }
 
-type Hits = Vec<(usize, Spans)>;
+pub(crate) type Hits = Vec<(usize, Spans)>;
+
+/// What [`PyPatternSet::verdict_of`] found.
+pub(crate) enum Verdict<'py> {
+    /// Nothing matched: the finished `GuardResult`.
+    Clean(Bound<'py, PyAny>),
+    /// What matched (never empty).
+    Hits(Hits),
+}
 
 impl PyPatternSet {
+    /// See `verdict`.
+    pub(crate) fn verdict_of<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        context: &Bound<'py, PyAny>,
+        threshold: f64,
+        fail_action: &Bound<'py, PyAny>,
+        allow: &Bound<'py, PyAny>,
+    ) -> PyResult<Verdict<'py>> {
+        let Ok(s) = text.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "input_text must be str, not {}",
+                text.get_type().name()?
+            )));
+        };
+        let t = text_of(text)?;
+        let hits = self.scan_str(py, &t, None)?;
+        if !hits.is_empty() {
+            return Ok(Verdict::Hits(hits));
+        }
+        let n = s.len()?;
+        let ctx = if !context.is_none() && context.is_truthy()? {
+            let ctx = PyDict::new(py);
+            ctx.set_item(intern!(py, "original_input_length"), n)?;
+            match context.cast::<PyDict>() {
+                Ok(d) => ctx.update(d.as_mapping())?,
+                Err(_) => {
+                    ctx.call_method1(intern!(py, "update"), (context,))?;
+                }
+            }
+            Some(ctx)
+        } else {
+            None
+        };
+        let passed = threshold > 0.0;
+        let action = if passed { allow } else { fail_action };
+        let result = PyGuardResult::clean(py, passed, action, Some(n), ctx)?;
+        Ok(Verdict::Clean(Bound::new(py, result)?.into_any()))
+    }
+
     fn fallback_hits(
         &self,
         py: Python<'_>,
@@ -259,34 +308,10 @@ impl PyPatternSet {
         fail_action: &Bound<'py, PyAny>,
         allow: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let Ok(s) = text.cast::<PyString>() else {
-            return Err(PyTypeError::new_err(format!(
-                "input_text must be str, not {}",
-                text.get_type().name()?
-            )));
-        };
-        let t = text_of(text)?;
-        let hits = self.scan_str(py, &t, None)?;
-        if !hits.is_empty() {
-            return hits.into_pyobject(py).map(Bound::into_any);
+        match self.verdict_of(py, text, context, threshold, fail_action, allow)? {
+            Verdict::Clean(r) => Ok(r),
+            Verdict::Hits(h) => h.into_pyobject(py).map(Bound::into_any),
         }
-        let n = s.len()?;
-        let ctx = if !context.is_none() && context.is_truthy()? {
-            let ctx = PyDict::new(py);
-            ctx.set_item(intern!(py, "original_input_length"), n)?;
-            match context.cast::<PyDict>() {
-                Ok(d) => ctx.update(d.as_mapping())?,
-                Err(_) => {
-                    ctx.call_method1(intern!(py, "update"), (context,))?;
-                }
-            }
-            Some(ctx)
-        } else {
-            None
-        };
-        let passed = threshold > 0.0;
-        let action = if passed { allow } else { fail_action };
-        Ok(Bound::new(py, PyGuardResult::clean(py, passed, action, n, ctx)?)?.into_any())
     }
 
     /// Indices of the patterns that match `text` anywhere, ascending.
