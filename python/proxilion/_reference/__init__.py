@@ -37,7 +37,12 @@ from proxilion._reference.scan import (
     Prepared,
     normalize,
 )
-from proxilion._reference.sign import SigningKeys, py_float_repr, role_injection_rule
+from proxilion._reference.sign import (
+    SigningKeys,
+    py_float_repr,
+    role_injection_rule,
+    sorted_json,
+)
 from proxilion._reference.stats import DriftEngine, Ewma, Welford, drift_metric_names
 
 __version__ = "0.1.0"

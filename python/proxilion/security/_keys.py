@@ -162,6 +162,11 @@ class KeyRing:
     @property
     def generation(self) -> int:
         """Changes whenever the set of active keys changes (rotation, expiry, retirement)."""
+        if len(self._keys) == 1:
+            # Only the current key: nothing can expire. (The list is replaced, never mutated,
+            # so this unlocked read sees either the old or the new set, as a locked one would
+            # just before or after a concurrent rotation.)
+            return self._generation
         with self._lock:
             self._expire()
             return self._generation
@@ -226,6 +231,8 @@ class KeyRing:
 
     def signing_keys(self) -> Any:
         """The active keys as one native ``SigningKeys`` (cached per generation)."""
+        if len(self._keys) == 1 and self._cache_gen == self._generation:
+            return self._cache  # nothing can expire; see `generation`
         with self._lock:
             self._expire()
             if self._cache_gen != self._generation:

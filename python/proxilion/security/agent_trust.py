@@ -430,6 +430,24 @@ class AgentTrustManager:
             return True
         return bool(self._hmac_keys(cred.agent_id).verify(data, signature) >= 0)
 
+    def _verify_message_signature(self, cred: AgentCredential, message: SignedMessage) -> bool:
+        """Whether ``message.signature`` authenticates the message's canonical text."""
+        try:
+            if cred.algorithm == ED25519:
+                return self._verify(cred, message.signed_text(), message.signature)
+            found: int = self._hmac_keys(cred.agent_id).agent_verify(
+                message.message_id,
+                message.from_agent,
+                message.to_agent,
+                message.action,
+                message.payload,
+                message.timestamp,
+                message.signature,
+            )
+        except (TypeError, ValueError):
+            return False
+        return found >= 0
+
     # -- agents --------------------------------------------------------------------------
 
     def register_agent(
@@ -722,7 +740,14 @@ class AgentTrustManager:
                 reply_to=reply_to,
                 metadata=dict(metadata or {}),
             )
-            message.signature = self._sign(sender, [message.signed_text()])[0]
+            if sender.algorithm == ED25519:
+                message.signature = self._sign(sender, [message.signed_text()])[0]
+            else:
+                # One native call builds the canonical text (the same bytes as signed_text())
+                # and MACs it.
+                message.signature = self._hmac_keys(from_agent).agent_sign(
+                    message.message_id, from_agent, to_agent, action, payload, message.timestamp
+                )
             return message
 
     def verify_message(
@@ -761,11 +786,7 @@ class AgentTrustManager:
             else:
                 if sender.is_expired():
                     return VerificationResult(valid=False, error="Sender credential has expired")
-                try:
-                    text = message.signed_text()
-                except (TypeError, ValueError):
-                    return VerificationResult(valid=False, error="Invalid signature")
-                if not self._verify(sender, text, message.signature):
+                if not self._verify_message_signature(sender, message):
                     return VerificationResult(valid=False, error="Invalid signature")
             if self.require_explicit_trust and message.to_agent not in self._agents:
                 return VerificationResult(

@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod pyfmt;
+pub mod pyjson;
 pub mod roles;
 
 use hmac::{Hmac, Mac};
