@@ -97,6 +97,50 @@ def test_random_uuid4_is_a_version_4_uuid() -> None:
     assert len(seen) == 200
 
 
+def test_random_uuid4_threads_never_share_an_id() -> None:
+    import threading
+
+    from proxilion.security._keys import random_uuid4
+
+    out: list[list[str]] = [[] for _ in range(4)]
+
+    def work(i: int) -> None:
+        out[i].extend(random_uuid4() for _ in range(500))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [x for chunk in out for x in chunk]
+    assert len(ids) == 2000 and len(set(ids)) == 2000
+
+
+def test_random_uuid4_fork_child_does_not_reuse_parent_bytes() -> None:
+    import os
+
+    import pytest
+
+    from proxilion.security import _keys
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    _keys.random_uuid4()  # the pool now holds unused bytes
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next id and exit at once
+        try:
+            os.write(w, _keys.random_uuid4().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    child_id = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert len(child_id) == 36
+    assert child_id != _keys.random_uuid4()
+
+
 def test_weak_key_warning_is_public() -> None:
     import warnings
 
