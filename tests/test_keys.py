@@ -150,3 +150,35 @@ def test_weak_key_warning_is_public() -> None:
         warnings.simplefilter("always")
         MemoryIntegrityGuard(secret_key="your-secret-key")
     assert {w.category for w in caught} == {WeakSecretKeyWarning}
+
+
+def test_signing_keys_cache_keeps_weak_key_warnings_and_errors() -> None:
+    import warnings
+
+    import pytest
+
+    from proxilion.exceptions import ConfigurationError
+    from proxilion.security import WeakSecretKeyWarning, _keys
+    from proxilion.security.intent_capsule import IntentCapsule
+
+    strong = "cache-test-key-0123456789abcdef-" + "x1y2z3"
+    first = _keys.signing_keys_for(strong)
+    assert _keys.signing_keys_for(strong) is first
+    assert _keys.cached_signing_keys(strong) is first
+    assert first.sign("m") == _keys.impl.SigningKeys([strong]).sign("m")
+    # Weak keys are never cached: every use warns again.
+    for _ in range(3):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            IntentCapsule.create("u", "find files", "your-secret-key", allowed_tools=["t"])
+        assert {w.category for w in caught} == {WeakSecretKeyWarning}
+    assert _keys.cached_signing_keys("your-secret-key") is None
+    with pytest.raises(ConfigurationError, match="must not be empty"):
+        _keys.signing_keys_for("")
+    with pytest.raises(TypeError, match="must be str or bytes"):
+        _keys.signing_keys_for(12345)
+    # Bounded.
+    for i in range(40):
+        _keys.signing_keys_for(f"bounded-cache-key-{i:04d}-abcdefghij")
+    assert len(_keys._KEYS_CACHE) <= _keys._KEYS_CACHE_SIZE
+    assert _keys.cached_signing_keys(strong) is None  # evicted, oldest first

@@ -39,9 +39,11 @@ _ints = st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from(
 _scalars = st.none() | st.booleans() | _ints | _floats | _texts
 _values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.lists(inner, max_size=3).map(tuple)
-    | st.dictionaries(_texts, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_texts, inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

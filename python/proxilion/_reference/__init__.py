@@ -82,6 +82,7 @@ __all__ = [
     "py_float_repr",
     "role_injection_rule",
     "sha256_hex",
+    "sorted_json",
     "version",
 ]
 

@@ -172,7 +172,9 @@ class SigningKeys:
         """Hex HMAC of an agent message's canonical text (see ``_agent_text``)."""
         text = _agent_text(message_id, from_agent, to_agent, action, payload, timestamp)
         if text is None:
-            raise ValueError("message is not valid Unicode text (it contains surrogate code points)")
+            raise ValueError(
+                "message is not valid Unicode text (it contains surrogate code points)"
+            )
         return self._mac(0, text).hex()
 
     def agent_verify(

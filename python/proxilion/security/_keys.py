@@ -161,7 +161,7 @@ _KEYS_CACHE_LOCK = threading.Lock()
 def cached_signing_keys(secret_key: object) -> Any:
     """The cached signing keys of a plain key (see :func:`signing_keys_for`), or None."""
     if type(secret_key) is str or type(secret_key) is bytes:
-        hit = _KEYS_CACHE.get(secret_key)  # type: ignore[call-overload]
+        hit = _KEYS_CACHE.get(secret_key)
         if hit is not None and hit[0] is impl:
             return hit[1]
     return None

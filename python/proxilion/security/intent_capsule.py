@@ -24,7 +24,6 @@ Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import posixpath
 import re
@@ -101,12 +100,9 @@ def detect_category(text: str) -> IntentCategory:
     return IntentCategory.UNKNOWN
 
 
-_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
-
-
 def _json(value: dict[str, Any] | None) -> str:
-    # json.dumps(value or {}, sort_keys=True) (one shared encoder; empty case short-cut).
-    return _SORTED_JSON(value) if value else "{}"
+    # json.dumps(value or {}, sort_keys=True), natively (byte for byte; see impl.sorted_json).
+    return impl.sorted_json(value) if value else "{}"
 
 
 def _utcnow() -> datetime:
@@ -208,7 +204,8 @@ class IntentCapsule:
 
     def _sealed_text(self, signed: str | None = None) -> str:
         try:
-            meta = json.dumps(self.metadata, sort_keys=True, default=str) if self.metadata else "{}"
+            # json.dumps(metadata, sort_keys=True, default=str), natively where possible
+            meta = impl.sorted_json(self.metadata, True) if self.metadata else "{}"
         except TypeError as exc:
             raise ConfigurationError("capsule metadata must be JSON-serialisable") from exc
         if signed is None:
