@@ -116,7 +116,15 @@ mod tests {
     #[test]
     fn numbers_as_python() {
         let mut out = String::new();
-        for x in [1.0, -0.0, 1e16, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.1] {
+        for x in [
+            1.0,
+            -0.0,
+            1e16,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.1,
+        ] {
             write_float(&mut out, x);
             out.push(' ');
         }
