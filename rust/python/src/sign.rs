@@ -515,29 +515,26 @@ fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult
         return Ok(true);
     }
     if let Ok(d) = obj.cast_exact::<PyDict>() {
-        let mut items: Vec<(&str, Bound<'_, PyAny>, Bound<'_, PyString>)> =
-            Vec::with_capacity(d.len());
-        let mut keys = Vec::with_capacity(d.len());
+        let mut items: Vec<(Bound<'_, PyString>, Bound<'_, PyAny>)> = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
             match k.cast_into_exact::<PyString>() {
-                Ok(k) => keys.push((k, v)),
-                Err(_) => return Ok(false),
+                // A key with lone surrogates has no UTF-8 form: Python's encoder handles it.
+                Ok(k) if k.to_str().is_ok() => items.push((k, v)),
+                _ => return Ok(false),
             }
         }
-        for (k, v) in &keys {
-            match k.to_str() {
-                Ok(t) => items.push((t, v.clone(), k.clone())),
-                Err(_) => return Ok(false),
-            }
-        }
-        // Python sorts str keys by code point, which is the byte order of their UTF-8.
-        items.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Python sorts str keys by code point, which is the byte order of their UTF-8 (every
+        // key was checked to have one above).
+        items.sort_unstable_by(|a, b| {
+            let (a, b) = (a.0.to_str(), b.0.to_str());
+            a.unwrap_or_default().cmp(b.unwrap_or_default())
+        });
         out.push('{');
-        for (j, (k, v, _)) in items.iter().enumerate() {
+        for (j, (k, v)) in items.iter().enumerate() {
             if j > 0 {
                 out.push_str(", ");
             }
-            pyjson::write_str(out, k);
+            pyjson::write_str(out, k.to_str().unwrap_or_default());
             out.push_str(": ");
             if !json_into(v, out, depth + 1)? {
                 return Ok(false);
@@ -546,19 +543,26 @@ fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult
         out.push('}');
         return Ok(true);
     }
-    let seq: Vec<Bound<'_, PyAny>> = if let Ok(l) = obj.cast_exact::<PyList>() {
-        l.iter().collect()
-    } else if let Ok(t) = obj.cast_exact::<PyTuple>() {
-        t.iter().collect()
-    } else {
-        return Ok(false);
-    };
+    if let Ok(l) = obj.cast_exact::<PyList>() {
+        return json_array(l.iter(), out, depth);
+    }
+    if let Ok(t) = obj.cast_exact::<PyTuple>() {
+        return json_array(t.iter(), out, depth);
+    }
+    Ok(false)
+}
+
+fn json_array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    out: &mut String,
+    depth: usize,
+) -> PyResult<bool> {
     out.push('[');
-    for (j, v) in seq.iter().enumerate() {
+    for (j, v) in items.enumerate() {
         if j > 0 {
             out.push_str(", ");
         }
-        if !json_into(v, out, depth + 1)? {
+        if !json_into(&v, out, depth + 1)? {
             return Ok(false);
         }
     }
