@@ -97,6 +97,50 @@ def test_random_uuid4_is_a_version_4_uuid() -> None:
     assert len(seen) == 200
 
 
+def test_random_uuid4_threads_never_share_an_id() -> None:
+    import threading
+
+    from proxilion.security._keys import random_uuid4
+
+    out: list[list[str]] = [[] for _ in range(4)]
+
+    def work(i: int) -> None:
+        out[i].extend(random_uuid4() for _ in range(500))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [x for chunk in out for x in chunk]
+    assert len(ids) == 2000 and len(set(ids)) == 2000
+
+
+def test_random_uuid4_fork_child_does_not_reuse_parent_bytes() -> None:
+    import os
+
+    import pytest
+
+    from proxilion.security import _keys
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    _keys.random_uuid4()  # the pool now holds unused bytes
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next id and exit at once
+        try:
+            os.write(w, _keys.random_uuid4().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    child_id = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert len(child_id) == 36
+    assert child_id != _keys.random_uuid4()
+
+
 def test_weak_key_warning_is_public() -> None:
     import warnings
 
@@ -106,3 +150,35 @@ def test_weak_key_warning_is_public() -> None:
         warnings.simplefilter("always")
         MemoryIntegrityGuard(secret_key="your-secret-key")
     assert {w.category for w in caught} == {WeakSecretKeyWarning}
+
+
+def test_signing_keys_cache_keeps_weak_key_warnings_and_errors() -> None:
+    import warnings
+
+    import pytest
+
+    from proxilion.exceptions import ConfigurationError
+    from proxilion.security import WeakSecretKeyWarning, _keys
+    from proxilion.security.intent_capsule import IntentCapsule
+
+    strong = "cache-test-key-0123456789abcdef-" + "x1y2z3"
+    first = _keys.signing_keys_for(strong)
+    assert _keys.signing_keys_for(strong) is first
+    assert _keys.cached_signing_keys(strong) is first
+    assert first.sign("m") == _keys.impl.SigningKeys([strong]).sign("m")
+    # Weak keys are never cached: every use warns again.
+    for _ in range(3):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            IntentCapsule.create("u", "find files", "your-secret-key", allowed_tools=["t"])
+        assert {w.category for w in caught} == {WeakSecretKeyWarning}
+    assert _keys.cached_signing_keys("your-secret-key") is None
+    with pytest.raises(ConfigurationError, match="must not be empty"):
+        _keys.signing_keys_for("")
+    with pytest.raises(TypeError, match="must be str or bytes"):
+        _keys.signing_keys_for(12345)
+    # Bounded.
+    for i in range(40):
+        _keys.signing_keys_for(f"bounded-cache-key-{i:04d}-abcdefghij")
+    assert len(_keys._KEYS_CACHE) <= _keys._KEYS_CACHE_SIZE
+    assert _keys.cached_signing_keys(strong) is None  # evicted, oldest first

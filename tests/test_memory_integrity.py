@@ -312,3 +312,34 @@ def test_weak_and_bad_keys() -> None:
         warnings.simplefilter("error")
         g = MemoryIntegrityGuard(bytes(range(32)))  # random binary keys are fine
     assert g.verify_context([g.sign_message("user", "x")]).valid
+
+
+@pytest.mark.backend
+def test_plain_type_fast_path_matches_attribute_access() -> None:
+    """The native walk reads exact ``SignedMessage`` fields from ``__dict__``; subclasses
+    (which may define properties) and other objects go through attribute access, and a
+    missing field is an AttributeError either way."""
+    g = MemoryIntegrityGuard("plain-type-key-0123456789abcdef")
+    ctx = [g.sign_message("user", f"message {i}") for i in range(3)]
+    assert g.verify_context(ctx).valid
+
+    class Tampered(MemorySignedMessage):
+        @property  # type: ignore[override]
+        def content(self) -> str:
+            return "tampered"
+
+        @content.setter
+        def content(self, value: str) -> None:
+            self.__dict__["content"] = value
+
+    t = Tampered(**{k: v for k, v in ctx[1].to_dict().items()})
+    assert t.__dict__["content"] == "message 1"  # the honest text stays in __dict__
+    result = g.verify_context([ctx[0], t, ctx[2]])
+    assert [v.violation_type for v in result.violations] == [
+        IntegrityViolationType.SIGNATURE_MISMATCH,
+        IntegrityViolationType.HASH_CHAIN_BREAK,
+    ]
+    broken = MemorySignedMessage(**ctx[0].to_dict())
+    del broken.__dict__["signature"]
+    with pytest.raises(AttributeError, match="signature"):
+        g.verify_context([broken])

@@ -29,6 +29,7 @@ __all__ = [
     "SigningKeys",
     "py_float_repr",
     "role_injection_rule",
+    "sorted_json",
     # chain
     "AUDIT_GENESIS_HASH",
     "AuditChain",
@@ -123,10 +124,31 @@ class SigningKeys:
         now: float | None,
         max_clock_skew: float,
         max_age: float | None,
+        plain_type: type | None = None,
     ) -> list[tuple[str, int, float, str, str]]: ...
+    def agent_sign(
+        self,
+        message_id: object,
+        from_agent: object,
+        to_agent: object,
+        action: object,
+        payload: object,
+        timestamp: object,
+    ) -> str: ...
+    def agent_verify(
+        self,
+        message_id: object,
+        from_agent: object,
+        to_agent: object,
+        action: object,
+        payload: object,
+        timestamp: object,
+        signature: object,
+    ) -> int: ...
 
 def py_float_repr(x: float) -> str: ...
 def role_injection_rule(text: str) -> int: ...
+def sorted_json(obj: object, default_str: bool = False) -> str: ...
 
 # --- chain: canonical JSON, audit entries, verification, writer, Merkle (rust/core/src/chain) -
 

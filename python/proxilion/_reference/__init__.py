@@ -38,7 +38,12 @@ from proxilion._reference.scan import (
     Prepared,
     normalize,
 )
-from proxilion._reference.sign import SigningKeys, py_float_repr, role_injection_rule
+from proxilion._reference.sign import (
+    SigningKeys,
+    py_float_repr,
+    role_injection_rule,
+    sorted_json,
+)
 from proxilion._reference.stats import DriftEngine, Ewma, Welford, drift_metric_names
 
 __version__ = "0.1.0"
@@ -80,6 +85,7 @@ __all__ = [
     "py_float_repr",
     "role_injection_rule",
     "sha256_hex",
+    "sorted_json",
     "version",
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac as _hmac
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 from proxilion._reference._convert import text_or_bytes
 
-__all__ = ["ROLE_RULES", "SigningKeys", "py_float_repr", "role_injection_rule"]
+__all__ = ["ROLE_RULES", "SigningKeys", "py_float_repr", "role_injection_rule", "sorted_json"]
 
 #: Role-injection rules in priority order: (regex, description). ASCII-only and
 #: ASCII-case-insensitive, mirrored byte for byte in ``rust/core/src/sign/roles.rs``.
@@ -159,6 +160,39 @@ class SigningKeys:
         hashed = f"{role}:{content}:{sequence}:{timestamp}".encode()
         return self._mac(0, signed).hex(), hashlib.sha256(hashed).hexdigest()
 
+    def agent_sign(
+        self,
+        message_id: object,
+        from_agent: object,
+        to_agent: object,
+        action: object,
+        payload: object,
+        timestamp: object,
+    ) -> str:
+        """Hex HMAC of an agent message's canonical text (see ``_agent_text``)."""
+        text = _agent_text(message_id, from_agent, to_agent, action, payload, timestamp)
+        if text is None:
+            raise ValueError(
+                "message is not valid Unicode text (it contains surrogate code points)"
+            )
+        return self._mac(0, text).hex()
+
+    def agent_verify(
+        self,
+        message_id: object,
+        from_agent: object,
+        to_agent: object,
+        action: object,
+        payload: object,
+        timestamp: object,
+        signature: object,
+    ) -> int:
+        """Index of the key whose tag is the hex ``signature`` of the agent message, or -1."""
+        text = _agent_text(message_id, from_agent, to_agent, action, payload, timestamp)
+        if text is None or not isinstance(signature, str):
+            return -1
+        return self._verify(text, _tag(signature))
+
     def memory_verify_context(
         self,
         messages: Sequence[Any],
@@ -169,8 +203,13 @@ class SigningKeys:
         now: float | None,
         max_clock_skew: float,
         max_age: float | None,
+        plain_type: type | None = None,
     ) -> list[tuple[str, int, float, str, str]]:
-        """Verify a whole conversation; findings as ``(code, index, value, expected, actual)``."""
+        """Verify a whole conversation; findings as ``(code, index, value, expected, actual)``.
+
+        ``plain_type`` only lets the native walk read fields of that class's exact instances
+        from their ``__dict__``; attribute access gives the same values.
+        """
         items = _items(messages, "messages")
         fields = [
             (m.role, m.content, m.sequence, m.timestamp, m.signature, m.previous_hash)
@@ -230,6 +269,33 @@ class SigningKeys:
             if ts is not None and now - ts > max_age:
                 out.append(("stale", len(fields) - 1, now - ts, "", ""))
         return out
+
+
+def sorted_json(obj: object, default_str: bool = False) -> str:
+    """``json.dumps(obj, sort_keys=True)``, with ``default=str`` when ``default_str``."""
+    if default_str:
+        return json.dumps(obj, sort_keys=True, default=str)
+    return json.dumps(obj, sort_keys=True)
+
+
+def _agent_text(
+    message_id: object,
+    from_agent: object,
+    to_agent: object,
+    action: object,
+    payload: object,
+    timestamp: object,
+) -> bytes | None:
+    """UTF-8 of ``f"{id}|{from}|{to}|{action}|{json.dumps(payload, sort_keys=True)}|{ts}"``,
+    or None when some part holds lone surrogates."""
+    text = (
+        f"{message_id}|{from_agent}|{to_agent}|{action}|"
+        f"{json.dumps(payload, sort_keys=True)}|{timestamp}"
+    )
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return None
 
 
 def py_float_repr(x: float) -> str:

@@ -34,7 +34,9 @@ __all__ = [
     "PLACEHOLDER_MARKERS",
     "KeyRing",
     "WeakSecretKeyWarning",
+    "cached_signing_keys",
     "random_uuid4",
+    "signing_keys_for",
     "validate_secret_key",
 ]
 
@@ -51,10 +53,47 @@ SHORT_WARNING = (
 )
 
 
+#: Variant nibble of a version-4 UUID for each random hex digit (two top bits forced to 10).
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_POOL_BYTES = 512  # 32 ids per refill
+
+
+class _RandomPool:
+    """Hex text of ``os.urandom`` bytes, read in blocks and handed out once each.
+
+    One system call per 32 ids instead of one per id. Every byte still comes from the OS
+    CSPRNG and is used once (a lock hands out disjoint slices); after ``fork`` the child
+    discards the parent's unused bytes, so the two processes never share ids.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.hex = ""
+        self.pos = 0
+
+    def take32(self) -> str:
+        with self.lock:
+            pos = self.pos
+            if pos + 32 > len(self.hex):
+                self.hex = os.urandom(_POOL_BYTES).hex()
+                pos = 0
+            self.pos = pos + 32
+            return self.hex[pos : pos + 32]
+
+
+_POOL = _RandomPool()
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_POOL.reset)
+
+
 def random_uuid4() -> str:
-    """``str(uuid.uuid4())``, several times faster (same source: ``os.urandom``)."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    """``str(uuid.uuid4())``, several times faster (same source: ``os.urandom``, read in
+    blocks; see :class:`_RandomPool`)."""
+    h = _POOL.take32()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 class WeakSecretKeyWarning(UserWarning):
@@ -95,12 +134,59 @@ def validate_secret_key(secret_key: object, *, stacklevel: int = 1) -> bytes:
         raise TypeError(f"secret_key must be str or bytes, not {type(secret_key).__name__}")
     if length == 0:
         raise ConfigurationError("secret_key must not be empty")
+    for text_of_warning in _weaknesses(raw, text, length):
+        _warn(text_of_warning, stacklevel)
+    return raw
+
+
+def _weaknesses(raw: bytes, text: str, length: int) -> list[str]:
+    out = []
     if length < MIN_KEY_LENGTH:
-        _warn(SHORT_WARNING, stacklevel)
+        out.append(SHORT_WARNING)
     lowered = text.lower()
     if any(m in lowered for m in PLACEHOLDER_MARKERS) or len(set(raw)) == 1:
-        _warn(PLACEHOLDER_WARNING, stacklevel)
-    return raw
+        out.append(PLACEHOLDER_WARNING)
+    return out
+
+
+#: Signing keys of recently used plain (``str``/``bytes``) keys that validated without any
+#: warning, so that per-call APIs taking a key (``IntentCapsule.create``/``verify``) do not
+#: validate and absorb the same key on every call. Bounded; weak keys are never cached, so
+#: they warn on every use as before.
+_KEYS_CACHE: dict[str | bytes, Any] = {}
+_KEYS_CACHE_SIZE = 16
+_KEYS_CACHE_LOCK = threading.Lock()
+
+
+def cached_signing_keys(secret_key: object) -> Any:
+    """The cached signing keys of a plain key (see :func:`signing_keys_for`), or None."""
+    if type(secret_key) is str or type(secret_key) is bytes:
+        hit = _KEYS_CACHE.get(secret_key)
+        if hit is not None and hit[0] is impl:
+            return hit[1]
+    return None
+
+
+def signing_keys_for(secret_key: object, *, stacklevel: int = 1) -> Any:
+    """``impl.SigningKeys([secret_key])`` after :func:`validate_secret_key` (same errors and
+    warnings), reused for keys seen recently that drew no warning."""
+    hit = cached_signing_keys(secret_key)
+    if hit is not None:
+        return hit
+    cacheable = type(secret_key) is str or type(secret_key) is bytes
+    raw = validate_secret_key(secret_key, stacklevel=stacklevel + 1)
+    signing = impl.SigningKeys([raw])
+    if cacheable:
+        if isinstance(secret_key, str):
+            text, length = secret_key, len(secret_key)
+        else:
+            text, length = raw.decode("utf-8", "ignore"), len(raw)
+        if not _weaknesses(raw, text, length):
+            with _KEYS_CACHE_LOCK:
+                while len(_KEYS_CACHE) >= _KEYS_CACHE_SIZE:
+                    del _KEYS_CACHE[next(iter(_KEYS_CACHE))]
+                _KEYS_CACHE[secret_key] = (impl, signing)  # type: ignore[index]
+    return signing
 
 
 class KeyRing:
@@ -162,6 +248,11 @@ class KeyRing:
     @property
     def generation(self) -> int:
         """Changes whenever the set of active keys changes (rotation, expiry, retirement)."""
+        if len(self._keys) == 1:
+            # Only the current key: nothing can expire. (The list is replaced, never mutated,
+            # so this unlocked read sees either the old or the new set, as a locked one would
+            # just before or after a concurrent rotation.)
+            return self._generation
         with self._lock:
             self._expire()
             return self._generation
@@ -226,6 +317,8 @@ class KeyRing:
 
     def signing_keys(self) -> Any:
         """The active keys as one native ``SigningKeys`` (cached per generation)."""
+        if len(self._keys) == 1 and self._cache_gen == self._generation:
+            return self._cache  # nothing can expire; see `generation`
         with self._lock:
             self._expire()
             if self._cache_gen != self._generation:

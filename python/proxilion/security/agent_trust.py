@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac as _hmac
-import json
 import logging
 import math
 import threading
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum
+from functools import partial
 from typing import Any
 
 from proxilion._backend import impl
@@ -58,9 +58,6 @@ logger = logging.getLogger("proxilion.security.agent_trust")
 
 HMAC_SHA256 = "hmac-sha256"
 ED25519 = "ed25519"
-# json.dumps(x, sort_keys=True) builds a new encoder on every call; one shared encoder with the
-# same settings (default separators, ensure_ascii) gives the same text, faster.
-_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
 _TOKEN_SEAL_PREFIX = "proxilion-delegation-v2|"  # noqa: S105 - a domain tag, not a secret
 
 
@@ -172,7 +169,7 @@ class DelegationToken:
 
     def sealed_text(self) -> str:
         """Canonical form covering every field that matters."""
-        constraints = json.dumps(self.constraints or {}, sort_keys=True, default=str)
+        constraints = impl.sorted_json(self.constraints or {}, True)
         return (
             f"{_TOKEN_SEAL_PREFIX}{self.signed_text()}|{self.expires_at.isoformat()}|"
             f"{self.chain_depth}|{self.max_chain_depth}|{constraints}"
@@ -214,7 +211,7 @@ class SignedMessage:
         """The canonical form that is signed (API.md section 10, point 3)."""
         return (
             f"{self.message_id}|{self.from_agent}|{self.to_agent}|{self.action}|"
-            f"{_SORTED_JSON(self.payload)}|{self.timestamp}"
+            f"{impl.sorted_json(self.payload)}|{self.timestamp}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,7 +239,7 @@ class VerificationResult:
     valid: bool
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
-    verified_at: datetime = field(default_factory=_utcnow)
+    verified_at: datetime = field(default_factory=partial(datetime.now, timezone.utc))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -394,10 +391,10 @@ class AgentTrustManager:
         return _hmac.new(master, b"agent:" + agent_id.encode(), hashlib.sha256).hexdigest()
 
     def _hmac_keys(self, agent_id: str) -> Any:
-        gen = self._ring.generation
         cached = self._agent_keys.get(agent_id)
-        if cached is not None and cached[0] == gen:
+        if cached is not None and cached[0] == self._ring.generation:
             return cached[1]
+        gen = self._ring.generation
         keys = impl.SigningKeys([self._derive(k, agent_id) for _, k in self._ring.active_keys()])
         self._agent_keys[agent_id] = (gen, keys)
         return keys
@@ -429,6 +426,24 @@ class AgentTrustManager:
                 return False
             return True
         return bool(self._hmac_keys(cred.agent_id).verify(data, signature) >= 0)
+
+    def _verify_message_signature(self, cred: AgentCredential, message: SignedMessage) -> bool:
+        """Whether ``message.signature`` authenticates the message's canonical text."""
+        try:
+            if cred.algorithm == ED25519:
+                return self._verify(cred, message.signed_text(), message.signature)
+            found: int = self._hmac_keys(cred.agent_id).agent_verify(
+                message.message_id,
+                message.from_agent,
+                message.to_agent,
+                message.action,
+                message.payload,
+                message.timestamp,
+                message.signature,
+            )
+        except (TypeError, ValueError):
+            return False
+        return found >= 0
 
     # -- agents --------------------------------------------------------------------------
 
@@ -722,7 +737,14 @@ class AgentTrustManager:
                 reply_to=reply_to,
                 metadata=dict(metadata or {}),
             )
-            message.signature = self._sign(sender, [message.signed_text()])[0]
+            if sender.algorithm == ED25519:
+                message.signature = self._sign(sender, [message.signed_text()])[0]
+            else:
+                # One native call builds the canonical text (the same bytes as signed_text())
+                # and MACs it.
+                message.signature = self._hmac_keys(from_agent).agent_sign(
+                    message.message_id, from_agent, to_agent, action, payload, message.timestamp
+                )
             return message
 
     def verify_message(
@@ -761,11 +783,7 @@ class AgentTrustManager:
             else:
                 if sender.is_expired():
                     return VerificationResult(valid=False, error="Sender credential has expired")
-                try:
-                    text = message.signed_text()
-                except (TypeError, ValueError):
-                    return VerificationResult(valid=False, error="Invalid signature")
-                if not self._verify(sender, text, message.signature):
+                if not self._verify_message_signature(sender, message):
                     return VerificationResult(valid=False, error="Invalid signature")
             if self.require_explicit_trust and message.to_agent not in self._agents:
                 return VerificationResult(

@@ -24,7 +24,6 @@ Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import posixpath
 import re
@@ -38,7 +37,13 @@ from typing import Any
 
 from proxilion._backend import impl
 from proxilion.exceptions import ConfigurationError, IntentHijackError
-from proxilion.security._keys import KeyRing, random_uuid4, validate_secret_key
+from proxilion.security._keys import (
+    KeyRing,
+    cached_signing_keys,
+    random_uuid4,
+    signing_keys_for,
+    validate_secret_key,
+)
 
 __all__ = [
     "HIJACK_PATTERNS",
@@ -95,12 +100,9 @@ def detect_category(text: str) -> IntentCategory:
     return IntentCategory.UNKNOWN
 
 
-_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
-
-
 def _json(value: dict[str, Any] | None) -> str:
-    # json.dumps(value or {}, sort_keys=True) (one shared encoder; empty case short-cut).
-    return _SORTED_JSON(value) if value else "{}"
+    # json.dumps(value or {}, sort_keys=True), natively (byte for byte; see impl.sorted_json).
+    return impl.sorted_json(value) if value else "{}"
 
 
 def _utcnow() -> datetime:
@@ -108,9 +110,10 @@ def _utcnow() -> datetime:
 
 
 def _keys_of(secret_key: str | bytes | KeyRing) -> Any:
+    """Signing keys for verification (no key warnings here, as before)."""
     if isinstance(secret_key, KeyRing):
         return secret_key.signing_keys()
-    return impl.SigningKeys([secret_key])
+    return cached_signing_keys(secret_key) or impl.SigningKeys([secret_key])
 
 
 def _as_set(values: Any) -> set[str]:
@@ -158,8 +161,12 @@ class IntentCapsule:
         intent_category: IntentCategory | None = None,
     ) -> IntentCapsule:
         """Create and sign a capsule. ``allowed_tools=None`` allows no tool at all."""
-        if not isinstance(secret_key, KeyRing):
-            validate_secret_key(secret_key, stacklevel=2)
+        # Validates the key (errors, weak-key warnings) before anything else, as the original.
+        keys = (
+            secret_key.signing_keys()
+            if isinstance(secret_key, KeyRing)
+            else signing_keys_for(secret_key, stacklevel=2)
+        )
         if not isinstance(user_id, str) or not isinstance(intent, str):
             raise TypeError("user_id and intent must be str")
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)):
@@ -168,7 +175,7 @@ class IntentCapsule:
             raise ConfigurationError(
                 "ttl_seconds must be a finite number > 0", received=ttl_seconds
             )
-        created = _utcnow()
+        created = datetime.now(timezone.utc)
         capsule = cls(
             capsule_id=random_uuid4(),
             user_id=user_id,
@@ -182,7 +189,6 @@ class IntentCapsule:
             signature="",
             metadata=dict(metadata or {}),
         )
-        keys = _keys_of(secret_key)
         signed = capsule._signed_text()
         capsule.signature, capsule.seal = keys.sign_many([signed, capsule._sealed_text(signed)])
         return capsule
@@ -190,14 +196,16 @@ class IntentCapsule:
     def _signed_text(self) -> str:
         # The original's canonical form (API.md 10, point 4).
         return (
-            f"{self.capsule_id}|{self.user_id}|{self.intent}|{self.intent_category.value}|"
+            # `_value_` is what the `value` property returns, without the descriptor call.
+            f"{self.capsule_id}|{self.user_id}|{self.intent}|{self.intent_category._value_}|"
             f"{sorted(self.allowed_tools)!s}|{sorted(self.allowed_actions)!s}|"
             f"{_json(self.constraints)}|{self.created_at.isoformat()}"
         )
 
     def _sealed_text(self, signed: str | None = None) -> str:
         try:
-            meta = json.dumps(self.metadata, sort_keys=True, default=str) if self.metadata else "{}"
+            # json.dumps(metadata, sort_keys=True, default=str), natively where possible
+            meta = impl.sorted_json(self.metadata, True) if self.metadata else "{}"
         except TypeError as exc:
             raise ConfigurationError("capsule metadata must be JSON-serialisable") from exc
         if signed is None:

@@ -452,6 +452,7 @@ class MemoryIntegrityGuard:
             now,
             skew,
             self.max_context_age,
+            SignedMessage,
         )
         unverified = 0
         for code, i, value, expected, actual in findings:

@@ -6,9 +6,11 @@ use std::borrow::Cow;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PySequence, PyString};
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple, PyType,
+};
 
-use proxilion_core::sign::{context, pyfmt, roles, KeySet};
+use proxilion_core::sign::{context, pyfmt, pyjson, roles, KeySet};
 
 use crate::convert::text_or_bytes;
 
@@ -97,6 +99,46 @@ fn render<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<(Cow<'a, str>, bool)> {
         Ok(t) => (Cow::Owned(t.to_owned()), true),
         Err(_) => (Cow::Owned(text.to_string_lossy().into_owned()), false),
     })
+}
+
+/// A rendered field: borrowed text, owned text, or a range of the shared arena.
+#[derive(Default)]
+enum Text<'a> {
+    #[default]
+    Empty,
+    Cow(Cow<'a, str>),
+    Arena(usize, usize),
+}
+
+impl Text<'_> {
+    fn get<'s>(&'s self, arena: &'s str) -> &'s str {
+        match self {
+            Text::Empty => "",
+            Text::Cow(c) => c,
+            Text::Arena(a, b) => &arena[*a..*b],
+        }
+    }
+
+    fn len(&self, arena: &str) -> usize {
+        self.get(arena).len()
+    }
+}
+
+/// [`render`], writing the text of exact `int`s and `float`s into `arena`.
+fn render_into<'a>(obj: &'a Bound<'_, PyAny>, arena: &mut String) -> PyResult<(Text<'a>, bool)> {
+    let start = arena.len();
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        pyjson::write_float_repr(arena, f.value());
+        return Ok((Text::Arena(start, arena.len()), true));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        if let Ok(v) = obj.extract::<i64>() {
+            pyjson::write_int(arena, v);
+            return Ok((Text::Arena(start, arena.len()), true));
+        }
+    }
+    let (t, ok) = render(obj)?;
+    Ok((Text::Cow(t), ok))
 }
 
 /// An integer sequence number within i64, if the value is an `int` (bools included).
@@ -277,10 +319,63 @@ impl SigningKeys {
         Ok(context::sign(&self.keys, role, content, &seq, &ts, prev))
     }
 
+    /// Sign an agent message: hex HMAC of
+    /// `f"{message_id}|{from_agent}|{to_agent}|{action}|{json.dumps(payload, sort_keys=True)}|{timestamp}"`,
+    /// built and MACed in one call.
+    #[allow(clippy::too_many_arguments)]
+    fn agent_sign(
+        &self,
+        message_id: &Bound<'_, PyAny>,
+        from_agent: &Bound<'_, PyAny>,
+        to_agent: &Bound<'_, PyAny>,
+        action: &Bound<'_, PyAny>,
+        payload: &Bound<'_, PyAny>,
+        timestamp: &Bound<'_, PyAny>,
+    ) -> PyResult<String> {
+        let text = agent_text([message_id, from_agent, to_agent, action, payload, timestamp])?
+            .ok_or_else(|| {
+                PyValueError::new_err(
+                    "message is not valid Unicode text (it contains surrogate code points)",
+                )
+            })?;
+        Ok(self.keys.sign_hex(text.as_bytes()))
+    }
+
+    /// Index of the key under which the hex `signature` authenticates the agent message (see
+    /// `agent_sign`), or -1 (also for text with lone surrogates and non-`str` signatures).
+    /// Errors of `json.dumps` on the payload propagate.
+    #[allow(clippy::too_many_arguments)]
+    fn agent_verify(
+        &self,
+        message_id: &Bound<'_, PyAny>,
+        from_agent: &Bound<'_, PyAny>,
+        to_agent: &Bound<'_, PyAny>,
+        action: &Bound<'_, PyAny>,
+        payload: &Bound<'_, PyAny>,
+        timestamp: &Bound<'_, PyAny>,
+        signature: &Bound<'_, PyAny>,
+    ) -> PyResult<i64> {
+        let text = agent_text([message_id, from_agent, to_agent, action, payload, timestamp])?;
+        let (Some(text), Ok(sig)) = (text, signature.cast::<PyString>()) else {
+            return Ok(-1);
+        };
+        let Ok(sig) = sig.to_str() else {
+            return Ok(-1);
+        };
+        Ok(self
+            .keys
+            .verify(text.as_bytes(), sig.as_bytes(), false)
+            .map_or(-1, |i| i as i64))
+    }
+
     /// Verify a whole conversation of memory messages (objects with `role`, `content`,
     /// `sequence`, `timestamp`, `signature`, `previous_hash`). Returns the findings as
     /// `(code, index, value, expected, actual)` tuples; an empty list means intact.
-    #[pyo3(signature = (messages, genesis, strict_sequence, check_timestamps, max_timestamp_drift, now, max_clock_skew, max_age))]
+    ///
+    /// `plain_type`, if given, is a class whose instances keep these fields as plain instance
+    /// attributes (a dataclass without properties): for exact instances of it the fields are
+    /// read from the instance `__dict__`, which is what attribute access does for them.
+    #[pyo3(signature = (messages, genesis, strict_sequence, check_timestamps, max_timestamp_drift, now, max_clock_skew, max_age, plain_type=None))]
     #[allow(clippy::too_many_arguments)]
     fn memory_verify_context<'py>(
         &self,
@@ -293,6 +388,7 @@ impl SigningKeys {
         now: Option<f64>,
         max_clock_skew: f64,
         max_age: Option<f64>,
+        plain_type: Option<&Bound<'py, PyType>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let items = seq_items(messages, "messages")?;
         let names = [
@@ -303,43 +399,51 @@ impl SigningKeys {
             pyo3::intern!(py, "signature"),
             pyo3::intern!(py, "previous_hash"),
         ];
+        let dict_name = pyo3::intern!(py, "__dict__");
         let mut fields: Vec<[Bound<'py, PyAny>; 6]> = Vec::with_capacity(items.len());
         for m in &items {
-            fields.push([
-                m.getattr(names[0])?,
-                m.getattr(names[1])?,
-                m.getattr(names[2])?,
-                m.getattr(names[3])?,
-                m.getattr(names[4])?,
-                m.getattr(names[5])?,
-            ]);
+            let dict = match plain_type {
+                Some(t) if m.get_type().is(t) => m.getattr(dict_name)?.cast_into::<PyDict>().ok(),
+                _ => None,
+            };
+            let get = |j: usize| -> PyResult<Bound<'py, PyAny>> {
+                if let Some(d) = &dict {
+                    if let Some(v) = d.get_item(names[j])? {
+                        return Ok(v);
+                    }
+                }
+                m.getattr(names[j])
+            };
+            fields.push([get(0)?, get(1)?, get(2)?, get(3)?, get(4)?, get(5)?]);
         }
+        // Texts of the numeric fields go into one arena (no allocation per message).
+        let mut arena = String::with_capacity(fields.len() * 28);
         let mut rendered = Vec::with_capacity(fields.len());
         let mut total = 0usize;
         for f in &fields {
-            let mut texts: [Cow<'_, str>; 6] = Default::default();
+            let mut texts: [Text<'_>; 6] = Default::default();
             let mut ok = true;
             for (j, obj) in f.iter().enumerate() {
-                let (t, enc) = render(obj)?;
+                let (t, enc) = render_into(obj, &mut arena)?;
                 // A signature with surrogates is simply not a valid tag (its lossy text does
                 // not decode as hex); every other field feeds the signed and hashed bytes.
                 ok &= enc || j == 4;
                 texts[j] = t;
             }
-            total += texts[1].len();
+            total += texts[1].len(&arena);
             rendered.push((texts, ok, seq_number(&f[2]), ts_number(&f[3])));
         }
         let entries: Vec<context::Entry<'_>> = rendered
             .iter()
             .map(|(t, ok, seq, ts)| context::Entry {
-                role: &t[0],
-                content: &t[1],
-                seq_text: &t[2],
+                role: t[0].get(&arena),
+                content: t[1].get(&arena),
+                seq_text: t[2].get(&arena),
                 seq: *seq,
-                ts_text: &t[3],
+                ts_text: t[3].get(&arena),
                 ts: *ts,
-                signature: &t[4],
-                previous_hash: &t[5],
+                signature: t[4].get(&arena),
+                previous_hash: t[5].get(&arena),
                 encodable: *ok,
             })
             .collect();
@@ -365,6 +469,161 @@ impl SigningKeys {
         }
         Ok(out)
     }
+}
+
+/// Nesting beyond which the native encoder leaves a value to Python's (which then reports
+/// circular references or recursion exactly as `json.dumps` does).
+const JSON_MAX_DEPTH: usize = 64;
+
+/// Append `json.dumps(obj, sort_keys=True)` of `obj` to `out`, natively. Returns false, with
+/// `out` in an unspecified state, for anything whose text it cannot reproduce exactly (types
+/// other than exact `dict`/`list`/`tuple`/`str`/`int`/`float`/`bool`/`None`, non-`str` or
+/// surrogate-holding keys and strings, integers beyond i64, deep nesting): the caller then
+/// uses Python's encoder, so the bytes never differ.
+fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult<bool> {
+    if depth > JSON_MAX_DEPTH {
+        return Ok(false);
+    }
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return Ok(match s.to_str() {
+            Ok(t) => {
+                pyjson::write_str(out, t);
+                true
+            }
+            Err(_) => false,
+        });
+    }
+    if obj.is_none() {
+        out.push_str("null");
+        return Ok(true);
+    }
+    if let Ok(b) = obj.cast_exact::<PyBool>() {
+        out.push_str(if b.is_true() { "true" } else { "false" });
+        return Ok(true);
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        return Ok(match obj.extract::<i64>() {
+            Ok(v) => {
+                pyjson::write_int(out, v);
+                true
+            }
+            Err(_) => false,
+        });
+    }
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        pyjson::write_float(out, f.value());
+        return Ok(true);
+    }
+    if let Ok(d) = obj.cast_exact::<PyDict>() {
+        let mut items: Vec<(Bound<'_, PyString>, Bound<'_, PyAny>)> = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            match k.cast_into_exact::<PyString>() {
+                // A key with lone surrogates has no UTF-8 form: Python's encoder handles it.
+                Ok(k) if k.to_str().is_ok() => items.push((k, v)),
+                _ => return Ok(false),
+            }
+        }
+        // Python sorts str keys by code point, which is the byte order of their UTF-8 (every
+        // key was checked to have one above).
+        items.sort_unstable_by(|a, b| {
+            let (a, b) = (a.0.to_str(), b.0.to_str());
+            a.unwrap_or_default().cmp(b.unwrap_or_default())
+        });
+        out.push('{');
+        for (j, (k, v)) in items.iter().enumerate() {
+            if j > 0 {
+                out.push_str(", ");
+            }
+            pyjson::write_str(out, k.to_str().unwrap_or_default());
+            out.push_str(": ");
+            if !json_into(v, out, depth + 1)? {
+                return Ok(false);
+            }
+        }
+        out.push('}');
+        return Ok(true);
+    }
+    if let Ok(l) = obj.cast_exact::<PyList>() {
+        return json_array(l.iter(), out, depth);
+    }
+    if let Ok(t) = obj.cast_exact::<PyTuple>() {
+        return json_array(t.iter(), out, depth);
+    }
+    Ok(false)
+}
+
+fn json_array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    out: &mut String,
+    depth: usize,
+) -> PyResult<bool> {
+    out.push('[');
+    for (j, v) in items.enumerate() {
+        if j > 0 {
+            out.push_str(", ");
+        }
+        if !json_into(&v, out, depth + 1)? {
+            return Ok(false);
+        }
+    }
+    out.push(']');
+    Ok(true)
+}
+
+/// `json.dumps(obj, sort_keys=True)` (with `default=str` when `default_str`) appended to `out`:
+/// natively when [`json_into`] can, else by Python's own encoder.
+fn sorted_json_into(obj: &Bound<'_, PyAny>, default_str: bool, out: &mut String) -> PyResult<()> {
+    let start = out.len();
+    if json_into(obj, out, 0)? {
+        return Ok(());
+    }
+    out.truncate(start);
+    let py = obj.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("sort_keys", true)?;
+    if default_str {
+        kwargs.set_item("default", py.get_type::<PyString>())?;
+    }
+    let text = py
+        .import("json")?
+        .getattr("dumps")?
+        .call((obj,), Some(&kwargs))?;
+    let text = text.cast_into::<PyString>()?;
+    out.push_str(&text.to_string_lossy());
+    Ok(())
+}
+
+/// `json.dumps(obj, sort_keys=True)` (plus `default=str` when `default_str`), byte for byte:
+/// natively for plain JSON values, by Python's encoder for anything else.
+#[pyfunction]
+#[pyo3(signature = (obj, default_str=false))]
+fn sorted_json(obj: &Bound<'_, PyAny>, default_str: bool) -> PyResult<String> {
+    let mut out = String::with_capacity(64);
+    sorted_json_into(obj, default_str, &mut out)?;
+    Ok(out)
+}
+
+/// The signed text of an agent message,
+/// `f"{message_id}|{from}|{to}|{action}|{json.dumps(payload, sort_keys=True)}|{timestamp}"`;
+/// `None` if some part holds lone surrogates (no UTF-8 form, so no valid signature).
+fn agent_text(parts: [&Bound<'_, PyAny>; 6]) -> PyResult<Option<String>> {
+    let mut out = String::with_capacity(160);
+    let mut encodable = true;
+    for (j, part) in parts.iter().enumerate() {
+        if j > 0 {
+            out.push('|');
+        }
+        if j == 4 {
+            sorted_json_into(part, false, &mut out)?;
+            continue;
+        }
+        let (t, enc) = render_into(part, &mut out)?;
+        encodable &= enc;
+        if let Text::Cow(c) = t {
+            out.push_str(&c);
+        }
+    }
+    Ok(encodable.then_some(out))
 }
 
 /// `repr(x)` of a Python float (also `str(x)` and `f"{x}"`), computed in Rust.
@@ -400,6 +659,7 @@ fn role_injection_rule(text: &Bound<'_, PyAny>) -> PyResult<i64> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SigningKeys>()?;
     m.add_function(wrap_pyfunction!(py_float_repr, m)?)?;
+    m.add_function(wrap_pyfunction!(sorted_json, m)?)?;
     m.add_function(wrap_pyfunction!(role_injection_rule, m)?)?;
     Ok(())
 }

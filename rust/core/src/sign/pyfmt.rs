@@ -92,7 +92,7 @@ fn split_digits(text: &str) -> (String, i32) {
 
 /// Whether the exact value of the finite positive `x` has at most 18 significant decimal
 /// digits (only then can two shortest candidates be equally close to it).
-fn may_tie(x: f64) -> bool {
+pub fn may_tie(x: f64) -> bool {
     let bits = x.to_bits();
     let exp_bits = ((bits >> 52) & 0x7ff) as i32;
     let frac = bits & ((1u64 << 52) - 1);
