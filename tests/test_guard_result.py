@@ -425,3 +425,13 @@ def test_input_checker_interface(impl: ModuleType) -> None:
     c.configure(0.0, BLOCK)
     assert (c.check(TEXT).passed, c.check(TEXT).action) == (False, BLOCK)
     assert c.check(input_text="", context=None).passed
+
+
+@pytest.mark.backend
+def test_a_dropped_guard_is_collected() -> None:
+    g = InputGuard()
+    assert g.check(TEXT).passed
+    ref = weakref.ref(g)
+    del g
+    gc.collect()
+    assert ref() is None  # guard -> checker -> guard._finish is a collectable cycle
