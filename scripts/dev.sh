@@ -3,7 +3,7 @@
 #
 #   bash scripts/dev.sh demo      set up (if needed) and run `proxilion demo`
 #   bash scripts/dev.sh test      set up (if needed) and run the whole test suite:
-#                                 cargo fmt/clippy/test, ruff, mypy --strict, stubtest,
+#                                 cargo fmt/clippy/test/doc, ruff, mypy --strict, stubtest,
 #                                 pytest (native backend, then the backend-sensitive tests
 #                                 again on the pure-Python reference backend)
 #   bash scripts/dev.sh bench     run benches/ (pytest-benchmark, native vs reference)
@@ -90,6 +90,8 @@ run_tests() {
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     log "cargo test"
     cargo test --workspace --quiet
+    log "cargo doc -D warnings"
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
     log "ruff"
     "$VENV/bin/ruff" check python tests benches
     "$VENV/bin/ruff" format --check python tests benches

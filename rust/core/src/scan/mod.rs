@@ -5,7 +5,7 @@
 //! linear time): one pass over the text says which patterns match anywhere; match spans are
 //! then computed, leftmost-first and non-overlapping like Python's `finditer`, only for those.
 //!
-//! Patterns are matched against the normalised [`View`](normalize::View) of the text unless
+//! Patterns are matched against the normalised [`View`] of the text unless
 //! they are *raw* (they name invisible characters themselves, so they must see the original).
 //! Spans are reported in original character offsets (Python `str` indices).
 //!

@@ -3,13 +3,13 @@
 //! The view is built per *cluster*: a character of canonical combining class 0 followed by
 //! any characters of non-zero class (after removing invisible characters). Each cluster is:
 //!
-//! 1. stripped of removed characters ([`tables::REMOVED`]); tag characters become ASCII;
+//! 1. stripped of removed characters ([`REMOVED`](super::tables::REMOVED)); tag characters become ASCII;
 //! 2. NFKC-normalised as a unit;
 //! 3. if its normalised form starts with an ASCII character, stripped of the combining
 //!    marks left over (strike-through, "Zalgo" and accent overlays on Latin letters);
 //! 4. `\x1c`..`\x1f` (which Python's `\s` counts as space and Rust's does not) become `' '`.
 //!
-//! Then look-alike letters ([`tables::CONFUSABLES`]) are mapped to ASCII inside each *word*
+//! Then look-alike letters ([`CONFUSABLES`](super::tables::CONFUSABLES)) are mapped to ASCII inside each *word*
 //! (a maximal run of characters other than ASCII non-letters and line/paragraph separators)
 //! that contains an ASCII letter or consists only of look-alikes. Words written entirely in
 //! another script keep their letters.
