@@ -994,6 +994,19 @@ impl Engine {
         self.call(name, latency, args, mono, wall, true)
     }
 
+    /// Record tool calls without arguments, `(name, latency, mono, wall)` each, in order (as
+    /// [`Engine::record_tool_call`] on each). On an invalid call, the calls before it are
+    /// recorded and its error is returned.
+    pub fn record_tool_calls<'n>(
+        &mut self,
+        calls: impl IntoIterator<Item = (&'n str, Option<f64>, f64, f64)>,
+    ) -> Result<(), StatsError> {
+        for (name, latency, mono, wall) in calls {
+            self.call(name, latency, None, mono, wall, true)?;
+        }
+        Ok(())
+    }
+
     /// Record a `tool_call` event (`record_event`): like a call without latency, arguments or
     /// a repetition sample, as in the original SDK.
     pub fn record_tool_event(
