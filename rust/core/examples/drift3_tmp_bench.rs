@@ -7,7 +7,17 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         let mono = i as f64 * 0.05;
-        e.record_tool_call(names[(i % 7 % 3) as usize], Some(42.0 + (i % 5) as f64), None, mono, 1.6e9 + mono).unwrap();
+        e.record_tool_call(
+            names[(i % 7 % 3) as usize],
+            Some(42.0 + (i % 5) as f64),
+            None,
+            mono,
+            1.6e9 + mono,
+        )
+        .unwrap();
     }
-    println!("single {:.1} ns/call", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "single {:.1} ns/call",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
 }

@@ -1406,7 +1406,8 @@ impl PyDriftEngine {
     /// others keep learning and join once they have enough). Returns the baselines; once
     /// locked, the current ones.
     fn lock(&self) -> PyResult<Vec<BaselineTuple>> {
-        Ok(self.engine()?
+        Ok(self
+            .engine()?
             .lock()
             .into_iter()
             .map(baseline_tuple)
@@ -1439,7 +1440,8 @@ impl PyDriftEngine {
 
     /// `(metric, mean, std_dev, min, max, count, p95, p99, scale)` per baselined metric.
     fn baselines(&self) -> PyResult<Vec<BaselineTuple>> {
-        Ok(self.engine()?
+        Ok(self
+            .engine()?
             .baselines()
             .into_iter()
             .map(baseline_tuple)
