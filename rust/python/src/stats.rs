@@ -1235,7 +1235,6 @@ impl PyDriftEngine {
 
     fn record_call(
         &self,
-        py: Python<'_>,
         name_obj: &Bound<'_, PyAny>,
         latency_ms: Option<&Bound<'_, PyAny>>,
         arguments: Option<&Bound<'_, PyAny>>,
@@ -1260,7 +1259,7 @@ impl PyDriftEngine {
             } else {
                 Some(times(now, wall)?)
             };
-            return self.defer(py, name, latency, t);
+            return self.defer(name_obj.py(), name, latency, t);
         }
         let (mono, wall) = times(now, wall)?;
         self.engine()?
@@ -1295,14 +1294,13 @@ impl PyDriftEngine {
     #[pyo3(signature = (tool_name, latency_ms=None, arguments=None, now=None, wall=None))]
     fn record_tool_call(
         &self,
-        py: Python<'_>,
         tool_name: &Bound<'_, PyAny>,
         latency_ms: Option<&Bound<'_, PyAny>>,
         arguments: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         wall: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.record_call(py, tool_name, latency_ms, arguments, now, wall, true)
+        self.record_call(tool_name, latency_ms, arguments, now, wall, true)
     }
 
     /// Record one tool call at the system clocks, with `BehavioralMonitor.record_tool_call`'s
@@ -1311,12 +1309,11 @@ impl PyDriftEngine {
     #[pyo3(signature = (tool_name, arguments=None, latency_ms=None))]
     fn record(
         &self,
-        py: Python<'_>,
         tool_name: &Bound<'_, PyAny>,
         arguments: Option<&Bound<'_, PyAny>>,
         latency_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.record_call(py, tool_name, latency_ms, arguments, None, None, true)
+        self.record_call(tool_name, latency_ms, arguments, None, None, true)
     }
 
     /// Record a `tool_call` event: rate, unique tools, mix and time of day only.
@@ -1568,7 +1565,6 @@ impl PyDriftEngine {
                 )));
             }
             self.record_call(
-                py,
                 &fields[0],
                 Some(&fields[1]),
                 Some(&fields[2]),
