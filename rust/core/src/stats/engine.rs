@@ -1864,9 +1864,9 @@ mod tests {
             ("search", Some(f64::NAN), 1001.0, 1.6e9),
             ("search", Some(1.0), 1002.0, 1.6e9),
         ];
-        let before = batch.sample_counts()[metric::TOOL_SURPRISE];
+        let before = batch.names_seen;
         let err = batch.record_tool_calls(bad).unwrap_err();
         assert_eq!(err.to_string(), "latency_ms must be a finite number >= 0");
-        assert_eq!(batch.sample_counts()[metric::TOOL_SURPRISE], before + 1);
+        assert_eq!(batch.names_seen, before + 1);
     }
 }
