@@ -87,33 +87,8 @@ fn wall_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `(monotonic, wall)` now. The wall clock is read at most once a second and extrapolated
-/// with the monotonic clock in between (reading it is a system call on some platforms, which
-/// would double the cost of recording a call); the hour of day needs nothing finer, and a
-/// step of the system clock is picked up within a second.
-fn clocks_now() -> (f64, f64) {
-    static SYNC: Mutex<(f64, f64)> = Mutex::new((f64::NEG_INFINITY, 0.0));
-    let mono = mono_now();
-    let mut g = SYNC.lock().unwrap_or_else(|e| e.into_inner());
-    if g.0.is_infinite() || mono - g.0 > 1.0 {
-        *g = (mono, wall_now());
-    }
-    (mono, g.1 + (mono - g.0))
-}
-
 fn is_default(obj: Option<&Bound<'_, PyAny>>) -> bool {
     obj.map_or(true, |o| o.is_none())
-}
-
-/// The `now` and `wall` arguments, defaulting to the clocks.
-fn times(now: Option<&Bound<'_, PyAny>>, wall: Option<&Bound<'_, PyAny>>) -> PyResult<(f64, f64)> {
-    if is_default(now) && is_default(wall) {
-        return Ok(clocks_now());
-    }
-    Ok((
-        time_arg(now, "now", mono_now)?,
-        time_arg(wall, "wall", wall_now)?,
-    ))
 }
 
 fn time_arg(obj: Option<&Bound<'_, PyAny>>, name: &str, default: fn() -> f64) -> PyResult<f64> {
@@ -1109,8 +1084,10 @@ impl Pending {
         }
     }
 
-    /// `(monotonic, wall)` now, as [`clocks_now`] but with this engine's synchronisation
-    /// (no global lock).
+    /// `(monotonic, wall)` now. The wall clock is read at most once a second and
+    /// extrapolated with the monotonic clock in between (reading it is a system call on some
+    /// platforms, which would double the cost of recording a call); the hour of day needs
+    /// nothing finer, and a step of the system clock is picked up within a second.
     fn clocks_now(&mut self) -> (f64, f64) {
         let mono = mono_now();
         if self.sync.0.is_infinite() || mono - self.sync.0 > 1.0 {
@@ -1200,6 +1177,21 @@ impl PyDriftEngine {
         Ok(g)
     }
 
+    /// The `now` and `wall` arguments, defaulting to the clocks (see [`Pending::clocks_now`]).
+    fn times(
+        &self,
+        now: Option<&Bound<'_, PyAny>>,
+        wall: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(f64, f64)> {
+        if is_default(now) && is_default(wall) {
+            return Ok(guard(&self.pending)?.clocks_now());
+        }
+        Ok((
+            time_arg(now, "now", mono_now)?,
+            time_arg(wall, "wall", wall_now)?,
+        ))
+    }
+
     /// Append a call without arguments to the pending buffer (`times`: injected clocks, or
     /// None for the default ones); fold the buffer when full, with the GIL released.
     fn defer(
@@ -1257,11 +1249,11 @@ impl PyDriftEngine {
             let t = if default_clocks {
                 None
             } else {
-                Some(times(now, wall)?)
+                Some(self.times(now, wall)?)
             };
             return self.defer(name_obj.py(), name, latency, t);
         }
-        let (mono, wall) = times(now, wall)?;
+        let (mono, wall) = self.times(now, wall)?;
         self.engine()?
             .record_tool_call(name, latency, args.as_ref(), mono, wall)
             .map_err(map_err)
@@ -1325,7 +1317,7 @@ impl PyDriftEngine {
         wall: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let name = self::tool_name(tool_name)?;
-        let (mono, wall) = times(now, wall)?;
+        let (mono, wall) = self.times(now, wall)?;
         self.engine()?
             .record_tool_event(name, mono, wall)
             .map_err(map_err)
