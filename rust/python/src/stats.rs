@@ -1058,6 +1058,10 @@ fn check_tuples(e: &Engine, checks: &[MetricCheck]) -> Vec<CheckTuple> {
 /// they are folded into the engine (a read of the engine folds them first).
 const PENDING_CAP: usize = 256;
 
+/// Bytes of tool names a folded buffer keeps allocated for the next batch (beyond this it is
+/// freed).
+const PENDING_ARENA_KEEP: usize = 64 * 1024;
+
 /// A call waiting to be folded: its tool name is `arena[start..end]`.
 struct PendingCall {
     start: usize,
@@ -1173,6 +1177,10 @@ impl PyDriftEngine {
         let folded = engine.record_tool_calls(calls);
         spare.clear();
         spare_arena.clear();
+        if spare_arena.capacity() > PENDING_ARENA_KEEP {
+            // A burst of huge tool names: do not keep their memory for good.
+            *spare_arena = String::new();
+        }
         folded.map_err(map_err)?;
         Ok(g)
     }
