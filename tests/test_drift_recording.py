@@ -294,3 +294,14 @@ def test_concurrent_monitor_recording_loses_no_call() -> None:
         t.join()
     baseline = m.lock_baseline()
     assert baseline[DriftMetric.LATENCY].sample_count == 1800
+
+
+def test_long_tool_names_are_folded_early_and_counted(impl: ModuleType) -> None:
+    """20 calls with a 10 000-character name (past the native buffer's 64 KiB budget of
+    pending names, so it folds early, before 256 calls) are all counted."""
+    e = impl.DriftEngine()
+    long_name = "x" * 10_000
+    for i in range(20):
+        e.record_tool_call(long_name, 1.0, None, float(i), DAY0 + i)
+    assert e.sample_counts()[TOOL_SURPRISE] == 20
+    assert e.to_state()["tools"]["counts"] == {long_name: 20}

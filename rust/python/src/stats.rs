@@ -1054,12 +1054,13 @@ fn check_tuples(e: &Engine, checks: &[MetricCheck]) -> Vec<CheckTuple> {
         .collect()
 }
 
-/// Calls recorded without arguments wait in a [`Pending`] buffer of at most this many before
-/// they are folded into the engine (a read of the engine folds them first).
+/// Calls recorded without arguments wait in a [`Pending`] buffer of at most this many (and
+/// [`PENDING_ARENA_KEEP`] bytes of names) before they are folded into the engine (a read of
+/// the engine folds them first).
 const PENDING_CAP: usize = 256;
 
-/// Bytes of tool names a folded buffer keeps allocated for the next batch (beyond this it is
-/// freed).
+/// Bytes of tool names the pending buffer holds before it is folded (whatever the number of
+/// calls), and keeps allocated for the next batch (beyond this it is freed).
 const PENDING_ARENA_KEEP: usize = 64 * 1024;
 
 /// A call waiting to be folded: its tool name is `arena[start..end]`.
@@ -1225,7 +1226,9 @@ impl PyDriftEngine {
                 mono,
                 wall,
             });
-            p.calls.len() >= PENDING_CAP
+            // Long names fold early, so the buffer never holds much more than
+            // PENDING_ARENA_KEEP bytes of them.
+            p.calls.len() >= PENDING_CAP || p.arena.len() >= PENDING_ARENA_KEEP
         };
         if full {
             py.detach(|| self.engine().map(drop))?;
