@@ -364,6 +364,12 @@ class DriftEngine:
         now: float | None = None,
         wall: float | None = None,
     ) -> None: ...
+    def record(
+        self,
+        tool_name: str,
+        arguments: Mapping[Any, Any] | None = None,
+        latency_ms: float | None = None,
+    ) -> None: ...
     def record_tool_event(
         self, tool_name: str, now: float | None = None, wall: float | None = None
     ) -> None: ...

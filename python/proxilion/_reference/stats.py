@@ -1266,6 +1266,17 @@ class DriftEngine(_Synchronized):
         w = _time(wall, "wall", time.time)
         self._call(name, lat, args, mono, w, True)
 
+    def record(
+        self,
+        tool_name: str,
+        arguments: Mapping[Any, Any] | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        """Record one tool call at the system clocks, with
+        ``BehavioralMonitor.record_tool_call``'s signature (``BehavioralMonitor`` binds it as
+        that method when no clock is injected)."""
+        self.record_tool_call(tool_name, latency_ms, arguments)
+
     @_synchronized
     def record_tool_event(
         self, tool_name: str, now: float | None = None, wall: float | None = None

@@ -471,13 +471,29 @@ class BehavioralMonitor:
         self._clock = _clock_or_none(clock, time.monotonic, "clock")
         self._wall = _clock_or_none(wall_clock, time.time, "wall_clock")
         self._lock = threading.RLock()
-        self._engine = self._new_engine()
+        self._set_engine(self._new_engine())
         self._callbacks: list[Callable[[DriftResult], Any]] = []
 
     def _new_engine(self) -> Any:
         return self._impl.DriftEngine(
             self.baseline_window, self.detection_window, self.min_baseline_samples
         )
+
+    def _set_engine(self, engine: Any) -> None:
+        """Use ``engine``. Without injected clocks (and unless a subclass overrides
+        :meth:`record_tool_call`), ``record_tool_call`` is bound straight to the engine's
+        ``record`` (same signature, checks and messages), so recording a call is one native
+        call with no Python frame in between."""
+        self._engine = engine
+        fast = (
+            self._clock is None
+            and self._wall is None
+            and type(self).record_tool_call is BehavioralMonitor.record_tool_call
+        )
+        if fast:
+            self.__dict__["record_tool_call"] = engine.record
+        else:
+            self.__dict__.pop("record_tool_call", None)
 
     def __repr__(self) -> str:
         return (
@@ -710,7 +726,7 @@ class BehavioralMonitor:
     def reset(self) -> None:
         """Forget everything learned (callbacks are kept)."""
         with self._lock:
-            self._engine = self._new_engine()
+            self._set_engine(self._new_engine())
 
     # -- new: replay, persistence, shards --------------------------------------------------
 
@@ -779,7 +795,7 @@ class BehavioralMonitor:
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid drift state: {exc}") from None
-        mon._engine = engine
+        mon._set_engine(engine)
         return mon
 
     def merge(self, other: BehavioralMonitor) -> None:

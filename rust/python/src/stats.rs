@@ -87,33 +87,8 @@ fn wall_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `(monotonic, wall)` now. The wall clock is read at most once a second and extrapolated
-/// with the monotonic clock in between (reading it is a system call on some platforms, which
-/// would double the cost of recording a call); the hour of day needs nothing finer, and a
-/// step of the system clock is picked up within a second.
-fn clocks_now() -> (f64, f64) {
-    static SYNC: Mutex<(f64, f64)> = Mutex::new((f64::NEG_INFINITY, 0.0));
-    let mono = mono_now();
-    let mut g = SYNC.lock().unwrap_or_else(|e| e.into_inner());
-    if g.0.is_infinite() || mono - g.0 > 1.0 {
-        *g = (mono, wall_now());
-    }
-    (mono, g.1 + (mono - g.0))
-}
-
 fn is_default(obj: Option<&Bound<'_, PyAny>>) -> bool {
     obj.map_or(true, |o| o.is_none())
-}
-
-/// The `now` and `wall` arguments, defaulting to the clocks.
-fn times(now: Option<&Bound<'_, PyAny>>, wall: Option<&Bound<'_, PyAny>>) -> PyResult<(f64, f64)> {
-    if is_default(now) && is_default(wall) {
-        return Ok(clocks_now());
-    }
-    Ok((
-        time_arg(now, "now", mono_now)?,
-        time_arg(wall, "wall", wall_now)?,
-    ))
 }
 
 fn time_arg(obj: Option<&Bound<'_, PyAny>>, name: &str, default: fn() -> f64) -> PyResult<f64> {
@@ -311,10 +286,10 @@ fn argument_items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Items<'py>> {
             type_name(obj)?
         )));
     };
-    let items = dict.items();
-    let mut out = Vec::with_capacity(items.len());
-    for pair in items.iter() {
-        out.push((pair.get_item(0)?, pair.get_item(1)?));
+    // Collected before anything else is looked at (no Python code runs during the walk).
+    let mut out = Vec::with_capacity(dict.len());
+    for (k, v) in dict.iter() {
+        out.push((k, v));
     }
     Ok(out)
 }
@@ -1079,13 +1054,188 @@ fn check_tuples(e: &Engine, checks: &[MetricCheck]) -> Vec<CheckTuple> {
         .collect()
 }
 
+/// Calls recorded without arguments wait in a [`Pending`] buffer of at most this many (and
+/// [`PENDING_ARENA_KEEP`] bytes of names) before they are folded into the engine (a read of
+/// the engine folds them first).
+const PENDING_CAP: usize = 256;
+
+/// Bytes of tool names the pending buffer holds before it is folded (whatever the number of
+/// calls), and keeps allocated for the next batch (beyond this it is freed).
+const PENDING_ARENA_KEEP: usize = 64 * 1024;
+
+/// A call waiting to be folded: its tool name is `arena[start..end]`.
+struct PendingCall {
+    start: usize,
+    end: usize,
+    latency: Option<f64>,
+    mono: f64,
+    wall: f64,
+}
+
+/// Calls recorded but not yet folded into the engine, in order, plus the clock
+/// synchronisation of the default clocks (see [`Pending::clocks_now`]).
+struct Pending {
+    calls: Vec<PendingCall>,
+    arena: String,
+    sync: (f64, f64),
+}
+
+impl Pending {
+    fn new() -> Self {
+        Self {
+            calls: Vec::new(),
+            arena: String::new(),
+            sync: (f64::NEG_INFINITY, 0.0),
+        }
+    }
+
+    /// `(monotonic, wall)` now. The wall clock is read at most once a second and
+    /// extrapolated with the monotonic clock in between (reading it is a system call on some
+    /// platforms, which would double the cost of recording a call); the hour of day needs
+    /// nothing finer, and a step of the system clock is picked up within a second.
+    fn clocks_now(&mut self) -> (f64, f64) {
+        let mono = mono_now();
+        if self.sync.0.is_infinite() || mono - self.sync.0 > 1.0 {
+            self.sync = (mono, wall_now());
+        }
+        (mono, self.sync.1 + (mono - self.sync.0))
+    }
+}
+
+/// The engine and the spare buffers pending calls are swapped into while they are folded.
+struct Inner {
+    engine: Engine,
+    spare: Vec<PendingCall>,
+    spare_arena: String,
+}
+
+impl Inner {
+    fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            spare: Vec::new(),
+            spare_arena: String::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl std::ops::DerefMut for Inner {
+    fn deref_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+}
+
 /// Per-agent drift engine: O(1) recording, O(metrics) checks, bounded memory.
+///
+/// A call without arguments is validated, timestamped and appended to a pending buffer (one
+/// short lock, no engine work); the buffer is folded into the engine, in order, when it holds
+/// [`PENDING_CAP`] calls (with the GIL released) and before anything else touches the engine
+/// (other recordings, checks, baselines, state), so every result is the same as if each call
+/// had been folded at once, and a check folds at most [`PENDING_CAP`] calls.
 #[pyclass(frozen, module = "proxilion._core", name = "DriftEngine")]
 pub struct PyDriftEngine {
-    inner: Mutex<Engine>,
+    inner: Mutex<Inner>,
+    pending: Mutex<Pending>,
 }
 
 impl PyDriftEngine {
+    fn with_engine(engine: Engine) -> Self {
+        Self {
+            inner: Mutex::new(Inner::new(engine)),
+            pending: Mutex::new(Pending::new()),
+        }
+    }
+
+    /// The engine, locked, with every pending call folded in. (Lock order: `inner`, then
+    /// `pending`; the pending lock is never held while waiting for anything else.)
+    fn engine(&self) -> PyResult<MutexGuard<'_, Inner>> {
+        let mut g = guard(&self.inner)?;
+        {
+            let mut p = guard(&self.pending)?;
+            if p.calls.is_empty() {
+                return Ok(g);
+            }
+            let inner = &mut *g;
+            std::mem::swap(&mut p.calls, &mut inner.spare);
+            std::mem::swap(&mut p.arena, &mut inner.spare_arena);
+        }
+        let Inner {
+            engine,
+            spare,
+            spare_arena,
+        } = &mut *g;
+        let calls = spare
+            .iter()
+            .map(|c| (&spare_arena[c.start..c.end], c.latency, c.mono, c.wall));
+        // Every call was validated when recorded, so this cannot fail.
+        let folded = engine.record_tool_calls(calls);
+        spare.clear();
+        spare_arena.clear();
+        if spare_arena.capacity() > PENDING_ARENA_KEEP {
+            // A burst of huge tool names: do not keep their memory for good.
+            *spare_arena = String::new();
+        }
+        folded.map_err(map_err)?;
+        Ok(g)
+    }
+
+    /// The `now` and `wall` arguments, defaulting to the clocks (see [`Pending::clocks_now`]).
+    fn times(
+        &self,
+        now: Option<&Bound<'_, PyAny>>,
+        wall: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(f64, f64)> {
+        if is_default(now) && is_default(wall) {
+            return Ok(guard(&self.pending)?.clocks_now());
+        }
+        Ok((
+            time_arg(now, "now", mono_now)?,
+            time_arg(wall, "wall", wall_now)?,
+        ))
+    }
+
+    /// Append a call without arguments to the pending buffer (`times`: injected clocks, or
+    /// None for the default ones); fold the buffer when full, with the GIL released.
+    fn defer(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        latency: Option<f64>,
+        times: Option<(f64, f64)>,
+    ) -> PyResult<()> {
+        let full = {
+            let mut p = guard(&self.pending)?;
+            let (mono, wall) = match times {
+                Some(t) => t,
+                None => p.clocks_now(),
+            };
+            let start = p.arena.len();
+            p.arena.push_str(name);
+            let end = p.arena.len();
+            p.calls.push(PendingCall {
+                start,
+                end,
+                latency,
+                mono,
+                wall,
+            });
+            // Long names fold early, so the buffer never holds much more than
+            // PENDING_ARENA_KEEP bytes of them.
+            p.calls.len() >= PENDING_CAP || p.arena.len() >= PENDING_ARENA_KEEP
+        };
+        if full {
+            py.detach(|| self.engine().map(drop))?;
+        }
+        Ok(())
+    }
+
     fn record_call(
         &self,
         name_obj: &Bound<'_, PyAny>,
@@ -1093,6 +1243,7 @@ impl PyDriftEngine {
         arguments: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
         wall: Option<&Bound<'_, PyAny>>,
+        defer: bool,
     ) -> PyResult<()> {
         let name = tool_name(name_obj)?;
         let latency = latency_arg(latency_ms)?;
@@ -1104,8 +1255,17 @@ impl PyDriftEngine {
             Some(it) => Some(call_args(it)?),
             None => None,
         };
-        let (mono, wall) = times(now, wall)?;
-        guard(&self.inner)?
+        let default_clocks = is_default(now) && is_default(wall);
+        if defer && args.is_none() {
+            let t = if default_clocks {
+                None
+            } else {
+                Some(self.times(now, wall)?)
+            };
+            return self.defer(name_obj.py(), name, latency, t);
+        }
+        let (mono, wall) = self.times(now, wall)?;
+        self.engine()?
             .record_tool_call(name, latency, args.as_ref(), mono, wall)
             .map_err(map_err)
     }
@@ -1130,9 +1290,7 @@ impl PyDriftEngine {
         let dw = get(detection_window, "detection_window", 10)?;
         let mn = get(min_baseline_samples, "min_baseline_samples", 20)?;
         let cfg = Config::new(bw, dw, mn).map_err(map_err)?;
-        Ok(Self {
-            inner: Mutex::new(Engine::new(cfg)),
-        })
+        Ok(Self::with_engine(Engine::new(cfg)))
     }
 
     /// Record one tool call (rate, mix, latency, time of day, argument features).
@@ -1145,7 +1303,20 @@ impl PyDriftEngine {
         now: Option<&Bound<'_, PyAny>>,
         wall: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.record_call(tool_name, latency_ms, arguments, now, wall)
+        self.record_call(tool_name, latency_ms, arguments, now, wall, true)
+    }
+
+    /// Record one tool call at the system clocks, with `BehavioralMonitor.record_tool_call`'s
+    /// signature (`BehavioralMonitor` binds it as that method when no clock is injected, so
+    /// recording is one native call).
+    #[pyo3(signature = (tool_name, arguments=None, latency_ms=None))]
+    fn record(
+        &self,
+        tool_name: &Bound<'_, PyAny>,
+        arguments: Option<&Bound<'_, PyAny>>,
+        latency_ms: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.record_call(tool_name, latency_ms, arguments, None, None, true)
     }
 
     /// Record a `tool_call` event: rate, unique tools, mix and time of day only.
@@ -1157,8 +1328,8 @@ impl PyDriftEngine {
         wall: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let name = self::tool_name(tool_name)?;
-        let (mono, wall) = times(now, wall)?;
-        guard(&self.inner)?
+        let (mono, wall) = self.times(now, wall)?;
+        self.engine()?
             .record_tool_event(name, mono, wall)
             .map_err(map_err)
     }
@@ -1167,14 +1338,14 @@ impl PyDriftEngine {
     #[pyo3(signature = (now=None))]
     fn record_event_time(&self, now: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let mono = time_arg(now, "now", mono_now)?;
-        guard(&self.inner)?.record_event_time(mono).map_err(map_err)
+        self.engine()?.record_event_time(mono).map_err(map_err)
     }
 
     /// Record an error (errors in the last 60 s, plus this one).
     #[pyo3(signature = (now=None))]
     fn record_error(&self, now: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let mono = time_arg(now, "now", mono_now)?;
-        guard(&self.inner)?.record_error(mono).map_err(map_err)
+        self.engine()?.record_error(mono).map_err(map_err)
     }
 
     /// Record a value of response_length, latency, token_usage, scope_violations,
@@ -1207,18 +1378,18 @@ impl PyDriftEngine {
                 value.repr()?
             )));
         }
-        guard(&self.inner)?.record_value(m, x).map_err(map_err)
+        self.engine()?.record_value(m, x).map_err(map_err)
     }
 
     /// Whether the baseline is locked.
     #[getter]
     fn locked(&self) -> PyResult<bool> {
-        Ok(guard(&self.inner)?.is_locked())
+        Ok(self.engine()?.is_locked())
     }
 
     /// `(baseline_window, detection_window, min_baseline_samples)`.
     fn config(&self) -> PyResult<(usize, usize, u64)> {
-        let c = guard(&self.inner)?.config();
+        let c = self.engine()?.config();
         Ok((
             c.baseline_window,
             c.detection_window,
@@ -1228,14 +1399,15 @@ impl PyDriftEngine {
 
     /// Samples learned per metric, by index.
     fn sample_counts(&self) -> PyResult<Vec<u64>> {
-        Ok(guard(&self.inner)?.sample_counts().to_vec())
+        Ok(self.engine()?.sample_counts().to_vec())
     }
 
     /// Freeze the tool mix and hour profile; baseline every metric with enough samples (the
     /// others keep learning and join once they have enough). Returns the baselines; once
     /// locked, the current ones.
     fn lock(&self) -> PyResult<Vec<BaselineTuple>> {
-        Ok(guard(&self.inner)?
+        Ok(self
+            .engine()?
             .lock()
             .into_iter()
             .map(baseline_tuple)
@@ -1250,7 +1422,7 @@ impl PyDriftEngine {
         py: Python<'py>,
     ) -> PyResult<(Vec<&'static str>, Bound<'py, PyDict>)> {
         let (pooled, tools): (Vec<&'static str>, Vec<(String, Vec<&'static str>)>) = {
-            let e = guard(&self.inner)?;
+            let e = self.engine()?;
             let (p, t) = e.status();
             (
                 p.iter().map(|s| s.as_str()).collect(),
@@ -1268,7 +1440,8 @@ impl PyDriftEngine {
 
     /// `(metric, mean, std_dev, min, max, count, p95, p99, scale)` per baselined metric.
     fn baselines(&self) -> PyResult<Vec<BaselineTuple>> {
-        Ok(guard(&self.inner)?
+        Ok(self
+            .engine()?
             .baselines()
             .into_iter()
             .map(baseline_tuple)
@@ -1278,7 +1451,7 @@ impl PyDriftEngine {
     /// `(metric, current, z, baseline_mean, scale, ewma, tool)` per evaluable metric (`tool`
     /// names the tool evaluated for a per-tool metric, else None).
     fn check(&self) -> PyResult<Vec<CheckTuple>> {
-        let e = guard(&self.inner)?;
+        let e = self.engine()?;
         Ok(check_tuples(&e, &e.check()))
     }
 
@@ -1287,7 +1460,7 @@ impl PyDriftEngine {
     /// `min(1, |z| / (2 * threshold))` among them (0.0 when none).
     fn evaluate(&self, threshold: &Bound<'_, PyAny>) -> PyResult<Evaluation> {
         let thr = number(threshold, "threshold")?;
-        let e = guard(&self.inner)?;
+        let e = self.engine()?;
         let checks = e.check();
         let mut severity = 0.0f64;
         let mut drifting = Vec::new();
@@ -1307,7 +1480,7 @@ impl PyDriftEngine {
 
     /// `(metric, window mean)` per metric that has samples.
     fn current_values(&self) -> PyResult<Vec<(usize, f64)>> {
-        Ok(guard(&self.inner)?.current_values())
+        Ok(self.engine()?.current_values())
     }
 
     /// Accumulators of one metric (for inspection and tests).
@@ -1321,7 +1494,7 @@ impl PyDriftEngine {
             return Err(PyValueError::new_err(format!("unknown metric index {m}")));
         }
         let (acc, wm, ewma, samples, rejected) = {
-            let e = guard(&self.inner)?;
+            let e = self.engine()?;
             let st = e.metric(m as usize);
             (
                 st.acc.to_parts(),
@@ -1400,9 +1573,10 @@ impl PyDriftEngine {
                 Some(&fields[2]),
                 Some(&fields[3]),
                 Some(&fields[4]),
+                false,
             )?;
             n_calls += 1;
-            let e = guard(&self.inner)?;
+            let e = self.engine()?;
             if e.is_locked() && n_calls % every == 0 {
                 checks += 1;
                 e.check_into(&mut buf);
@@ -1453,13 +1627,13 @@ impl PyDriftEngine {
             ))
         })?;
         // Snapshot first: `other` may be `self`, and two locks must never be held at once.
-        let snapshot = guard(&o.get().inner)?.clone();
-        guard(&self.inner)?.merge(&snapshot).map_err(map_err)
+        let snapshot = o.get().engine()?.engine.clone();
+        self.engine()?.merge(&snapshot).map_err(map_err)
     }
 
     /// Everything learned, as JSON-compatible data (transient windows excluded).
     fn to_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = guard(&self.inner)?.to_state();
+        let s = self.engine()?.to_state();
         state_to_py(py, &s)
     }
 
@@ -1468,9 +1642,7 @@ impl PyDriftEngine {
     fn from_state(state: &Bound<'_, PyAny>) -> PyResult<Self> {
         let s = state_from_py(state)?;
         let e = Engine::from_state(&s).map_err(map_err)?;
-        Ok(Self {
-            inner: Mutex::new(e),
-        })
+        Ok(Self::with_engine(e))
     }
 }
 
