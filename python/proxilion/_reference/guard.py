@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from proxilion.guards.input_guard import GuardAction
 
-__all__ = ["GuardResult", "InputChecker"]
+__all__ = ["GuardResult", "InputChecker", "verdict_with"]
 
 
 @dataclass
@@ -100,3 +100,29 @@ class InputChecker:
         if r.__class__ is list:
             return self._finish(input_text, context, r)
         return r
+
+
+Hits = list[tuple[int, list[tuple[int, int]]]]
+
+
+def verdict_with(
+    scan: Callable[[str], Hits],
+    result_type: Callable[..., Any],
+    text: object,
+    context: Any,
+    threshold: float,
+    fail_action: Any,
+    allow: Any,
+) -> Any:
+    """``PatternSet.verdict`` on top of any ``scan``: the hits, or on a clean text a
+    ``result_type`` built as ``_core.PatternSet.verdict`` builds its ``GuardResult``."""
+    if not isinstance(text, str):
+        raise TypeError(f"input_text must be str, not {type(text).__name__}")
+    hits = scan(text)
+    if hits:
+        return hits
+    ctx: dict[str, Any] = {"original_input_length": len(text)}
+    if context:
+        ctx.update(context)
+    passed = threshold > 0.0
+    return result_type(passed, allow if passed else fail_action, [], 0.0, None, [], ctx)

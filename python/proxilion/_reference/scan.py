@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from proxilion._reference.guard import GuardResult
+from proxilion._reference.guard import GuardResult, verdict_with
 
 __all__ = [
     "CONFUSABLES",
@@ -288,16 +288,10 @@ class PatternSet:
         self, text: object, context: Any, threshold: float, fail_action: Any, allow: Any
     ) -> Hits | GuardResult:
         """The clean-text fast path of a guard check (see ``_core.PatternSet.verdict``)."""
-        if not isinstance(text, str):
-            raise TypeError(f"input_text must be str, not {type(text).__name__}")
-        hits = self.scan(text)
-        if hits:
-            return hits
-        ctx: dict[str, Any] = {"original_input_length": len(text)}
-        if context:
-            ctx.update(context)
-        passed = threshold > 0.0
-        return GuardResult(passed, allow if passed else fail_action, [], 0.0, None, [], ctx)
+        result: Hits | GuardResult = verdict_with(
+            self.scan, GuardResult, text, context, threshold, fail_action, allow
+        )
+        return result
 
     def which(self, text: str) -> list[int]:
         """Indices of the patterns that match ``text`` anywhere, ascending."""

@@ -187,21 +187,13 @@ def _compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
 
 
 def _verdict_of(scan: Callable[[str], Hits]) -> Callable[[str, Any, float, Any, Any], Any]:
-    """``PatternSet.verdict`` for an engine that only has ``scan`` (Hyperscan)."""
+    """``PatternSet.verdict`` for an engine that only has ``scan`` (Hyperscan), or a set
+    compiled for another backend than the active one (the result is the public class)."""
+    from proxilion._backend import impl
+    from proxilion._reference.guard import verdict_with
 
     def verdict(text: str, context: Any, threshold: float, fail_action: Any, allow: Any) -> Any:
-        if not isinstance(text, str):
-            raise TypeError(f"input_text must be str, not {type(text).__name__}")
-        hits = scan(text)
-        if hits:
-            return hits
-        ctx: dict[str, Any] = {"original_input_length": len(text)}
-        if context:
-            ctx.update(context)
-        passed = threshold > 0.0
-        from proxilion._backend import impl
-
-        return impl.GuardResult(passed, allow if passed else fail_action, [], 0.0, None, [], ctx)
+        return verdict_with(scan, impl.GuardResult, text, context, threshold, fail_action, allow)
 
     return verdict
 
