@@ -435,3 +435,27 @@ def test_a_dropped_guard_is_collected() -> None:
     del g
     gc.collect()
     assert ref() is None  # guard -> checker -> guard._finish is a collectable cycle
+
+
+def test_results_survive_garbage_collection_at_every_allocation(impl: ModuleType) -> None:
+    # Regression: with an instance dict, object.__new__ allocates that dict after the object
+    # is tracked, so a collection could traverse a native result before its fields were
+    # written (a segfault). Collect at every allocation while building results every way.
+    ps = _pset(impl)
+    cls = impl.GuardResult
+    old = gc.get_threshold()
+    gc.set_threshold(1, 1, 1)
+    try:
+        for i in range(200):
+            a = cls(True, ALLOW)
+            a.context["self"] = a
+            b = ps.verdict(f"hello {i}", None, 0.5, WARN, ALLOW)
+            assert b.context == {"original_input_length": len(f"hello {i}")}
+            c = cls.block(["p"], 0.9)
+            d = copy.deepcopy(c)
+            assert d == c
+            assert b.matches == []
+            assert a.passed is True
+    finally:
+        gc.set_threshold(*old)
+    gc.collect()

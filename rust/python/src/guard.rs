@@ -36,6 +36,11 @@ const REQUIRED: usize = 2;
 ///
 /// `matched_patterns`, `matches` and `context` of a clean result are created on first
 /// access (`None` here means "not yet created"): most callers read only `passed`.
+///
+/// Every field is an `Option` so that an instance whose fields are not yet written (all
+/// `None`) is safe to traverse: with `dict`, CPython's `object.__new__` allocates the
+/// instance dict after the object is already tracked, so a garbage collection can run
+/// `__traverse__` before the fields are filled in.
 #[pyclass(
     module = "proxilion.guards.input_guard",
     name = "GuardResult",
@@ -45,14 +50,14 @@ const REQUIRED: usize = 2;
 )]
 pub struct PyGuardResult {
     #[pyo3(get, set)]
-    passed: Py<PyAny>,
+    passed: Option<Py<PyAny>>,
     #[pyo3(get, set)]
-    action: Py<PyAny>,
+    action: Option<Py<PyAny>>,
     matched_patterns: Option<Py<PyAny>>,
     #[pyo3(get, set)]
-    risk_score: Py<PyAny>,
+    risk_score: Option<Py<PyAny>>,
     #[pyo3(get, set)]
-    sanitized_input: Py<PyAny>,
+    sanitized_input: Option<Py<PyAny>>,
     matches: Option<Py<PyAny>>,
     context: Option<Py<PyAny>>,
     /// For a lazily created `context`: `{"original_input_length": n}`, else `{}`.
@@ -86,11 +91,11 @@ impl PyGuardResult {
         context: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         Ok(PyGuardResult {
-            passed: PyBool::new(py, passed).to_owned().into_any().unbind(),
-            action: action.clone().unbind(),
+            passed: Some(PyBool::new(py, passed).to_owned().into_any().unbind()),
+            action: Some(action.clone().unbind()),
             matched_patterns: None,
-            risk_score: zero(py)?,
-            sanitized_input: py.None(),
+            risk_score: Some(zero(py)?),
+            sanitized_input: Some(py.None()),
             matches: None,
             context: context.map(|c| c.into_any().unbind()),
             input_len,
@@ -111,12 +116,16 @@ impl PyGuardResult {
     }
 
     fn values<'py>(&mut self, py: Python<'py>) -> PyResult<[Bound<'py, PyAny>; 7]> {
+        let v = |f: &Option<Py<PyAny>>| match f {
+            Some(o) => o.bind(py).clone(),
+            None => py.None().into_bound(py),
+        };
         Ok([
-            self.passed.bind(py).clone(),
-            self.action.bind(py).clone(),
+            v(&self.passed),
+            v(&self.action),
             empty_list(&mut self.matched_patterns, py).into_bound(py),
-            self.risk_score.bind(py).clone(),
-            self.sanitized_input.bind(py).clone(),
+            v(&self.risk_score),
+            v(&self.sanitized_input),
             empty_list(&mut self.matches, py).into_bound(py),
             self.context_obj(py)?.into_bound(py),
         ])
@@ -194,14 +203,14 @@ impl PyGuardResult {
             }
         };
         Ok(PyGuardResult {
-            passed,
-            action,
+            passed: Some(passed),
+            action: Some(action),
             matched_patterns: mp,
-            risk_score: match risk {
+            risk_score: Some(match risk {
                 Some(r) => r,
                 None => zero(py)?,
-            },
-            sanitized_input: san.unwrap_or_else(|| py.None()),
+            }),
+            sanitized_input: Some(san.unwrap_or_else(|| py.None())),
             matches,
             context: ctx,
             input_len: None,
@@ -338,10 +347,10 @@ impl PyGuardResult {
     }
 
     fn __clear__(&mut self, py: Python<'_>) {
-        self.passed = py.None();
-        self.action = py.None();
-        self.risk_score = py.None();
-        self.sanitized_input = py.None();
+        self.passed = None;
+        self.action = None;
+        self.risk_score = None;
+        self.sanitized_input = None;
         self.matched_patterns = Some(py.None());
         self.matches = Some(py.None());
         self.context = Some(py.None());
