@@ -5,7 +5,8 @@
 #   bash scripts/dev.sh test      set up (if needed) and run the whole test suite:
 #                                 cargo fmt/clippy/test/doc, ruff, mypy --strict, stubtest,
 #                                 pytest (native backend, then the backend-sensitive tests
-#                                 again on the pure-Python reference backend)
+#                                 again on the pure-Python reference backend, then the
+#                                 native-heavy tests under GC stress)
 #   bash scripts/dev.sh bench     run benches/ (pytest-benchmark, native vs reference)
 #   bash scripts/dev.sh setup     only build: venv + release build of the extension
 #
@@ -106,6 +107,14 @@ run_tests() {
     PROXILION_BACKEND=native "$py" -m pytest -q -p no:cacheprovider tests "$@"
     log "pytest -m backend (reference backend)"
     PROXILION_BACKEND=reference "$py" -m pytest -q -p no:cacheprovider -m backend tests "$@"
+    log "pytest --gc-stress (the native-heavy tests, collecting every few allocations)"
+    PROXILION_BACKEND=native "$py" -X faulthandler -m pytest -q -p no:cacheprovider --gc-stress \
+        tests/test_scan.py tests/test_guard_result.py tests/test_sign.py \
+        tests/test_sign_canonical.py tests/test_drift_engine.py tests/test_drift_recording.py \
+        tests/test_limit_engine.py tests/test_chain_canonical.py tests/test_chain_merkle.py \
+        tests/test_chain_verify.py tests/test_audit_fastpath.py tests/test_mac.py \
+        tests/test_stats_accumulators.py tests/test_memory_integrity.py \
+        tests/test_agent_trust.py tests/test_keys.py "$@"
 }
 
 cmd="${1:-help}"

@@ -8,6 +8,7 @@ with ``PROXILION_BACKEND=reference``.
 
 from __future__ import annotations
 
+import gc
 from types import ModuleType
 
 import pytest
@@ -28,3 +29,17 @@ def impl(request: pytest.FixtureRequest) -> ModuleType:
     if mod is None:
         pytest.fail("the native extension proxilion._core is not built")
     return mod
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--gc-stress",
+        action="store_true",
+        help="collect garbage every few allocations (finds native objects that are traversed "
+        "before they are fully built, or released twice)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--gc-stress"):
+        gc.set_threshold(5, 1, 1)
