@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from proxilion.guards.input_guard import GuardAction
 
-__all__ = ["GuardResult", "InputChecker", "verdict_with"]
+__all__ = ["GuardResult", "Hits", "InputChecker", "verdict_with"]
+
+#: What a scan returns: ``[(pattern_index, [(start, end), ...]), ...]``.
+Hits = list[tuple[int, list[tuple[int, int]]]]
 
 
 @dataclass
@@ -73,7 +76,7 @@ class InputChecker:
         threshold: float,
         fail_action: Any,
         allow: Any,
-        finish: Callable[[Any, Any, list[tuple[int, list[tuple[int, int]]]]], Any],
+        finish: Callable[[Any, Any, Hits], Any],
     ) -> None:
         self._pset = pattern_set
         self._allow = allow
@@ -100,9 +103,6 @@ class InputChecker:
         if r.__class__ is list:
             return self._finish(input_text, context, r)
         return r
-
-
-Hits = list[tuple[int, list[tuple[int, int]]]]
 
 
 def verdict_with(

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from proxilion._reference.guard import GuardResult, verdict_with
+from proxilion._reference.guard import GuardResult, Hits, verdict_with
 
 __all__ = [
     "CONFUSABLES",
@@ -223,9 +223,6 @@ class Prepared:
     def text_bytes(self) -> bytes:
         """The original text (surrogates replaced) as UTF-8 bytes."""
         return self._text.encode("utf-8")
-
-
-Hits = list[tuple[int, list[tuple[int, int]]]]
 
 
 class PatternSet:

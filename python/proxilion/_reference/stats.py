@@ -1598,15 +1598,12 @@ def _state_int(x: object, path: str) -> int:
 
 
 def _state_float(x: object, path: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise _bad(f"{path} must be a number")
     try:
-        f = float(x)
-    except OverflowError:
+        return _number(x, path)
+    except TypeError:
+        raise _bad(f"{path} must be a number") from None
+    except ValueError:
         raise _bad(f"{path} must be finite") from None
-    if not math.isfinite(f):
-        raise _bad(f"{path} must be finite")
-    return f
 
 
 def _state_map(x: object, path: str) -> Mapping[str, Any]:

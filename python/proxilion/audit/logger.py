@@ -518,70 +518,8 @@ class AuditLogger:
             tool_arguments, user_attributes, execution_result = _redact_inputs(
                 config.redaction_config, tool_arguments, user_attributes, execution_result
             )
-        if config.encryption_key is not None:
-            return self._log_built(
-                user_id,
-                user_roles,
-                tool_name,
-                tool_arguments,
-                allowed,
-                reason,
-                policies_evaluated,
-                session_id,
-                user_attributes,
-                agent_id,
-                agent_capabilities,
-                agent_trust_score,
-                execution_result,
-            )
-        with self._lock:
-            writer = self._writer_now()
-            chain = self.chain
-            with chain._lock:  # the logger's lock unless ``chain`` was replaced
-                # The sequence number is drawn under the lock, so the file is in sequence
-                # order.
-                event, ticket = chain.chain._core.write_authorization(
-                    writer,
-                    _next_sequence(),
-                    user_id,
-                    user_roles,
-                    tool_name,
-                    tool_arguments,
-                    allowed,
-                    reason,
-                    policies_evaluated,
-                    session_id,
-                    user_attributes,
-                    agent_id,
-                    agent_capabilities,
-                    agent_trust_score,
-                    execution_result,
-                )
-                if event.merkle_index + 1 >= chain.batch_size:
-                    chain.finalize_batch()
-        writer.commit(ticket)
-        logged: AuditEventV2 = event
-        return logged
-
-    def _log_built(
-        self,
-        user_id: str,
-        user_roles: list[str],
-        tool_name: str,
-        tool_arguments: dict[str, Any],
-        allowed: bool,
-        reason: str | None,
-        policies_evaluated: list[str] | None,
-        session_id: str | None,
-        user_attributes: dict[str, Any] | None,
-        agent_id: str | None,
-        agent_capabilities: list[str] | None,
-        agent_trust_score: float | None,
-        execution_result: dict[str, Any] | None,
-    ) -> AuditEventV2:
-        """``log_authorization`` through a fully built event (entries encrypted at rest,
-        whose hash covers the envelope of the whole ``data``); inputs already redacted."""
-        data = _authorization_data(
+        # In the positional order of ``AuditChain.write_authorization`` after the sequence.
+        args = (
             user_id,
             user_roles,
             tool_name,
@@ -596,6 +534,28 @@ class AuditLogger:
             agent_trust_score,
             execution_result,
         )
+        if config.encryption_key is not None:
+            return self._log_built(args)
+        with self._lock:
+            writer = self._writer_now()
+            chain = self.chain
+            with chain._lock:  # the logger's lock unless ``chain`` was replaced
+                # The sequence number is drawn under the lock, so the file is in sequence
+                # order.
+                event, ticket = chain.chain._core.write_authorization(
+                    writer, _next_sequence(), *args
+                )
+                if event.merkle_index + 1 >= chain.batch_size:
+                    chain.finalize_batch()
+        writer.commit(ticket)
+        logged: AuditEventV2 = event
+        return logged
+
+    def _log_built(self, args: tuple[Any, ...]) -> AuditEventV2:
+        """``log_authorization`` through a fully built event (entries encrypted at rest,
+        whose hash covers the envelope of the whole ``data``); ``args`` are its 13
+        arguments after redaction, in ``_authorization_data``'s order."""
+        data = _authorization_data(*args)
         with self._lock:
             event = AuditEventV2(data=data, previous_hash="")
             logged, writer, ticket = self._log_locked(event, redact=False)
@@ -744,24 +704,26 @@ class InMemoryAuditLogger:
             tool_arguments, user_attributes, execution_result = _redact_inputs(
                 rc, tool_arguments, user_attributes, execution_result
             )
+        args = (
+            user_id,
+            user_roles,
+            tool_name,
+            tool_arguments,
+            allowed,
+            reason,
+            policies_evaluated,
+            session_id,
+            user_attributes,
+            agent_id,
+            agent_capabilities,
+            agent_trust_score,
+            execution_result,
+        )
         with self._lock:
             chain = self.chain
             with chain._lock:  # the logger's lock unless ``chain`` was replaced
                 event: AuditEventV2 = chain.chain._core.append_authorization(
-                    _next_sequence(),
-                    user_id,
-                    user_roles,
-                    tool_name,
-                    tool_arguments,
-                    allowed,
-                    reason,
-                    policies_evaluated,
-                    session_id,
-                    user_attributes,
-                    agent_id,
-                    agent_capabilities,
-                    agent_trust_score,
-                    execution_result,
+                    _next_sequence(), *args
                 )
                 if event.merkle_index + 1 >= chain.batch_size:  # type: ignore[operator]
                     chain.finalize_batch()

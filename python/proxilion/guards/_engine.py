@@ -22,6 +22,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, Protocol, SupportsIndex, TypeVar, overload
 
+from proxilion._reference.guard import Hits, verdict_with
 from proxilion.guards._syntax import Translation, translate
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "validate_threshold",
 ]
 
-Hits = list[tuple[int, list[tuple[int, int]]]]
 
 #: Accepted values of a guard's ``engine`` option.
 ENGINES = ("auto", "native", "reference", "hyperscan")
@@ -103,7 +103,6 @@ class CompiledSet:
         redact: Callable[[str, list[str | None]], str],
         translations: list[Translation],
         engines: list[str],
-        verdict: Callable[[str, Any, float, Any, Any], Any] | None = None,
         pattern_set: Any = None,
     ) -> None:
         self.scan = scan
@@ -112,7 +111,9 @@ class CompiledSet:
         self.pattern_set = pattern_set
         #: ``verdict(text, context, threshold, fail_action, allow)``: the hits, or on a
         #: clean text the finished ``GuardResult`` (``PatternSet.verdict``).
-        self.verdict = verdict if verdict is not None else _verdict_of(scan)
+        self.verdict: Callable[[str, Any, float, Any, Any], Any] = (
+            pattern_set.verdict if pattern_set is not None else _verdict_of(scan)
+        )
         self.redact = redact
         self.translations = translations
         self.engines = engines
@@ -182,7 +183,7 @@ def _compile_set(sources: Sequence[str], engine: str) -> CompiledSet:
     # verdict() builds the backend's GuardResult; a guard on another engine than the active
     # backend gets the public class through the Python path.
     if mod is impl:
-        return CompiledSet(pset.scan, pset.redact, translations, engines, pset.verdict, pset)
+        return CompiledSet(pset.scan, pset.redact, translations, engines, pset)
     return CompiledSet(pset.scan, pset.redact, translations, engines)
 
 
@@ -190,7 +191,6 @@ def _verdict_of(scan: Callable[[str], Hits]) -> Callable[[str, Any, float, Any, 
     """``PatternSet.verdict`` for an engine that only has ``scan`` (Hyperscan), or a set
     compiled for another backend than the active one (the result is the public class)."""
     from proxilion._backend import impl
-    from proxilion._reference.guard import verdict_with
 
     def verdict(text: str, context: Any, threshold: float, fail_action: Any, allow: Any) -> Any:
         return verdict_with(scan, impl.GuardResult, text, context, threshold, fail_action, allow)

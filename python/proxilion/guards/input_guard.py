@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxilion._backend import impl
 from proxilion._reference.guard import GuardResult as _DataclassGuardResult
+from proxilion._reference.guard import Hits
 from proxilion.guards._engine import (
     RE_FLAGS,
     CompiledSet,
@@ -881,7 +882,7 @@ class InputGuard(_GuardBase):
         self,
         input_text: str,
         context: dict[str, Any] | None,
-        hits: list[tuple[int, list[tuple[int, int]]]],
+        hits: Hits,
     ) -> GuardResult:
         """The result for a text where ``hits`` matched (``check``'s second half)."""
         ctx = {"original_input_length": len(input_text)}
