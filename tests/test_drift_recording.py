@@ -1,12 +1,15 @@
 """Recording fast path of the drift engine: ``DriftEngine.record`` (the method
-``BehavioralMonitor.record_tool_call`` is bound to), the native engine's pending buffer of
-calls without arguments (folded in batches and before any other access), and concurrent
-recording."""
+``BehavioralMonitor.record_tool_call`` is bound to), the native engine's pending buffer
+(calls folded in batches by its worker thread, and before any other access), concurrent
+recording, and forking while the worker folds."""
 
 from __future__ import annotations
 
 import math
+import os
+import signal
 import threading
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -305,3 +308,117 @@ def test_long_tool_names_are_folded_early_and_counted(impl: ModuleType) -> None:
         e.record_tool_call(long_name, 1.0, None, float(i), DAY0 + i)
     assert e.sample_counts()[TOOL_SURPRISE] == 20
     assert e.to_state()["tools"]["counts"] == {long_name: 20}
+
+
+# --- the fold worker: calls with arguments are deferred too; fork safety ------------------
+
+_VALUES: list[Any] = [
+    "short",
+    "x" * 500,  # long text: a length, no category
+    b"\x00\xff",
+    bytearray(b"abc"),
+    True,
+    None,
+    math.nan,
+    math.inf,
+    -math.inf,
+    10**400,  # past f64
+    -3.5,
+    [1, [2, [3]]],
+    {"a": (1, 2)},
+    object(),
+    "caf\u00e9",
+    "\ud800",  # a lone surrogate: no category token
+]
+
+
+def _rich_args(i: int) -> dict[Any, Any]:
+    if i % 97 == 0:
+        return {f"k{j}": j for j in range(40)}  # more keys than are profiled
+    args: dict[Any, Any] = {"q": _VALUES[i % len(_VALUES)], "n": i % 5}
+    if i % 7 == 0:
+        args[3] = "non-text key"
+    if i % 11 == 0:
+        args["k" * 300] = "long key"
+    return args
+
+
+def test_deferred_calls_with_arguments_fold_to_the_reference_state() -> None:
+    """3000 calls, every third with arguments of every kind (the native engine defers them
+    with the others and folds them on its worker thread, in order, copying their texts):
+    states, checks and baselines equal the reference's, which records each call at once."""
+    results = []
+    for mod in (_core, _reference):
+        e = mod.DriftEngine(50, 5, 10)
+        out: list[Any] = []
+        for i in range(3000):
+            args = _rich_args(i) if i % 3 == 0 else None
+            e.record_tool_call(
+                ("search", "db", "mail")[i % 3], float(i % 13), args, i * 0.5, DAY0 + i * 37.0
+            )
+            if i == 2000:
+                out.append(e.lock())
+        out.append(e.check())
+        out.append(e.baselines())
+        out.append(e.baseline_status())
+        results.append((out, e.to_state(), e.sample_counts()))
+    assert _close(results[0], results[1])
+
+
+def test_bad_arguments_are_rejected_when_recorded_not_when_folded(impl: ModuleType) -> None:
+    e = impl.DriftEngine()
+    e.record_tool_call("search", 1.0, {"q": 1}, 0.0, DAY0)
+    with pytest.raises(TypeError, match="arguments must be a mapping or None, not list"):
+        e.record_tool_call("search", 1.0, [1, 2], 1.0, DAY0)
+    with pytest.raises(TypeError, match="arguments must be a mapping or None, not list"):
+        e.record("search", [1, 2], 1.0)
+    assert e.sample_counts()[TOOL_SURPRISE] == 1
+
+
+def _fork_and_check(e: Any, n: int) -> None:
+    """Fork; in the child record ``n`` more calls and read (a deadlock is killed by an alarm
+    and fails the exit code)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            signal.alarm(30)
+            before = e.sample_counts()[TOOL_SURPRISE]
+            for _ in range(n):
+                e.record("child", None, 1.0)
+            code = 0 if e.sample_counts()[TOOL_SURPRISE] == before + n else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_the_worker_folds_leaves_no_lock_held() -> None:
+    """Threads keep sealing batches for the worker while the main thread forks: every
+    child can record and read (no engine lock was held across the fork by a thread the child
+    does not have, and the child starts its own worker), and the parent loses nothing."""
+    e = _core.DriftEngine(100, 10, 20)
+    stop = threading.Event()
+    counts = [0, 0]
+
+    def writer(k: int) -> None:
+        while not stop.is_set():
+            for _ in range(512):
+                e.record(f"tool{k}", {"q": "x"} if counts[k] % 3 == 0 else None, 2.0)
+                counts[k] += 1
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking a multi-threaded process.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for _ in range(8):
+                _fork_and_check(e, 600)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert e.sample_counts()[TOOL_SURPRISE] == sum(counts)

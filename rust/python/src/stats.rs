@@ -4,13 +4,14 @@
 //! is taken, so no Python code ever runs while it is held. Messages match the reference twin
 //! in `proxilion/_reference/stats.py`.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString,
+    PyTuple,
 };
 
 use proxilion_core::stats::engine::{
@@ -1054,37 +1055,204 @@ fn check_tuples(e: &Engine, checks: &[MetricCheck]) -> Vec<CheckTuple> {
         .collect()
 }
 
-/// Calls recorded without arguments wait in a [`Pending`] buffer of at most this many (and
-/// [`PENDING_ARENA_KEEP`] bytes of names) before they are folded into the engine (a read of
-/// the engine folds them first).
+/// Calls recorded without arguments wait in the pending buffer of their engine: the current
+/// batch takes at most this many calls (and [`PENDING_ARENA_KEEP`] bytes of names), then it is
+/// sealed and handed to the fold worker (see [`fold_worker`]); a read of the engine folds every
+/// sealed batch and the current one first.
 const PENDING_CAP: usize = 256;
 
-/// Bytes of tool names the pending buffer holds before it is folded (whatever the number of
-/// calls), and keeps allocated for the next batch (beyond this it is freed).
+/// Bytes of tool names a batch holds before it is sealed (whatever the number of calls), and
+/// keeps allocated when it is recycled (beyond this it is freed).
 const PENDING_ARENA_KEEP: usize = 64 * 1024;
 
-/// A call waiting to be folded: its tool name is `arena[start..end]`.
+/// Sealed batches an engine may hold: a recording that seals one more folds them itself (with
+/// the GIL released), so memory and the cost of the next read stay bounded when the worker
+/// falls behind (or cannot be started).
+const MAX_SEALED: usize = 4;
+
+/// Text of a pending call: `arena[start..end]` of its batch.
+type Span = (usize, usize);
+
+/// An argument value of a pending call ([`ArgValue`] with its text in the batch arena).
+#[derive(Clone, Copy)]
+enum PendingValue {
+    Number(f64),
+    NonFinite(&'static str),
+    Text(f64, Option<Span>),
+    Bytes(f64),
+    Bool(bool),
+    Null,
+    Container(f64),
+    Other,
+}
+
+/// The argument features of a pending call ([`CallArgs`]): its sorted key set and entries are
+/// `keys[keys.0..keys.1]` and `entries[entries.0..entries.1]` of its batch.
+#[derive(Clone, Copy)]
+struct PendingArgs {
+    log_size: f64,
+    keys: Span,
+    entries: Span,
+}
+
+/// A call waiting to be folded: its tool name is `name` in the arena of its batch.
 struct PendingCall {
-    start: usize,
-    end: usize,
+    name: Span,
     latency: Option<f64>,
+    args: Option<PendingArgs>,
     mono: f64,
     wall: f64,
 }
 
-/// Calls recorded but not yet folded into the engine, in order, plus the clock
-/// synchronisation of the default clocks (see [`Pending::clocks_now`]).
-struct Pending {
+/// Calls in recording order, their texts in one arena.
+#[derive(Default)]
+struct Batch {
     calls: Vec<PendingCall>,
     arena: String,
+    keys: Vec<Span>,
+    entries: Vec<(Span, PendingValue)>,
+}
+
+impl Batch {
+    fn text(&mut self, s: &str) -> Span {
+        let start = self.arena.len();
+        self.arena.push_str(s);
+        (start, self.arena.len())
+    }
+
+    /// Append a call (its texts copied into the arena).
+    fn push(
+        &mut self,
+        name: &str,
+        latency: Option<f64>,
+        args: Option<&CallArgs<'_>>,
+        (mono, wall): (f64, f64),
+    ) {
+        let name = self.text(name);
+        let args = args.map(|a| {
+            let k0 = self.keys.len();
+            for k in &a.keyset {
+                let span = self.text(k);
+                self.keys.push(span);
+            }
+            let e0 = self.entries.len();
+            for (k, v) in &a.entries {
+                let key = self.text(k);
+                let value = match *v {
+                    ArgValue::Number(x) => PendingValue::Number(x),
+                    ArgValue::NonFinite(t) => PendingValue::NonFinite(t),
+                    ArgValue::Text(x, t) => PendingValue::Text(x, t.map(|t| self.text(t))),
+                    ArgValue::Bytes(x) => PendingValue::Bytes(x),
+                    ArgValue::Bool(b) => PendingValue::Bool(b),
+                    ArgValue::Null => PendingValue::Null,
+                    ArgValue::Container(x) => PendingValue::Container(x),
+                    ArgValue::Other => PendingValue::Other,
+                };
+                self.entries.push((key, value));
+            }
+            PendingArgs {
+                log_size: a.log_size,
+                keys: (k0, self.keys.len()),
+                entries: (e0, self.entries.len()),
+            }
+        });
+        self.calls.push(PendingCall {
+            name,
+            latency,
+            args,
+            mono,
+            wall,
+        });
+    }
+
+    fn is_full(&self) -> bool {
+        // Long names seal early, so a batch never holds much more than PENDING_ARENA_KEEP
+        // bytes of them.
+        self.calls.len() >= PENDING_CAP || self.arena.len() >= PENDING_ARENA_KEEP
+    }
+
+    /// Fold every call into `engine`, in order, and empty the batch. Every call was validated
+    /// when recorded, so this fails only on a bug in the engine (the calls after a failed one
+    /// are still folded; the first error is returned).
+    fn fold_into(&mut self, engine: &mut Engine) -> Result<(), StatsError> {
+        let arena = self.arena.as_str();
+        let text = |(a, b): Span| &arena[a..b];
+        let mut folded = Ok(());
+        let mut keyset: Vec<&str> = Vec::new();
+        let mut entries: Vec<(&str, ArgValue<'_>)> = Vec::new();
+        for c in &self.calls {
+            let r =
+                match c.args {
+                    None => engine.record_tool_call(text(c.name), c.latency, None, c.mono, c.wall),
+                    Some(a) => {
+                        keyset.clear();
+                        keyset.extend(self.keys[a.keys.0..a.keys.1].iter().map(|&k| text(k)));
+                        entries.clear();
+                        entries.extend(self.entries[a.entries.0..a.entries.1].iter().map(
+                            |&(k, v)| {
+                                let value = match v {
+                                    PendingValue::Number(x) => ArgValue::Number(x),
+                                    PendingValue::NonFinite(t) => ArgValue::NonFinite(t),
+                                    PendingValue::Text(x, t) => ArgValue::Text(x, t.map(text)),
+                                    PendingValue::Bytes(x) => ArgValue::Bytes(x),
+                                    PendingValue::Bool(b) => ArgValue::Bool(b),
+                                    PendingValue::Null => ArgValue::Null,
+                                    PendingValue::Container(x) => ArgValue::Container(x),
+                                    PendingValue::Other => ArgValue::Other,
+                                };
+                                (text(k), value)
+                            },
+                        ));
+                        let call_args = CallArgs {
+                            log_size: a.log_size,
+                            keyset: std::mem::take(&mut keyset),
+                            entries: std::mem::take(&mut entries),
+                        };
+                        let r = engine.record_tool_call(
+                            text(c.name),
+                            c.latency,
+                            Some(&call_args),
+                            c.mono,
+                            c.wall,
+                        );
+                        keyset = call_args.keyset;
+                        entries = call_args.entries;
+                        r
+                    }
+                };
+            if folded.is_ok() {
+                folded = r;
+            }
+        }
+        drop((keyset, entries));
+        self.calls.clear();
+        self.keys.clear();
+        self.entries.clear();
+        self.arena.clear();
+        if self.arena.capacity() > PENDING_ARENA_KEEP {
+            // A burst of huge tool names: do not keep their memory for good.
+            self.arena = String::new();
+        }
+        folded
+    }
+}
+
+/// Calls recorded but not yet folded into the engine: sealed batches (oldest first), then the
+/// current one; recycled batches; and the clock synchronisation of the default clocks (see
+/// [`Pending::clocks_now`]).
+struct Pending {
+    current: Batch,
+    sealed: std::collections::VecDeque<Batch>,
+    free: Vec<Batch>,
     sync: (f64, f64),
 }
 
 impl Pending {
     fn new() -> Self {
         Self {
-            calls: Vec::new(),
-            arena: String::new(),
+            current: Batch::default(),
+            sealed: std::collections::VecDeque::new(),
+            free: Vec::new(),
             sync: (f64::NEG_INFINITY, 0.0),
         }
     }
@@ -1100,23 +1268,39 @@ impl Pending {
         }
         (mono, self.sync.1 + (mono - self.sync.0))
     }
-}
 
-/// The engine and the spare buffers pending calls are swapped into while they are folded.
-struct Inner {
-    engine: Engine,
-    spare: Vec<PendingCall>,
-    spare_arena: String,
-}
+    /// Seal the current batch (a recycled one takes its place); returns the sealed count.
+    fn seal(&mut self) -> usize {
+        let fresh = self.free.pop().unwrap_or_default();
+        let full = std::mem::replace(&mut self.current, fresh);
+        self.sealed.push_back(full);
+        self.sealed.len()
+    }
 
-impl Inner {
-    fn new(engine: Engine) -> Self {
-        Self {
-            engine,
-            spare: Vec::new(),
-            spare_arena: String::new(),
+    /// Take the sealed batches and, with `current`, the current one too (in order).
+    fn take(&mut self, current: bool, out: &mut Vec<Batch>) {
+        out.extend(self.sealed.drain(..));
+        if current && !self.current.calls.is_empty() {
+            let fresh = self.free.pop().unwrap_or_default();
+            out.push(std::mem::replace(&mut self.current, fresh));
         }
     }
+
+    /// Keep emptied batches for reuse (at most as many as can be in use at once).
+    fn recycle(&mut self, batches: &mut Vec<Batch>) {
+        for b in batches.drain(..) {
+            if self.free.len() <= MAX_SEALED {
+                self.free.push(b);
+            }
+        }
+    }
+}
+
+/// The engine, and the first error a fold met while nobody was waiting for it (reported by
+/// the next read; it would be a bug in the engine, since calls are validated when recorded).
+struct Inner {
+    engine: Engine,
+    fold_error: Option<StatsError>,
 }
 
 impl std::ops::Deref for Inner {
@@ -1132,57 +1316,187 @@ impl std::ops::DerefMut for Inner {
     }
 }
 
-/// Per-agent drift engine: O(1) recording, O(metrics) checks, bounded memory.
-///
-/// A call without arguments is validated, timestamped and appended to a pending buffer (one
-/// short lock, no engine work); the buffer is folded into the engine, in order, when it holds
-/// [`PENDING_CAP`] calls (with the GIL released) and before anything else touches the engine
-/// (other recordings, checks, baselines, state), so every result is the same as if each call
-/// had been folded at once, and a check folds at most [`PENDING_CAP`] calls.
-#[pyclass(frozen, module = "proxilion._core", name = "DriftEngine")]
-pub struct PyDriftEngine {
+/// State shared by a `DriftEngine` and the fold worker. Lock order: `inner`, then `pending`;
+/// the pending lock is held only for constant work and never while waiting for another lock.
+struct Shared {
     inner: Mutex<Inner>,
     pending: Mutex<Pending>,
+}
+
+impl Shared {
+    /// Fold the sealed batches and, with `current`, the current one into `inner` (locked by
+    /// the caller, so batches are folded in recording order whoever folds them).
+    fn fold(&self, inner: &mut Inner, current: bool) -> PyResult<()> {
+        let mut batches = Vec::new();
+        guard(&self.pending)?.take(current, &mut batches);
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for b in &mut batches {
+            let r = b.fold_into(&mut inner.engine);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        guard(&self.pending)?.recycle(&mut batches);
+        if let Err(e) = result {
+            inner.fold_error.get_or_insert(e);
+        }
+        Ok(())
+    }
+
+    /// Fold the sealed batches with the GIL released (the worker's job, and a recording's
+    /// when too many are sealed), inside the fork gate.
+    fn fold_sealed(&self) -> PyResult<()> {
+        let _gate = fork_gate::enter();
+        let mut inner = guard(&self.inner)?;
+        self.fold(&mut inner, false)
+    }
+}
+
+/// Process-wide fold worker: one background thread folds the batches engines seal, so a
+/// recording costs an append to a buffer and the statistics run on another core, without the
+/// GIL. Engines are referred to weakly (a dropped engine's batches are dropped with it).
+mod fold_worker {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, Weak};
+
+    use super::Shared;
+
+    /// The worker's queue, with the process it was started in (a forked child starts its
+    /// own: the parent's thread does not exist there).
+    static WORKER: Mutex<Option<(u32, Sender<Weak<Shared>>)>> = Mutex::new(None);
+
+    fn run(rx: std::sync::mpsc::Receiver<Weak<Shared>>) {
+        for w in rx {
+            if let Some(shared) = w.upgrade() {
+                // An error is kept in the engine (poisoning: reported by its next read).
+                let _ = shared.fold_sealed();
+            }
+        }
+    }
+
+    /// Ask the worker to fold `shared`'s sealed batches; false when no worker can run (the
+    /// caller folds them itself).
+    pub(super) fn submit(shared: Weak<Shared>) -> bool {
+        let Ok(mut slot) = WORKER.lock() else {
+            return false;
+        };
+        let pid = std::process::id();
+        if !matches!(&*slot, Some((p, _)) if *p == pid) {
+            let (tx, rx) = channel();
+            let spawned = std::thread::Builder::new()
+                .name("proxilion-drift-fold".into())
+                .spawn(move || run(rx));
+            if spawned.is_err() {
+                *slot = None;
+                return false;
+            }
+            *slot = Some((pid, tx));
+        }
+        match &*slot {
+            Some((_, tx)) => tx.send(shared).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// Fork safety of the fold worker: folds without the GIL (the worker's, and a recording's
+/// when the worker falls behind) run inside this gate, and `os.fork()` (hooks registered with
+/// `os.register_at_fork`) closes it and waits until none runs, so no engine lock is held by a
+/// thread that will not exist in the child. Atomics only (a mutex could itself be held at the
+/// fork).
+mod fork_gate {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    static FORKING: AtomicBool = AtomicBool::new(false);
+    static FOLDING: AtomicUsize = AtomicUsize::new(0);
+
+    /// A fold in progress; leaving the gate when dropped.
+    pub(super) struct Entered(());
+
+    impl Drop for Entered {
+        fn drop(&mut self) {
+            FOLDING.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Enter the gate (waiting while a fork is in progress).
+    pub(super) fn enter() -> Entered {
+        loop {
+            while FORKING.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            FOLDING.fetch_add(1, SeqCst);
+            if !FORKING.load(SeqCst) {
+                return Entered(());
+            }
+            FOLDING.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Before a fork (GIL held): close the gate and wait for the folds inside it.
+    pub(super) fn close() {
+        FORKING.store(true, SeqCst);
+        while FOLDING.load(SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    /// After a fork, in the parent and in the child.
+    pub(super) fn open() {
+        FORKING.store(false, SeqCst);
+    }
+}
+
+/// Per-agent drift engine: O(1) recording, O(metrics) checks, bounded memory.
+///
+/// A call is validated, timestamped and appended to a pending batch, its argument features
+/// read from the Python objects and copied (one short lock, no engine work). A full batch
+/// ([`PENDING_CAP`] calls) is sealed and folded into the engine by the process's fold worker
+/// thread, in order, without the GIL; anything else that touches the engine (events, errors,
+/// values, checks, baselines, state) folds every batch still pending first, so every result
+/// is the same as if each call had been folded at once, and a check folds at most
+/// `(MAX_SEALED + 1) * PENDING_CAP` calls.
+#[pyclass(frozen, module = "proxilion._core", name = "DriftEngine")]
+pub struct PyDriftEngine {
+    shared: Arc<Shared>,
 }
 
 impl PyDriftEngine {
     fn with_engine(engine: Engine) -> Self {
         Self {
-            inner: Mutex::new(Inner::new(engine)),
-            pending: Mutex::new(Pending::new()),
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    engine,
+                    fold_error: None,
+                }),
+                pending: Mutex::new(Pending::new()),
+            }),
         }
     }
 
-    /// The engine, locked, with every pending call folded in. (Lock order: `inner`, then
-    /// `pending`; the pending lock is never held while waiting for anything else.)
+    /// The engine, locked, with every pending call folded in. Called with the GIL held: if
+    /// the worker is folding, the wait releases the GIL (the lock is then taken again with
+    /// the GIL held, so it is never held by a thread waiting for the GIL).
     fn engine(&self) -> PyResult<MutexGuard<'_, Inner>> {
-        let mut g = guard(&self.inner)?;
-        {
-            let mut p = guard(&self.pending)?;
-            if p.calls.is_empty() {
-                return Ok(g);
+        let s = &*self.shared;
+        let mut g = loop {
+            match s.inner.try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    Python::attach(|py| py.detach(|| guard(&s.inner).map(drop)))?;
+                }
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    return guard(&s.inner);
+                }
             }
-            let inner = &mut *g;
-            std::mem::swap(&mut p.calls, &mut inner.spare);
-            std::mem::swap(&mut p.arena, &mut inner.spare_arena);
+        };
+        s.fold(&mut g, true)?;
+        if let Some(e) = g.fold_error.take() {
+            return Err(map_err(e));
         }
-        let Inner {
-            engine,
-            spare,
-            spare_arena,
-        } = &mut *g;
-        let calls = spare
-            .iter()
-            .map(|c| (&spare_arena[c.start..c.end], c.latency, c.mono, c.wall));
-        // Every call was validated when recorded, so this cannot fail.
-        let folded = engine.record_tool_calls(calls);
-        spare.clear();
-        spare_arena.clear();
-        if spare_arena.capacity() > PENDING_ARENA_KEEP {
-            // A burst of huge tool names: do not keep their memory for good.
-            *spare_arena = String::new();
-        }
-        folded.map_err(map_err)?;
         Ok(g)
     }
 
@@ -1193,7 +1507,7 @@ impl PyDriftEngine {
         wall: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, f64)> {
         if is_default(now) && is_default(wall) {
-            return Ok(guard(&self.pending)?.clocks_now());
+            return Ok(guard(&self.shared.pending)?.clocks_now());
         }
         Ok((
             time_arg(now, "now", mono_now)?,
@@ -1201,37 +1515,33 @@ impl PyDriftEngine {
         ))
     }
 
-    /// Append a call without arguments to the pending buffer (`times`: injected clocks, or
-    /// None for the default ones); fold the buffer when full, with the GIL released.
+    /// Append a call without arguments to the pending batch (`times`: injected clocks, or
+    /// None for the default ones). A full batch is sealed and handed to the fold worker; with
+    /// too many sealed (or no worker), this call folds them, with the GIL released.
     fn defer(
         &self,
         py: Python<'_>,
         name: &str,
         latency: Option<f64>,
+        args: Option<&CallArgs<'_>>,
         times: Option<(f64, f64)>,
     ) -> PyResult<()> {
-        let full = {
-            let mut p = guard(&self.pending)?;
-            let (mono, wall) = match times {
+        let sealed = {
+            let mut p = guard(&self.shared.pending)?;
+            let t = match times {
                 Some(t) => t,
                 None => p.clocks_now(),
             };
-            let start = p.arena.len();
-            p.arena.push_str(name);
-            let end = p.arena.len();
-            p.calls.push(PendingCall {
-                start,
-                end,
-                latency,
-                mono,
-                wall,
-            });
-            // Long names fold early, so the buffer never holds much more than
-            // PENDING_ARENA_KEEP bytes of them.
-            p.calls.len() >= PENDING_CAP || p.arena.len() >= PENDING_ARENA_KEEP
+            p.current.push(name, latency, args, t);
+            if p.current.is_full() {
+                p.seal()
+            } else {
+                return Ok(());
+            }
         };
-        if full {
-            py.detach(|| self.engine().map(drop))?;
+        if sealed > MAX_SEALED || !fold_worker::submit(Arc::downgrade(&self.shared)) {
+            let s = &*self.shared;
+            py.detach(|| s.fold_sealed())?;
         }
         Ok(())
     }
@@ -1255,14 +1565,13 @@ impl PyDriftEngine {
             Some(it) => Some(call_args(it)?),
             None => None,
         };
-        let default_clocks = is_default(now) && is_default(wall);
-        if defer && args.is_none() {
-            let t = if default_clocks {
+        if defer {
+            let t = if is_default(now) && is_default(wall) {
                 None
             } else {
                 Some(self.times(now, wall)?)
             };
-            return self.defer(name_obj.py(), name, latency, t);
+            return self.defer(name_obj.py(), name, latency, args.as_ref(), t);
         }
         let (mono, wall) = self.times(now, wall)?;
         self.engine()?
@@ -1657,5 +1966,28 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEwma>()?;
     m.add_class::<PyDriftEngine>()?;
     m.add_function(wrap_pyfunction!(drift_metric_names, m)?)?;
+    register_fork_hooks(m.py())
+}
+
+/// `os.register_at_fork` hooks closing the fold worker's fork gate around `os.fork()` (see
+/// [`fork_gate`]); a platform without `fork` has no `register_at_fork` and needs none.
+fn register_fork_hooks(py: Python<'_>) -> PyResult<()> {
+    let os = py.import("os")?;
+    let Ok(register) = os.getattr("register_at_fork") else {
+        return Ok(());
+    };
+    let before = PyCFunction::new_closure(py, None, None, |_args, _kwargs| -> PyResult<()> {
+        fork_gate::close();
+        Ok(())
+    })?;
+    let after = PyCFunction::new_closure(py, None, None, |_args, _kwargs| -> PyResult<()> {
+        fork_gate::open();
+        Ok(())
+    })?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("before", before)?;
+    kwargs.set_item("after_in_parent", &after)?;
+    kwargs.set_item("after_in_child", &after)?;
+    register.call((), Some(&kwargs))?;
     Ok(())
 }

@@ -201,8 +201,32 @@ pub const MIX_REFRESH: u64 = 100;
 /// Hour of day (0..=23, UTC) of a wall-clock time in seconds since the epoch.
 #[inline]
 pub fn hour_of(wall: f64) -> usize {
-    let r = wall.rem_euclid(86400.0);
-    ((r / 3600.0).floor() as usize).min(23)
+    ((day_seconds(wall) / 3600.0).floor() as usize).min(23)
+}
+
+/// `wall.rem_euclid(86400.0)` (Python's `wall % 86400.0`), without the cost of `fmod` for
+/// the wall-clock times of this era.
+///
+/// For `2^17 <= wall < 2^52`, `d * 86400` (`d` the floor of the quotient) is an exact integer
+/// and `wall - d * 86400` is exact: both are multiples of `ulp(wall) >= 2^-35` and the
+/// difference is below 2^18 in magnitude, so it fits the 53-bit significand. It is the true
+/// remainder, or off by one period when the quotient rounded across an integer; adding or
+/// subtracting the period then gives the true remainder, which is representable, so exactly.
+/// `fmod` is exact too: the results are bit-identical. Other values take `rem_euclid`.
+#[inline]
+pub fn day_seconds(wall: f64) -> f64 {
+    const DAY: f64 = 86400.0;
+    if !(131_072.0..4_503_599_627_370_496.0).contains(&wall) {
+        return wall.rem_euclid(DAY);
+    }
+    let r = wall - (wall / DAY).floor() * DAY;
+    if r < 0.0 {
+        r + DAY
+    } else if r >= DAY {
+        r - DAY
+    } else {
+        r
+    }
 }
 
 /// Configuration of an engine (the original monitor's window parameters).
@@ -1868,5 +1892,50 @@ mod tests {
         let err = batch.record_tool_calls(bad).unwrap_err();
         assert_eq!(err.to_string(), "latency_ms must be a finite number >= 0");
         assert_eq!(batch.names_seen, before + 1);
+    }
+    #[test]
+    fn day_seconds_is_rem_euclid() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1e-300,
+            -1e-300,
+            86400.0,
+            -86400.0,
+            86_399.999_999_999_99,
+            -86_399.999_999_999_99,
+            1.7e9,
+            -1.7e9,
+            4.5e15,
+            -4.5e15,
+            1e300,
+            -1e300,
+        ];
+        for k in [1.0, 2.0, 3.0, 19_000.0, 20_000.0, 52_000_000.0] {
+            let b: f64 = k * 86400.0;
+            for v in [b, -b] {
+                values.extend([v, v.next_up(), v.next_down()]);
+            }
+        }
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f64::from_bits(x);
+            if f.is_finite() {
+                values.push(f);
+            }
+            values.push((x % 4_000_000_000_000) as f64 / 1000.0 - 2e9);
+            values.push((x % 1_000_000_000_000) as f64 / 3.0);
+        }
+        for v in values {
+            // Equal values (a zero may differ in sign only), so equal hours.
+            assert_eq!(day_seconds(v), v.rem_euclid(86400.0), "{v:e}");
+            assert_eq!(
+                hour_of(v),
+                ((v.rem_euclid(86400.0) / 3600.0).floor() as usize).min(23)
+            );
+        }
     }
 }
