@@ -482,6 +482,15 @@ def main() -> int:
 
     file = os.path.realpath(proxilion.__file__ or "")
     hello: dict[str, Any] = {"sdk": args.sdk, "file": file, "version": proxilion.__version__}
+    # The installed distribution's version (the original's ``__version__`` string is stale:
+    # 0.0.5 in the 0.0.6 release).
+    import importlib.metadata
+
+    site = os.path.dirname(os.path.dirname(file))
+    for dist in importlib.metadata.distributions(path=[site]):
+        if (dist.metadata["Name"] or "").lower() == "proxilion":
+            hello["version"] = dist.version
+            break
     try:
         from proxilion import _backend
 

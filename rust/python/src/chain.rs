@@ -991,7 +991,7 @@ impl AuditChain {
             None => {
                 let mut rnd = [0u8; 10];
                 event::random_bytes(&mut rnd)
-                    .map_err(|e| PyOSError::new_err(format!("reading /dev/urandom: {e}")))?;
+                    .map_err(|e| PyOSError::new_err(format!("reading operating-system randomness: {e}")))?;
                 PyString::new(py, &event::uuid7(ts_us.max(0) as u64 / 1000, &rnd))
             }
         };

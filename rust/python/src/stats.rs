@@ -315,6 +315,11 @@ fn call_args<'a>(items: &'a Items<'_>) -> PyResult<CallArgs<'a>> {
     }
     let keyset = if n > MAX_ARG_KEYS {
         vec![MANY_KEYS]
+    } else if entries.len() == n {
+        // Every key has its token in `entries` already.
+        let mut ks: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+        ks.sort_unstable();
+        ks
     } else {
         let mut ks = Vec::with_capacity(n);
         for (k, _) in items {

@@ -14,7 +14,6 @@
 //!   objects there). The order of the closure calls is the order in which `json.dumps`
 //!   meets the values, so an unencodable value raises the same error first.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -169,19 +168,23 @@ pub fn note_fork() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Fill `dest` with operating-system randomness (`/dev/urandom`, as `os.urandom`). Bytes
+/// Fill `dest` with operating-system randomness (the source of `os.urandom`: `getrandom(2)`
+/// on Linux, `BCryptGenRandom` on Windows, and so on, through the `getrandom` crate). Bytes
 /// are read a block at a time and handed out once each; a fork (see [`note_fork`])
 /// discards the inherited block.
 pub fn random_bytes(dest: &mut [u8]) -> std::io::Result<()> {
+    fn os_random(dest: &mut [u8]) -> std::io::Result<()> {
+        getrandom::fill(dest).map_err(std::io::Error::from)
+    }
     let generation = FORK_GENERATION.load(Ordering::SeqCst);
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if dest.len() > POOL_BLOCK {
         drop(pool);
-        return std::fs::File::open("/dev/urandom")?.read_exact(dest);
+        return os_random(dest);
     }
     if pool.generation != generation || pool.buf.len() - pool.used < dest.len() {
         let mut block = vec![0u8; POOL_BLOCK];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut block)?;
+        os_random(&mut block)?;
         pool.buf = block;
         pool.used = 0;
         pool.generation = generation;
