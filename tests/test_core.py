@@ -207,6 +207,29 @@ def test_audit_helpers_on_the_in_memory_record() -> None:
     a.close()  # nothing to close: no error
 
 
+def test_audit_max_events_bounds_the_in_memory_record(tmp_path: Any) -> None:
+    a = Proxilion(audit_max_events=3)
+    a.policy("read_doc")(AllowAllPolicy)
+
+    @a.authorize("read")
+    def read_doc(doc_id: str, user: UserContext | None = None) -> str:
+        return doc_id
+
+    for i in range(5):
+        assert read_doc(doc_id=f"d{i}", user=ALICE) == f"d{i}"
+    events = a.get_audit_events()
+    assert [e.data.tool_arguments["doc_id"] for e in events] == ["d2", "d3", "d4"]
+    assert a.audit_logger is not None and a.audit_logger.max_events == 3  # type: ignore[union-attr]
+    assert len(Proxilion().get_audit_events()) == 0
+    with pytest.raises(ConfigurationError) as info:
+        Proxilion(audit_log_path=tmp_path / "a.jsonl", audit_max_events=3)
+    assert info.value.config_key == "audit_max_events"
+    with pytest.raises(ConfigurationError):
+        Proxilion(enable_audit=False, audit_max_events=3)
+    with pytest.raises(ValueError, match="max_events must be a positive int or None, got 0"):
+        Proxilion(audit_max_events=0)
+
+
 # -- policy registration ----------------------------------------------------------------------
 
 

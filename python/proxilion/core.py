@@ -265,13 +265,17 @@ def _positional_names(func: Callable[..., Any]) -> tuple[str, ...]:
 class Proxilion(ControlsMixin):
     """Authorization and protection for LLM agent tool calls.
 
-    The constructor takes the original's parameters, in its order, plus four keyword-only
+    The constructor takes the original's parameters, in its order, plus five keyword-only
     switches. ``enable_audit``, ``enable_integrity`` and ``enable_rate_limiting`` appear in
     the seed's recommended configuration (the original rejects them with TypeError):
 
     * ``enable_audit``: None (default) or True records every decision; with no
       ``audit_log_path`` the record is kept in memory (:meth:`get_audit_events`). False turns
       recording off; False together with ``audit_log_path`` is a ConfigurationError.
+    * ``audit_max_events`` (ours): keep only the last N events of the in-memory record
+      (``InMemoryAuditLogger(max_events=N)``), so a long-running server's memory stays
+      bounded; None (default) keeps every event, as the original. Not combinable with
+      ``audit_log_path`` (the file log rotates instead) or ``enable_audit=False``.
     * ``enable_rate_limiting``: True with no ``rate_limit_config`` uses
       :data:`DEFAULT_RATE_LIMIT_CONFIG`; False together with a ``rate_limit_config`` is a
       ConfigurationError; None (default) behaves as the original (a config enables it).
@@ -320,6 +324,7 @@ class Proxilion(ControlsMixin):
         enable_rate_limiting: bool | None = None,
         kill_switch: _KillSwitchLike | None = None,
         behavioral_monitor: BehavioralMonitor | DriftDetector | None = None,
+        audit_max_events: int | None = None,
     ) -> None:
         # -- validation (fail at construction, never at request time) --------------------------
         _check_str(policy_engine, "policy_engine")
@@ -348,6 +353,13 @@ class Proxilion(ControlsMixin):
         if enable_audit is False and audit_log_path is not None:
             raise ConfigurationError(
                 "enable_audit", expected="True or None when audit_log_path is given", received=False
+            )
+        if audit_max_events is not None and (audit_log_path is not None or enable_audit is False):
+            raise ConfigurationError(
+                "audit_max_events",
+                expected="None unless the audit record is kept in memory (no audit_log_path, "
+                "enable_audit not False)",
+                received=audit_max_events,
             )
         if enable_integrity and enable_audit is False:
             raise ConfigurationError(
@@ -426,7 +438,7 @@ class Proxilion(ControlsMixin):
             self._audit_logger = (
                 AuditLogger(LoggerConfig.default(self.audit_log_path))
                 if self.audit_log_path is not None
-                else InMemoryAuditLogger()
+                else InMemoryAuditLogger(max_events=audit_max_events)
             )
         if enable_idor_protection:
             # Admin overrides granted on this protector are recorded in this audit log.
