@@ -1546,7 +1546,7 @@ def test_bench_harness_runs_in_both(original_sdk: Path, tmp_path: Path) -> None:
         workdir=tmp_path,
         progress=False,
     )
-    assert report["original"]["version"] == "0.0.5"
+    assert report["original"]["version"] == "0.0.6"
     assert report["original"]["file"].startswith(str(osdk.TARGET.resolve()))
     rows = {r["op"]: r for r in report["rows"]}
     for name in ("bucket_allow", "memory_verify_100"):

@@ -95,6 +95,7 @@ def test_constructor_signature_keeps_the_original_order() -> None:
         "enable_integrity",
         "enable_rate_limiting",
         "kill_switch",
+        "audit_max_events",
         "behavioral_monitor",
     }
     assert all(p.kind is p.KEYWORD_ONLY for p in extras.values())
