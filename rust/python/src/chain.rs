@@ -990,8 +990,9 @@ impl AuditChain {
             Some(e) => e.cast_into::<PyString>()?,
             None => {
                 let mut rnd = [0u8; 10];
-                event::random_bytes(&mut rnd)
-                    .map_err(|e| PyOSError::new_err(format!("reading operating-system randomness: {e}")))?;
+                event::random_bytes(&mut rnd).map_err(|e| {
+                    PyOSError::new_err(format!("reading operating-system randomness: {e}"))
+                })?;
                 PyString::new(py, &event::uuid7(ts_us.max(0) as u64 / 1000, &rnd))
             }
         };

@@ -1351,11 +1351,24 @@ impl Shared {
         Ok(())
     }
 
-    /// Fold the sealed batches with the GIL released (the worker's job, and a recording's
-    /// when too many are sealed), inside the fork gate.
+    /// Fold the sealed batches with the GIL released (a recording's job when too many are
+    /// sealed), inside the fork gate.
     fn fold_sealed(&self) -> PyResult<()> {
         let _gate = fork_gate::enter();
         let mut inner = guard(&self.inner)?;
+        self.fold(&mut inner, false)
+    }
+
+    /// The worker's fold: as [`Shared::fold_sealed`], but only if the engine is free (whoever
+    /// holds it is a read, which folds every pending batch itself, or a fold); so the worker
+    /// never waits inside the fork gate.
+    fn try_fold_sealed(&self) -> PyResult<()> {
+        let _gate = fork_gate::enter();
+        let mut inner = match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::sync::TryLockError::Poisoned(_)) => return guard(&self.inner).map(drop),
+        };
         self.fold(&mut inner, false)
     }
 }
@@ -1377,7 +1390,7 @@ mod fold_worker {
         for w in rx {
             if let Some(shared) = w.upgrade() {
                 // An error is kept in the engine (poisoning: reported by its next read).
-                let _ = shared.fold_sealed();
+                let _ = shared.try_fold_sealed();
             }
         }
     }
@@ -1441,10 +1454,15 @@ mod fork_gate {
         }
     }
 
-    /// Before a fork (GIL held): close the gate and wait for the folds inside it.
+    /// Before a fork (GIL held): close the gate and wait for the folds inside it. The wait is
+    /// bounded (a fold waits inside only for an engine lock, held by another fold or by a
+    /// read, which holds the GIL this thread has): should a read ever be stuck holding it
+    /// (it would have to give up the GIL while holding the lock, e.g. in a finalizer that
+    /// blocks), the fork goes ahead rather than deadlock the parent.
     pub(super) fn close() {
         FORKING.store(true, SeqCst);
-        while FOLDING.load(SeqCst) != 0 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while FOLDING.load(SeqCst) != 0 && std::time::Instant::now() < deadline {
             std::thread::yield_now();
         }
     }
