@@ -14,6 +14,8 @@ use proxilion_core::sign::{context, pyfmt, pyjson, roles, KeySet};
 
 use crate::convert::text_or_bytes;
 
+mod memory;
+
 /// Total input size above which a batch runs with the GIL released.
 const DETACH_THRESHOLD: usize = 64 * 1024;
 
@@ -402,6 +404,10 @@ impl SigningKeys {
         let dict_name = pyo3::intern!(py, "__dict__");
         let mut fields: Vec<[Bound<'py, PyAny>; 6]> = Vec::with_capacity(items.len());
         for m in &items {
+            if let Some(f) = memory::native_fields(m) {
+                fields.push(f);
+                continue;
+            }
             let dict = match plain_type {
                 Some(t) if m.get_type().is(t) => m.getattr(dict_name)?.cast_into::<PyDict>().ok(),
                 _ => None,
@@ -661,5 +667,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_float_repr, m)?)?;
     m.add_function(wrap_pyfunction!(sorted_json, m)?)?;
     m.add_function(wrap_pyfunction!(role_injection_rule, m)?)?;
+    memory::register(m)?;
     Ok(())
 }

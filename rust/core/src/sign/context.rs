@@ -147,33 +147,85 @@ pub fn sign(
     ts: &str,
     prev: &str,
 ) -> (String, String) {
-    let mut buf = Vec::with_capacity(role.len() + content.len() + seq.len() + ts.len() + 70);
-    signing_bytes(&mut buf, role, content, seq, ts, prev);
-    (keys.sign_hex(&buf), content_hash(role, content, seq, ts))
+    let (sig, hash) = sign_hex(keys, role, content, seq, ts, prev);
+    let text = |h: [u8; 64]| h.iter().map(|&b| b as char).collect::<String>();
+    (text(sig), text(hash))
+}
+
+/// [`sign`] as lower-case hex bytes, without building the signed text.
+pub fn sign_hex(
+    keys: &KeySet,
+    role: &str,
+    content: &str,
+    seq: &str,
+    ts: &str,
+    prev: &str,
+) -> ([u8; 64], [u8; 64]) {
+    let parts = signed_parts(role, content, seq, ts, prev);
+    let mut sig = [0u8; 64];
+    // Cannot fail: the output is exactly twice the tag length.
+    let _ = hex::encode_to_slice(keys.tag_parts(&parts), &mut sig);
+    (sig, content_hash_hex(role, content, seq, ts))
+}
+
+/// The pieces of `f"{role}|{content}|{sequence}|{timestamp}|{previous_hash}"`.
+fn signed_parts<'a>(
+    role: &'a str,
+    content: &'a str,
+    seq: &'a str,
+    ts: &'a str,
+    prev: &'a str,
+) -> [&'a [u8]; 9] {
+    [
+        role.as_bytes(),
+        b"|",
+        content.as_bytes(),
+        b"|",
+        seq.as_bytes(),
+        b"|",
+        ts.as_bytes(),
+        b"|",
+        prev.as_bytes(),
+    ]
+}
+
+/// Whether the hex `signature` authenticates the message under any key of `keys`.
+pub fn verify_one(
+    keys: &KeySet,
+    role: &str,
+    content: &str,
+    seq: &str,
+    ts: &str,
+    prev: &str,
+    signature: &str,
+) -> bool {
+    keys.verify_parts(
+        &signed_parts(role, content, seq, ts, prev),
+        signature.as_bytes(),
+    )
+    .is_some()
 }
 
 /// Walk `entries` and return every finding, in the original's order (per message: signature
 /// or chain, sequence, timestamps, role markers; then the staleness of the newest message).
 pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut buf = Vec::with_capacity(256);
     // The link the next message must carry (hex text; genesis may be any string).
     let mut expected_hash: Vec<u8> = opts.genesis.as_bytes().to_vec();
     let mut prev_seq: Option<i128> = Some(-1);
     let mut prev_ts = 0.0f64;
     for (i, e) in entries.iter().enumerate() {
         // 1. signature, then chain link
-        let sig_ok = e.encodable && {
-            signing_bytes(
-                &mut buf,
+        let sig_ok = e.encodable
+            && verify_one(
+                keys,
                 e.role,
                 e.content,
                 e.seq_text,
                 e.ts_text,
                 e.previous_hash,
+                e.signature,
             );
-            keys.verify(&buf, e.signature.as_bytes(), false).is_some()
-        };
         if !sig_ok {
             out.push(Finding::Signature { i });
         } else if e.previous_hash.as_bytes() != expected_hash.as_slice() {
@@ -330,6 +382,13 @@ mod tests {
             content_hash("user", "hi", "0", "1.5"),
             crate::mac::sha256_hex(b"user:hi:0:1.5")
         );
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let (sig, h) = sign(&keys, "user", "hi", "0", "1.5", "ab");
+        assert_eq!(sig, keys.sign_hex(b"user|hi|0|1.5|ab"));
+        assert_eq!(h, content_hash("user", "hi", "0", "1.5"));
+        assert!(verify_one(&keys, "user", "hi", "0", "1.5", "ab", &sig));
+        assert!(!verify_one(&keys, "user", "hi", "0", "1.5", "ac", &sig));
+        assert!(!verify_one(&keys, "user", "hi", "0", "1.5", "ab", "00"));
     }
 
     #[test]
