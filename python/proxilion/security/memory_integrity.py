@@ -93,6 +93,25 @@ class IntegrityViolation:
         }
 
 
+
+def _complete_native_class(cls: Any) -> None:
+    """Give the native ``SignedMessage`` the twin dataclass's methods and metadata."""
+    for name in (
+        "__init__",
+        "__repr__",
+        "__eq__",
+        "__hash__",
+        "__dataclass_fields__",
+        "__dataclass_params__",
+        "__match_args__",
+        "to_dict",
+        "from_dict",
+        "content_hash",
+    ):
+        setattr(cls, name, _DataclassSignedMessage.__dict__[name])
+    cls.__doc__ = _DataclassSignedMessage.__doc__
+
+
 if TYPE_CHECKING:
     from proxilion._reference.memory import SignedMessage as SignedMessage
 else:
@@ -100,21 +119,12 @@ else:
     # live in the object: much cheaper to build and to verify) given this dataclass's
     # methods and metadata, so it behaves as the dataclass; see rust/python/src/sign/memory.rs.
     SignedMessage = impl.SignedMessage
-    if SignedMessage is not _DataclassSignedMessage:
-        for _name in (
-            "__init__",
-            "__repr__",
-            "__eq__",
-            "__hash__",
-            "__dataclass_fields__",
-            "__dataclass_params__",
-            "__match_args__",
-            "to_dict",
-            "from_dict",
-            "content_hash",
-        ):
-            setattr(SignedMessage, _name, _DataclassSignedMessage.__dict__[_name])
-        SignedMessage.__doc__ = _DataclassSignedMessage.__doc__
+    try:  # complete the native class even when the reference backend is active
+        from proxilion import _core as _native
+
+        _complete_native_class(_native.SignedMessage)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
 @dataclass

@@ -124,9 +124,17 @@ fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] 
     h.update(seq.as_bytes());
     h.update(b":");
     h.update(ts.as_bytes());
+    hex64(&h.finalize().into())
+}
+
+/// Lower-case hex of a 32-byte digest.
+fn hex64(digest: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    // Cannot fail: the output is exactly twice the digest length.
-    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    for (pair, &b) in out.chunks_exact_mut(2).zip(digest.iter()) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
     out
 }
 
@@ -162,10 +170,10 @@ pub fn sign_hex(
     prev: &str,
 ) -> ([u8; 64], [u8; 64]) {
     let parts = signed_parts(role, content, seq, ts, prev);
-    let mut sig = [0u8; 64];
-    // Cannot fail: the output is exactly twice the tag length.
-    let _ = hex::encode_to_slice(keys.tag_parts(&parts), &mut sig);
-    (sig, content_hash_hex(role, content, seq, ts))
+    (
+        hex64(&keys.tag_parts(&parts)),
+        content_hash_hex(role, content, seq, ts),
+    )
 }
 
 /// The pieces of `f"{role}|{content}|{sequence}|{timestamp}|{previous_hash}"`.

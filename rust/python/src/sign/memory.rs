@@ -203,48 +203,66 @@ impl PySignedMessage {
         PyTuple::new(py, [newobj, cls.into_any(), state.into_any()])
     }
 
-    /// `(role, content, sequence, timestamp, signature, previous_hash, metadata, dict)`,
-    /// `dict` being the instance `__dict__` (extra attributes) or `None` when empty.
+    /// `(fields, dict)`: `fields` maps the name of every field that is set to its value
+    /// (a subclass may keep a field elsewhere, e.g. behind a property), `dict` is the
+    /// instance `__dict__` (extra attributes) or `None` when empty.
     fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
-        let mut vals: Vec<Bound<'py, PyAny>> = Vec::with_capacity(8);
+        let fields = PyDict::new(py);
         {
-            let mut me = slf.borrow_mut();
-            for i in 0..6 {
-                vals.push(me.field(py, i)?.into_bound(py));
+            let me = slf.borrow();
+            for (i, f) in me.fields.iter().enumerate() {
+                if let Some(v) = f {
+                    fields.set_item(FIELDS[i], v.bind(py))?;
+                }
             }
-            vals.push(me.metadata_obj(py)?.into_bound(py));
+        }
+        let has_metadata = {
+            let me = slf.borrow();
+            me.metadata.is_some() || me.lazy_metadata
+        };
+        if has_metadata {
+            let meta = slf.borrow_mut().metadata_obj(py)?;
+            fields.set_item(FIELDS[6], meta)?;
         }
         let extra = slf.getattr(intern!(py, "__dict__"))?;
-        vals.push(if extra.is_truthy()? {
+        let extra = if extra.is_truthy()? {
             extra
         } else {
             py.None().into_bound(py)
-        });
-        PyTuple::new(py, vals)
+        };
+        PyTuple::new(py, [fields.into_any(), extra])
     }
 
     /// Restore what `__getstate__` gave.
     fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let state = state
-            .cast::<PyTuple>()
-            .map_err(|_| PyTypeError::new_err("SignedMessage state must be a tuple"))?;
-        if state.len() != 8 {
-            return Err(PyValueError::new_err(format!(
-                "SignedMessage state must have 8 items, not {}",
-                state.len()
-            )));
+        let bad = || PyTypeError::new_err("SignedMessage state must be a (dict, dict | None) pair");
+        let state = state.cast::<PyTuple>().map_err(|_| bad())?;
+        if state.len() != 2 {
+            return Err(bad());
         }
+        let fields = state.get_item(0)?;
+        let fields = fields.cast::<PyDict>().map_err(|_| bad())?;
         {
             let mut me = slf.borrow_mut();
-            for i in 0..6 {
-                me.fields[i] = Some(state.get_item(i)?.unbind());
+            for (k, v) in fields.iter() {
+                let name = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?;
+                match FIELDS.iter().position(|f| *f == name) {
+                    Some(6) => {
+                        me.metadata = Some(v.unbind());
+                        me.lazy_metadata = false;
+                    }
+                    Some(i) => me.fields[i] = Some(v.unbind()),
+                    None => {
+                        return Err(PyValueError::new_err(format!(
+                            "SignedMessage has no field {name:?}"
+                        )))
+                    }
+                }
             }
-            me.metadata = Some(state.get_item(6)?.unbind());
-            me.lazy_metadata = false;
         }
-        let extra = state.get_item(7)?;
+        let extra = state.get_item(1)?;
         if !extra.is_none() {
             slf.getattr(intern!(py, "__dict__"))?
                 .call_method1(intern!(py, "update"), (extra,))?;
@@ -313,6 +331,21 @@ fn exact_str<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a str> {
     obj.cast_exact::<PyString>().ok()?.to_str().ok()
 }
 
+/// `time.time()`, computed as CPython does: the system (real-time) clock in nanoseconds,
+/// converted to seconds exactly as `_PyTime_AsSecondsDouble` does. `None` before 1970 (the
+/// caller then asks `time.time` itself).
+fn time_time() -> Option<f64> {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let ns = i64::try_from(d.as_nanos()).ok()?;
+    Some(if ns % 1_000_000_000 == 0 {
+        (ns / 1_000_000_000) as f64
+    } else {
+        ns as f64 / 1e9
+    })
+}
+
 /// The state a chain guards with its lock.
 struct ChainState {
     /// Sequence number of the next message.
@@ -337,6 +370,8 @@ struct ChainState {
 pub struct PyMemoryChain {
     ring: Py<PyAny>,
     clock: Py<PyAny>,
+    /// `clock` is `time.time` itself: read the same system clock natively.
+    system_clock: bool,
     genesis: Py<PyString>,
     fallback: Py<PyAny>,
     state: Mutex<ChainState>,
@@ -442,9 +477,12 @@ impl PyMemoryChain {
         verify_fallback: Py<PyAny>,
     ) -> PyResult<Self> {
         let (max_size, max_text) = max_size(max_context_size)?;
+        let py = max_context_size.py();
+        let system_clock = clock.bind(py).is(py.import("time")?.getattr("time")?);
         Ok(PyMemoryChain {
             ring,
             clock,
+            system_clock,
             genesis: genesis.clone().unbind(),
             fallback: verify_fallback,
             state: Mutex::new(ChainState {
@@ -486,10 +524,15 @@ impl PyMemoryChain {
                 ),
             )?);
         }
-        let t = self.clock.bind(py).call0()?;
-        let ts = match t.cast_exact::<PyFloat>() {
-            Ok(f) => f.clone(),
-            Err(_) => py.get_type::<PyFloat>().call1((t,))?.cast_into::<PyFloat>()?,
+        let ts = match self.system_clock.then(time_time).flatten() {
+            Some(t) => PyFloat::new(py, t),
+            None => {
+                let t = self.clock.bind(py).call0()?;
+                match t.cast_exact::<PyFloat>() {
+                    Ok(f) => f.clone(),
+                    Err(_) => py.get_type::<PyFloat>().call1((t,))?.cast_into::<PyFloat>()?,
+                }
+            }
         };
         let role_s = str_arg(role, "role")?;
         let content_s = str_arg(content, "content")?;
