@@ -93,7 +93,6 @@ class IntegrityViolation:
         }
 
 
-
 def _complete_native_class(cls: Any) -> None:
     """Give the native ``SignedMessage`` the twin dataclass's methods and metadata."""
     for name in (

@@ -305,9 +305,15 @@ fn ok_pair(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     Ok(OK
         .get_or_try_init(py, || {
             Ok::<_, PyErr>(
-                PyTuple::new(py, [PyBool::new(py, true).to_owned().into_any(), py.None().into_bound(py)])?
-                    .into_any()
-                    .unbind(),
+                PyTuple::new(
+                    py,
+                    [
+                        PyBool::new(py, true).to_owned().into_any(),
+                        py.None().into_bound(py),
+                    ],
+                )?
+                .into_any()
+                .unbind(),
             )
         })?
         .bind(py)
@@ -442,8 +448,10 @@ impl PyMemoryChain {
                 _ => return Ok(false),
             }
         }
-        let (Ok(ts), true) = (ts.cast_exact::<PyFloat>(), seq.is_exact_instance_of::<PyInt>())
-        else {
+        let (Ok(ts), true) = (
+            ts.cast_exact::<PyFloat>(),
+            seq.is_exact_instance_of::<PyInt>(),
+        ) else {
             return Ok(false);
         };
         let Ok(seq) = seq.extract::<i64>() else {
@@ -518,10 +526,7 @@ impl PyMemoryChain {
         if st.seq >= st.max_size {
             return Err(context_integrity_error(
                 py,
-                format!(
-                    "Message chain exceeds max_context_size ({})",
-                    st.max_text
-                ),
+                format!("Message chain exceeds max_context_size ({})", st.max_text),
             )?);
         }
         let ts = match self.system_clock.then(time_time).flatten() {
@@ -530,7 +535,10 @@ impl PyMemoryChain {
                 let t = self.clock.bind(py).call0()?;
                 match t.cast_exact::<PyFloat>() {
                     Ok(f) => f.clone(),
-                    Err(_) => py.get_type::<PyFloat>().call1((t,))?.cast_into::<PyFloat>()?,
+                    Err(_) => py
+                        .get_type::<PyFloat>()
+                        .call1((t,))?
+                        .cast_into::<PyFloat>()?,
                 }
             }
         };
