@@ -309,6 +309,31 @@ def test_verify_message_fast_and_general_paths_agree(backend: ModuleType) -> Non
         assert v.message == f"Signature mismatch for message at sequence {t.sequence}"
 
 
+def test_chain_link_follows_every_field_change(backend: ModuleType) -> None:
+    """A signed message keeps its chain hash until a hashed field changes (native: a
+    cache cleared by every setter); the next message's link must then break."""
+    g = MemoryIntegrityGuard(KEY, clock=Clock())
+    a, b = g.sign_message("user", "a"), g.sign_message("user", "b")
+    for field, value in [
+        ("role", "system"),
+        ("content", "x"),
+        ("sequence", 5),
+        ("timestamp", 1.0),
+    ]:
+        old = getattr(a, field)
+        setattr(a, field, value)
+        found = [(v.violation_type, v.index) for v in g.verify_context([a, b]).violations]
+        assert (T.HASH_CHAIN_BREAK, 1) in found, field
+        setattr(a, field, old)
+        assert g.verify_context([a, b]).valid, field
+    del a.content
+    a.content = "x"
+    assert not g.verify_context([a, b]).valid
+    a.content = "a"
+    a.signature = a.signature  # fields outside the hash keep it
+    assert g.verify_context([a, b]).valid
+
+
 def test_concurrent_signing_keeps_one_chain(backend: ModuleType) -> None:
     g = MemoryIntegrityGuard(KEY, max_context_size=10**6, clock=Clock(step=0.001))
     out: list[Any] = []

@@ -403,11 +403,14 @@ impl SigningKeys {
         ];
         let dict_name = pyo3::intern!(py, "__dict__");
         let mut fields: Vec<[Bound<'py, PyAny>; 6]> = Vec::with_capacity(items.len());
+        let mut known: Vec<Option<[u8; 64]>> = Vec::with_capacity(items.len());
         for m in &items {
-            if let Some(f) = memory::native_fields(m) {
+            if let Some((f, h)) = memory::native_fields(m) {
                 fields.push(f);
+                known.push(h);
                 continue;
             }
+            known.push(None);
             let dict = match plain_type {
                 Some(t) if m.get_type().is(t) => m.getattr(dict_name)?.cast_into::<PyDict>().ok(),
                 _ => None,
@@ -441,7 +444,8 @@ impl SigningKeys {
         }
         let entries: Vec<context::Entry<'_>> = rendered
             .iter()
-            .map(|(t, ok, seq, ts)| context::Entry {
+            .zip(known)
+            .map(|((t, ok, seq, ts), content_hash)| context::Entry {
                 role: t[0].get(&arena),
                 content: t[1].get(&arena),
                 seq_text: t[2].get(&arena),
@@ -451,6 +455,7 @@ impl SigningKeys {
                 signature: t[4].get(&arena),
                 previous_hash: t[5].get(&arena),
                 encodable: *ok,
+                content_hash,
             })
             .collect();
         let opts = context::Options {

@@ -28,6 +28,9 @@ pub struct Entry<'a> {
     /// False when some field could not be encoded as UTF-8 (lone surrogates): no valid
     /// signature can exist for it, and its content hash is undefined.
     pub encodable: bool,
+    /// The content hash of exactly these fields (hex), when the caller already knows it
+    /// (a message keeps the hash computed when it was signed until a field changes).
+    pub content_hash: Option<[u8; 64]>,
 }
 
 /// Options of [`verify_context`].
@@ -115,7 +118,7 @@ pub fn signing_bytes(
 }
 
 /// `sha256(f"{role}:{content}:{sequence}:{timestamp}")` as lower-case hex bytes.
-fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
+pub fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
     let mut h = Sha256::new();
     h.update(role.as_bytes());
     h.update(b":");
@@ -293,7 +296,9 @@ pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) 
         }
         // 5. the chain continues from the message as received
         expected_hash.clear();
-        if e.encodable {
+        if let (true, Some(h)) = (e.encodable, &e.content_hash) {
+            expected_hash.extend_from_slice(h);
+        } else if e.encodable {
             expected_hash
                 .extend_from_slice(&content_hash_hex(e.role, e.content, e.seq_text, e.ts_text));
         } else {
@@ -365,6 +370,7 @@ mod tests {
                 signature: &m.sig,
                 previous_hash: &m.prev,
                 encodable: true,
+                content_hash: None,
             })
             .collect()
     }
@@ -455,6 +461,28 @@ mod tests {
         assert_eq!(verify_context(&other, &entries(&msgs), &opts(&g)).len(), 3);
         let rotated = KeySet::new(&[b"another-key-0000", b"0123456789abcdef"]).unwrap();
         assert!(verify_context(&rotated, &entries(&msgs), &opts(&g)).is_empty());
+    }
+
+    #[test]
+    fn known_content_hash_is_used_as_given() {
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let g = "0".repeat(64);
+        let msgs = chain(
+            &keys,
+            &[
+                ("user", "a", 1_700_000_000.0),
+                ("user", "b", 1_700_000_001.0),
+            ],
+        );
+        let mut e = entries(&msgs);
+        let right = content_hash_hex("user", "a", "0", "1700000000.0");
+        e[0].content_hash = Some(right);
+        assert!(verify_context(&keys, &e, &opts(&g)).is_empty());
+        e[0].content_hash = Some([b'f'; 64]);
+        assert!(matches!(
+            verify_context(&keys, &e, &opts(&g))[..],
+            [Finding::ChainBreak { i: 1, .. }]
+        ));
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct PySignedMessage {
     metadata: Option<Py<PyAny>>,
     /// `metadata` is an empty dict that is created on first access.
     lazy_metadata: bool,
+    /// Hex content hash of `role`, `content`, `sequence`, `timestamp` as they are: set when
+    /// the message is signed (exact `str`/`int`/`float` values, which cannot change in
+    /// place), cleared whenever one of these four fields is set, deleted or restored.
+    chash: Option<[u8; 64]>,
 }
 
 fn unset(name: &str) -> PyErr {
@@ -69,6 +73,7 @@ impl PySignedMessage {
     }
 
     fn delete_field(&mut self, i: usize) -> PyResult<()> {
+        self.chash = None;
         if self.fields[i].take().is_none() {
             return Err(unset(FIELDS[i]));
         }
@@ -99,6 +104,7 @@ impl PySignedMessage {
             fields: Default::default(),
             metadata: None,
             lazy_metadata: false,
+            chash: None,
         }
     }
 
@@ -108,6 +114,7 @@ impl PySignedMessage {
     }
     #[setter]
     fn set_role(&mut self, value: Py<PyAny>) {
+        self.chash = None;
         self.fields[0] = Some(value);
     }
     #[deleter]
@@ -120,6 +127,7 @@ impl PySignedMessage {
     }
     #[setter]
     fn set_content(&mut self, value: Py<PyAny>) {
+        self.chash = None;
         self.fields[1] = Some(value);
     }
     #[deleter]
@@ -132,6 +140,7 @@ impl PySignedMessage {
     }
     #[setter]
     fn set_sequence(&mut self, value: Py<PyAny>) {
+        self.chash = None;
         self.fields[2] = Some(value);
     }
     #[deleter]
@@ -144,6 +153,7 @@ impl PySignedMessage {
     }
     #[setter]
     fn set_timestamp(&mut self, value: Py<PyAny>) {
+        self.chash = None;
         self.fields[3] = Some(value);
     }
     #[deleter]
@@ -246,6 +256,7 @@ impl PySignedMessage {
         let fields = fields.cast::<PyDict>().map_err(|_| bad())?;
         {
             let mut me = slf.borrow_mut();
+            me.chash = None;
             for (k, v) in fields.iter() {
                 let name = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?;
                 match FIELDS.iter().position(|f| *f == name) {
@@ -282,13 +293,17 @@ impl PySignedMessage {
         self.fields = Default::default();
         self.metadata = None;
         self.lazy_metadata = false;
+        self.chash = None;
     }
 }
 
-/// The six signed fields of an exact `SignedMessage` (not a subclass, which may define
-/// properties), read from the object itself; `None` if it is something else or a field is
-/// not set (the caller then uses attribute access, which raises the right error).
-pub(crate) fn native_fields<'py>(m: &Bound<'py, PyAny>) -> Option<[Bound<'py, PyAny>; 6]> {
+/// The six signed fields of an exact `SignedMessage` (not a subclass, which may
+/// define properties), read from the object itself, with its content hash if known; `None`
+/// if it is something else or a field is not set (the caller then uses attribute access,
+/// which raises the right error).
+pub(crate) fn native_fields<'py>(
+    m: &Bound<'py, PyAny>,
+) -> Option<([Bound<'py, PyAny>; 6], Option<[u8; 64]>)> {
     let py = m.py();
     if !m.get_type().is(py.get_type::<PySignedMessage>()) {
         return None;
@@ -296,7 +311,10 @@ pub(crate) fn native_fields<'py>(m: &Bound<'py, PyAny>) -> Option<[Bound<'py, Py
     let m = m.cast::<PySignedMessage>().ok()?;
     let me = m.try_borrow().ok()?;
     let get = |i: usize| me.fields[i].as_ref().map(|o| o.bind(py).clone());
-    Some([get(0)?, get(1)?, get(2)?, get(3)?, get(4)?, get(5)?])
+    Some((
+        [get(0)?, get(1)?, get(2)?, get(3)?, get(4)?, get(5)?],
+        me.chash,
+    ))
 }
 
 /// `(True, None)`, shared (tuples are immutable).
@@ -431,7 +449,7 @@ impl PyMemoryChain {
         message: &Bound<'_, PyAny>,
         expected: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let Some([role, content, seq, ts, sig, prev]) = native_fields(message) else {
+        let Some(([role, content, seq, ts, sig, prev], _)) = native_fields(message) else {
             return Ok(false);
         };
         let (Some(role), Some(content), Some(sig), Some(prev)) = (
@@ -562,6 +580,7 @@ impl PyMemoryChain {
             &text[seq_end..],
             prev_s,
         );
+        let hash_hex = hash;
         let ascii = |h: &[u8; 64]| std::str::from_utf8(h).map(|s| PyString::new(py, s));
         let (Ok(sig), Ok(hash)) = (ascii(&sig), ascii(&hash)) else {
             return Err(PyRuntimeError::new_err("hex digest is not ASCII"));
@@ -571,6 +590,8 @@ impl PyMemoryChain {
         st.last_hash = hash.unbind();
         drop(st);
         let lazy = metadata.is_none();
+        let exact =
+            role.is_exact_instance_of::<PyString>() && content.is_exact_instance_of::<PyString>();
         Bound::new(
             py,
             PySignedMessage {
@@ -584,6 +605,7 @@ impl PyMemoryChain {
                 ],
                 metadata,
                 lazy_metadata: lazy,
+                chash: exact.then_some(hash_hex),
             },
         )
     }
