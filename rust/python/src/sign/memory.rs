@@ -297,13 +297,14 @@ impl PySignedMessage {
     }
 }
 
+/// The six signed fields of a message and its content hash, if known.
+pub(crate) type NativeFields<'py> = ([Bound<'py, PyAny>; 6], Option<[u8; 64]>);
+
 /// The six signed fields of an exact `SignedMessage` (not a subclass, which may
 /// define properties), read from the object itself, with its content hash if known; `None`
 /// if it is something else or a field is not set (the caller then uses attribute access,
 /// which raises the right error).
-pub(crate) fn native_fields<'py>(
-    m: &Bound<'py, PyAny>,
-) -> Option<([Bound<'py, PyAny>; 6], Option<[u8; 64]>)> {
+pub(crate) fn native_fields<'py>(m: &Bound<'py, PyAny>) -> Option<NativeFields<'py>> {
     let py = m.py();
     if !m.get_type().is(py.get_type::<PySignedMessage>()) {
         return None;
