@@ -163,6 +163,27 @@ def test_pickle_and_copy_round_trip(impl: ModuleType) -> None:
     assert copy.deepcopy(m).metadata is not m.metadata
 
 
+def test_pickles_of_the_dataclass_load_as_the_active_class() -> None:
+    """A message pickled as the twin dataclass (reference backend, earlier versions) loads
+    as the public class, extra attributes included."""
+    twin = _msg(_reference.SignedMessage, metadata={"k": 1})
+    twin.extra = "x"
+    data = pickle.dumps(twin, protocol=2).replace(  # protocol 2 names classes as text
+        b"proxilion._reference.memory", b"proxilion.security.memory_integrity"
+    )
+    back = pickle.loads(data)
+    assert type(back) is SignedMessage and back.extra == "x"
+    assert _vals(back) == _vals(twin)
+    native = _core.SignedMessage.__new__(_core.SignedMessage)
+    native.__setstate__(dict(twin.__dict__))
+    assert _vals(native) == _vals(twin) and native.extra == "x"
+    for bad in (5, (1, 2, 3), ({}, None, None), ([], None)):
+        with pytest.raises(TypeError, match="state must be a dict or"):
+            native.__setstate__(bad)
+    with pytest.raises(ValueError, match='has no field "bogus"'):
+        native.__setstate__(({"bogus": 1}, None))
+
+
 class Sub(SignedMessage):  # type: ignore[misc, valid-type]
     """A subclass with its own constructor and a property over a field."""
 

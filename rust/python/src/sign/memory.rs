@@ -244,16 +244,25 @@ impl PySignedMessage {
         PyTuple::new(py, [fields.into_any(), extra])
     }
 
-    /// Restore what `__getstate__` gave.
+    /// Restore what `__getstate__` gave, or the state of a pickled dataclass instance (its
+    /// `__dict__`: fields and extra attributes together), so pickles made with the twin
+    /// dataclass (the reference backend, earlier versions) load here.
     fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let bad = || PyTypeError::new_err("SignedMessage state must be a (dict, dict | None) pair");
-        let state = state.cast::<PyTuple>().map_err(|_| bad())?;
-        if state.len() != 2 {
-            return Err(bad());
-        }
-        let fields = state.get_item(0)?;
-        let fields = fields.cast::<PyDict>().map_err(|_| bad())?;
+        let bad = || {
+            PyTypeError::new_err("SignedMessage state must be a dict or a (dict, dict | None) pair")
+        };
+        let (fields, extra, loose) = if let Ok(d) = state.cast::<PyDict>() {
+            (d.clone(), None, true)
+        } else {
+            let t = state.cast::<PyTuple>().map_err(|_| bad())?;
+            if t.len() != 2 {
+                return Err(bad());
+            }
+            let fields = t.get_item(0)?.cast_into::<PyDict>().map_err(|_| bad())?;
+            (fields, Some(t.get_item(1)?), false)
+        };
+        let rest = PyDict::new(py);
         {
             let mut me = slf.borrow_mut();
             me.chash = None;
@@ -265,6 +274,7 @@ impl PySignedMessage {
                         me.lazy_metadata = false;
                     }
                     Some(i) => me.fields[i] = Some(v.unbind()),
+                    None if loose => rest.set_item(k, v)?,
                     None => {
                         return Err(PyValueError::new_err(format!(
                             "SignedMessage has no field {name:?}"
@@ -273,10 +283,12 @@ impl PySignedMessage {
                 }
             }
         }
-        let extra = state.get_item(1)?;
-        if !extra.is_none() {
-            slf.getattr(intern!(py, "__dict__"))?
-                .call_method1(intern!(py, "update"), (extra,))?;
+        let dict = slf.getattr(intern!(py, "__dict__"))?;
+        if !rest.is_empty() {
+            dict.call_method1(intern!(py, "update"), (rest,))?;
+        }
+        if let Some(extra) = extra.filter(|e| !e.is_none()) {
+            dict.call_method1(intern!(py, "update"), (extra,))?;
         }
         Ok(())
     }
