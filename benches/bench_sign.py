@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from proxilion import _core
-from proxilion.security import _keys, agent_trust, intent_capsule
+from proxilion.security import _keys, agent_trust, intent_capsule, memory_integrity
 from proxilion.security.agent_trust import AgentTrustManager, TrustLevel
 from proxilion.security.idor_protection import IDORProtector
 from proxilion.security.intent_capsule import IntentCapsule, IntentGuard
@@ -34,7 +34,7 @@ KEY = "bench-key-0123456789abcdef0123456789"
 
 @pytest.fixture
 def backend(impl: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    for mod in (_keys, agent_trust, intent_capsule):
+    for mod in (_keys, agent_trust, intent_capsule, memory_integrity):
         monkeypatch.setattr(mod, "impl", impl)
     yield impl
 

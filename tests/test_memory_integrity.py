@@ -340,6 +340,6 @@ def test_plain_type_fast_path_matches_attribute_access() -> None:
         IntegrityViolationType.HASH_CHAIN_BREAK,
     ]
     broken = MemorySignedMessage(**ctx[0].to_dict())
-    del broken.__dict__["signature"]
+    del broken.signature
     with pytest.raises(AttributeError, match="signature"):
         g.verify_context([broken])

@@ -26,6 +26,8 @@ __all__ = [
     # limit
     "GcraLimiter",
     # sign
+    "MemoryChain",
+    "SignedMessage",
     "SigningKeys",
     "py_float_repr",
     "role_injection_rule",
@@ -477,3 +479,66 @@ class AuditChain:
         timestamp_us: int | None = None,
         tool_timestamp_us: int | None = None,
     ) -> tuple[Any, Any]: ...
+
+# --- sign: memory messages and the signing chain (rust/python/src/sign/memory.rs) ----------
+
+@disjoint_base
+class SignedMessage:
+    role: Any
+    content: Any
+    sequence: Any
+    timestamp: Any
+    signature: Any
+    previous_hash: Any
+    metadata: Any
+    # __init__, to_dict, from_dict, content_hash and the dataclass metadata are the twin
+    # dataclass's, set by proxilion.security.memory_integrity (__new__ takes any arguments).
+    def __new__(
+        cls,
+        role: str,
+        content: str,
+        sequence: int,
+        timestamp: float,
+        signature: str,
+        previous_hash: str,
+        metadata: dict[str, Any] = ...,
+    ) -> SignedMessage: ...
+    def __init__(
+        self,
+        role: str,
+        content: str,
+        sequence: int,
+        timestamp: float,
+        signature: str,
+        previous_hash: str,
+        metadata: dict[str, Any] = ...,
+    ) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SignedMessage: ...
+    def content_hash(self) -> str: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any] | None]: ...
+    def __setstate__(self, state: Any) -> None: ...
+    __match_args__: ClassVar[tuple[str, ...]]
+
+@final
+class MemoryChain:
+    def __new__(
+        cls,
+        ring: Any,
+        clock: Callable[[], float],
+        max_context_size: int,
+        genesis: str,
+        verify_fallback: Callable[[Any, Any, str | None], tuple[bool, Any]],
+    ) -> MemoryChain: ...
+    def sign_message(
+        self, role: str, content: str, metadata: dict[str, Any] | None = None
+    ) -> SignedMessage: ...
+    def verify_message(
+        self, message: Any, expected_previous_hash: str | None = None
+    ) -> tuple[bool, Any]: ...
+    def state(self) -> tuple[int, str]: ...
+    def restore(self, sequence: int, last_hash: str) -> None: ...
+    def reset(self) -> None: ...
+    def set_max_context_size(self, value: int) -> None: ...

@@ -32,6 +32,7 @@ from proxilion._reference.mac import (
     hmac_sha256_verify,
     sha256_hex,
 )
+from proxilion._reference.memory import MemoryChain, SignedMessage
 from proxilion._reference.scan import (
     SCAN_DETACH_THRESHOLD,
     PatternSet,
@@ -59,9 +60,11 @@ __all__ = [
     "GcraLimiter",
     "GuardResult",
     "InputChecker",
+    "MemoryChain",
     "MerkleLog",
     "PatternSet",
     "Prepared",
+    "SignedMessage",
     "SigningKeys",
     "Welford",
     "__version__",

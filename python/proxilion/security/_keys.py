@@ -221,6 +221,10 @@ class KeyRing:
         self._generation = 0
         self._cache: Any = None
         self._cache_gen = -1
+        #: The ``SigningKeys`` of the ring while it holds exactly one key (nothing can expire
+        #: then), else ``None``. Read without the lock by the native signing chains
+        #: (``MemoryChain``); replaced, never mutated.
+        self._single: Any = None
 
     @staticmethod
     def _check_id(key_id: object) -> None:
@@ -298,6 +302,7 @@ class KeyRing:
             until = self._clock() + float(grace_seconds)
             old_id, old_raw, _ = self._keys[0]
             rest = [(old_id, old_raw, until), *self._keys[1:]]
+            self._single = None
             self._keys = [(kid, raw, None), *rest]
             self._generation += 1
             self._expire()
@@ -324,4 +329,5 @@ class KeyRing:
             if self._cache_gen != self._generation:
                 self._cache = impl.SigningKeys([k[1] for k in self._keys])
                 self._cache_gen = self._generation
+            self._single = self._cache if len(self._keys) == 1 else None
             return self._cache

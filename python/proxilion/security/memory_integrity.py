@@ -22,7 +22,6 @@ Differences from the original, on purpose (see ``docs/trust-and-integrity.md``):
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
@@ -30,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from proxilion._backend import impl
+from proxilion._reference.memory import SignedMessage as _DataclassSignedMessage
 from proxilion.exceptions import ConfigurationError, ContextIntegrityError
 from proxilion.security._keys import KeyRing
 
@@ -92,50 +93,37 @@ class IntegrityViolation:
         }
 
 
-@dataclass
-class SignedMessage:
-    """A conversation message with its HMAC signature and chain link.
+def _complete_native_class(cls: Any) -> None:
+    """Give the native ``SignedMessage`` the twin dataclass's methods and metadata."""
+    for name in (
+        "__init__",
+        "__repr__",
+        "__eq__",
+        "__hash__",
+        "__dataclass_fields__",
+        "__dataclass_params__",
+        "__match_args__",
+        "to_dict",
+        "from_dict",
+        "content_hash",
+    ):
+        setattr(cls, name, _DataclassSignedMessage.__dict__[name])
+    cls.__doc__ = _DataclassSignedMessage.__doc__
 
-    ``metadata`` is not signed (as in the original).
-    """
 
-    role: str
-    content: str
-    sequence: int
-    timestamp: float
-    signature: str
-    previous_hash: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from proxilion._reference.memory import SignedMessage as SignedMessage
+else:
+    # The dataclass of API.md 8.3. On the native backend it is a native class (its fields
+    # live in the object: much cheaper to build and to verify) given this dataclass's
+    # methods and metadata, so it behaves as the dataclass; see rust/python/src/sign/memory.rs.
+    SignedMessage = impl.SignedMessage
+    try:  # complete the native class even when the reference backend is active
+        from proxilion import _core as _native
 
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a dict."""
-        return {
-            "role": self.role,
-            "content": self.content,
-            "sequence": self.sequence,
-            "timestamp": self.timestamp,
-            "signature": self.signature,
-            "previous_hash": self.previous_hash,
-            "metadata": dict(self.metadata),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SignedMessage:
-        """Rebuild a message from :meth:`to_dict` output (``metadata`` optional)."""
-        return cls(
-            role=data["role"],
-            content=data["content"],
-            sequence=data["sequence"],
-            timestamp=data["timestamp"],
-            signature=data["signature"],
-            previous_hash=data["previous_hash"],
-            metadata=dict(data.get("metadata") or {}),
-        )
-
-    def content_hash(self) -> str:
-        """SHA-256 hex of ``f"{role}:{content}:{sequence}:{timestamp}"`` (the chain link)."""
-        text = f"{self.role}:{self.content}:{self.sequence}:{self.timestamp}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        _complete_native_class(_native.SignedMessage)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
 @dataclass
@@ -325,11 +313,8 @@ class MemoryIntegrityGuard:
     ) -> None:
         self._ring = KeyRing(secret_key, key_id=key_id, clock=clock, _stacklevel=2)
         self.max_timestamp_drift = _number(max_timestamp_drift, "max_timestamp_drift")
-        if isinstance(max_context_size, bool) or not isinstance(max_context_size, int):
-            raise ConfigurationError("max_context_size must be an int", received=max_context_size)
-        if max_context_size < 1:
-            raise ConfigurationError("max_context_size must be >= 1", received=max_context_size)
-        self.max_context_size = max_context_size
+        _check_max_context_size(max_context_size)
+        self._max_context_size = max_context_size
         self.enable_rag_scan = enable_rag_scan
         self.max_clock_skew = _number(max_clock_skew, "max_clock_skew", allow_none=True)
         self.max_context_age = _number(max_context_age, "max_context_age", allow_none=True)
@@ -337,14 +322,33 @@ class MemoryIntegrityGuard:
         self._rag = list(_COMPILED_RAG)
         for pattern, description, severity in custom_rag_patterns or []:
             self._rag.append((re.compile(pattern), description, float(severity)))
-        self._lock = threading.RLock()
-        self._sequence = 0
-        self._last_hash = GENESIS_HASH
+        # The chain state (sequence, last hash) and the per-message operations, natively.
+        # Unless a subclass overrides them, the instance's ``sign_message`` and
+        # ``verify_message`` are the chain's own methods: one native call per message.
+        self._chain = impl.MemoryChain(
+            self._ring, clock, max_context_size, GENESIS_HASH, _verify_message
+        )
+        cls = type(self)
+        if cls.sign_message is MemoryIntegrityGuard.sign_message:
+            self.__dict__["sign_message"] = self._chain.sign_message
+        if cls.verify_message is MemoryIntegrityGuard.verify_message:
+            self.__dict__["verify_message"] = self._chain.verify_message
 
     def __repr__(self) -> str:
-        return (
-            f"MemoryIntegrityGuard(key_id={self._ring.current_key_id!r}, sequence={self._sequence})"
-        )
+        sequence = self._chain.state()[0]
+        return f"MemoryIntegrityGuard(key_id={self._ring.current_key_id!r}, sequence={sequence})"
+
+    @property
+    def max_context_size(self) -> int:
+        """Most messages this guard signs, and the largest context verified without a
+        ``CONTEXT_OVERFLOW`` violation (settable; ``ConfigurationError`` unless an int >= 1)."""
+        return self._max_context_size
+
+    @max_context_size.setter
+    def max_context_size(self, value: int) -> None:
+        _check_max_context_size(value)
+        self._chain.set_max_context_size(value)
+        self._max_context_size = value
 
     @property
     def key_ring(self) -> KeyRing:
@@ -368,18 +372,7 @@ class MemoryIntegrityGuard:
             ContextIntegrityError: ``max_context_size`` messages were already signed.
             TypeError / ValueError: ``role``/``content`` are not text, or not encodable.
         """
-        with self._lock:
-            if self._sequence >= self.max_context_size:
-                raise ContextIntegrityError(
-                    f"Message chain exceeds max_context_size ({self.max_context_size})"
-                )
-            seq = self._sequence
-            ts = float(self._clock())
-            prev = self._last_hash
-            signature, chash = self._ring.signing_keys().memory_sign(role, content, seq, ts, prev)
-            self._sequence = seq + 1
-            self._last_hash = chash
-        return SignedMessage(role, content, seq, ts, signature, prev, dict(metadata or {}))
+        return self._chain.sign_message(role, content, metadata)  # type: ignore[no-any-return]
 
     # -- verification --------------------------------------------------------------------
 
@@ -387,35 +380,7 @@ class MemoryIntegrityGuard:
         self, message: SignedMessage, expected_previous_hash: str | None = None
     ) -> tuple[bool, IntegrityViolation | None]:
         """Check one message's signature (any active key) and, if given, its chain link."""
-        seq = message.sequence
-        index = seq if isinstance(seq, int) else None
-        signed = (
-            f"{message.role}|{message.content}|{seq}|{message.timestamp}|{message.previous_hash}"
-        )
-        try:
-            data: bytes | None = signed.encode()
-        except UnicodeEncodeError:
-            data = None
-        keys = self._ring.signing_keys()
-        if data is None or keys.verify(data, f"{message.signature}") < 0:
-            return False, IntegrityViolation(
-                IntegrityViolationType.SIGNATURE_MISMATCH,
-                f"Signature mismatch for message at sequence {seq}",
-                1.0,
-                index=index,
-                expected=None,
-                actual=_short(f"{message.signature}"),
-            )
-        if expected_previous_hash is not None and message.previous_hash != expected_previous_hash:
-            return False, IntegrityViolation(
-                IntegrityViolationType.HASH_CHAIN_BREAK,
-                f"Hash chain break at sequence {seq}",
-                1.0,
-                index=index,
-                expected=_short(expected_previous_hash),
-                actual=_short(f"{message.previous_hash}"),
-            )
-        return True, None
+        return self._chain.verify_message(message, expected_previous_hash)  # type: ignore[no-any-return]
 
     def verify_context(
         self,
@@ -452,7 +417,7 @@ class MemoryIntegrityGuard:
             now,
             skew,
             self.max_context_age,
-            SignedMessage,
+            _DataclassSignedMessage,
         )
         unverified = 0
         for code, i, value, expected, actual in findings:
@@ -598,14 +563,12 @@ class MemoryIntegrityGuard:
 
     def reset(self) -> None:
         """Start a new chain (sequence 0, genesis hash)."""
-        with self._lock:
-            self._sequence = 0
-            self._last_hash = GENESIS_HASH
+        self._chain.reset()
 
     def get_state(self) -> dict[str, Any]:
         """``{"sequence_counter", "last_hash"}`` (no key material)."""
-        with self._lock:
-            return {"sequence_counter": self._sequence, "last_hash": self._last_hash}
+        seq, last = self._chain.state()
+        return {"sequence_counter": seq, "last_hash": last}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Continue a chain saved with :meth:`get_state`."""
@@ -613,11 +576,52 @@ class MemoryIntegrityGuard:
         last = state["last_hash"]
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ConfigurationError("sequence_counter must be an int >= 0", received=seq)
+        if seq >= 2**64:
+            raise ConfigurationError("sequence_counter must be below 2**64", received=seq)
         if not isinstance(last, str):
             raise ConfigurationError("last_hash must be a str", received=last)
-        with self._lock:
-            self._sequence = seq
-            self._last_hash = last
+        self._chain.restore(seq, last)
+
+
+def _check_max_context_size(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError("max_context_size must be an int", received=value)
+    if value < 1:
+        raise ConfigurationError("max_context_size must be >= 1", received=value)
+
+
+def _verify_message(
+    ring: KeyRing, message: SignedMessage, expected_previous_hash: str | None = None
+) -> tuple[bool, IntegrityViolation | None]:
+    """:meth:`MemoryIntegrityGuard.verify_message` for any message object (the native chain
+    answers intact exact ``SignedMessage`` instances itself and calls this for the rest)."""
+    seq = message.sequence
+    index = seq if isinstance(seq, int) else None
+    signed = f"{message.role}|{message.content}|{seq}|{message.timestamp}|{message.previous_hash}"
+    try:
+        data: bytes | None = signed.encode()
+    except UnicodeEncodeError:
+        data = None
+    keys = ring.signing_keys()
+    if data is None or keys.verify(data, f"{message.signature}") < 0:
+        return False, IntegrityViolation(
+            IntegrityViolationType.SIGNATURE_MISMATCH,
+            f"Signature mismatch for message at sequence {seq}",
+            1.0,
+            index=index,
+            expected=None,
+            actual=_short(f"{message.signature}"),
+        )
+    if expected_previous_hash is not None and message.previous_hash != expected_previous_hash:
+        return False, IntegrityViolation(
+            IntegrityViolationType.HASH_CHAIN_BREAK,
+            f"Hash chain break at sequence {seq}",
+            1.0,
+            index=index,
+            expected=_short(expected_previous_hash),
+            actual=_short(f"{message.previous_hash}"),
+        )
+    return True, None
 
 
 class ContextWindowGuard:

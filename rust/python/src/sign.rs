@@ -14,6 +14,8 @@ use proxilion_core::sign::{context, pyfmt, pyjson, roles, KeySet};
 
 use crate::convert::text_or_bytes;
 
+mod memory;
+
 /// Total input size above which a batch runs with the GIL released.
 const DETACH_THRESHOLD: usize = 64 * 1024;
 
@@ -401,7 +403,14 @@ impl SigningKeys {
         ];
         let dict_name = pyo3::intern!(py, "__dict__");
         let mut fields: Vec<[Bound<'py, PyAny>; 6]> = Vec::with_capacity(items.len());
+        let mut known: Vec<Option<[u8; 64]>> = Vec::with_capacity(items.len());
         for m in &items {
+            if let Some((f, h)) = memory::native_fields(m) {
+                fields.push(f);
+                known.push(h);
+                continue;
+            }
+            known.push(None);
             let dict = match plain_type {
                 Some(t) if m.get_type().is(t) => m.getattr(dict_name)?.cast_into::<PyDict>().ok(),
                 _ => None,
@@ -435,7 +444,8 @@ impl SigningKeys {
         }
         let entries: Vec<context::Entry<'_>> = rendered
             .iter()
-            .map(|(t, ok, seq, ts)| context::Entry {
+            .zip(known)
+            .map(|((t, ok, seq, ts), content_hash)| context::Entry {
                 role: t[0].get(&arena),
                 content: t[1].get(&arena),
                 seq_text: t[2].get(&arena),
@@ -445,6 +455,7 @@ impl SigningKeys {
                 signature: t[4].get(&arena),
                 previous_hash: t[5].get(&arena),
                 encodable: *ok,
+                content_hash,
             })
             .collect();
         let opts = context::Options {
@@ -661,5 +672,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_float_repr, m)?)?;
     m.add_function(wrap_pyfunction!(sorted_json, m)?)?;
     m.add_function(wrap_pyfunction!(role_injection_rule, m)?)?;
+    memory::register(m)?;
     Ok(())
 }

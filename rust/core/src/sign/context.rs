@@ -28,6 +28,9 @@ pub struct Entry<'a> {
     /// False when some field could not be encoded as UTF-8 (lone surrogates): no valid
     /// signature can exist for it, and its content hash is undefined.
     pub encodable: bool,
+    /// The content hash of exactly these fields (hex), when the caller already knows it
+    /// (a message keeps the hash computed when it was signed until a field changes).
+    pub content_hash: Option<[u8; 64]>,
 }
 
 /// Options of [`verify_context`].
@@ -115,7 +118,7 @@ pub fn signing_bytes(
 }
 
 /// `sha256(f"{role}:{content}:{sequence}:{timestamp}")` as lower-case hex bytes.
-fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
+pub fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
     let mut h = Sha256::new();
     h.update(role.as_bytes());
     h.update(b":");
@@ -124,9 +127,17 @@ fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] 
     h.update(seq.as_bytes());
     h.update(b":");
     h.update(ts.as_bytes());
+    hex64(&h.finalize().into())
+}
+
+/// Lower-case hex of a 32-byte digest.
+fn hex64(digest: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    // Cannot fail: the output is exactly twice the digest length.
-    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    for (pair, &b) in out.chunks_exact_mut(2).zip(digest.iter()) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
     out
 }
 
@@ -147,33 +158,85 @@ pub fn sign(
     ts: &str,
     prev: &str,
 ) -> (String, String) {
-    let mut buf = Vec::with_capacity(role.len() + content.len() + seq.len() + ts.len() + 70);
-    signing_bytes(&mut buf, role, content, seq, ts, prev);
-    (keys.sign_hex(&buf), content_hash(role, content, seq, ts))
+    let (sig, hash) = sign_hex(keys, role, content, seq, ts, prev);
+    let text = |h: [u8; 64]| h.iter().map(|&b| b as char).collect::<String>();
+    (text(sig), text(hash))
+}
+
+/// [`sign`] as lower-case hex bytes, without building the signed text.
+pub fn sign_hex(
+    keys: &KeySet,
+    role: &str,
+    content: &str,
+    seq: &str,
+    ts: &str,
+    prev: &str,
+) -> ([u8; 64], [u8; 64]) {
+    let parts = signed_parts(role, content, seq, ts, prev);
+    (
+        hex64(&keys.tag_parts(&parts)),
+        content_hash_hex(role, content, seq, ts),
+    )
+}
+
+/// The pieces of `f"{role}|{content}|{sequence}|{timestamp}|{previous_hash}"`.
+fn signed_parts<'a>(
+    role: &'a str,
+    content: &'a str,
+    seq: &'a str,
+    ts: &'a str,
+    prev: &'a str,
+) -> [&'a [u8]; 9] {
+    [
+        role.as_bytes(),
+        b"|",
+        content.as_bytes(),
+        b"|",
+        seq.as_bytes(),
+        b"|",
+        ts.as_bytes(),
+        b"|",
+        prev.as_bytes(),
+    ]
+}
+
+/// Whether the hex `signature` authenticates the message under any key of `keys`.
+pub fn verify_one(
+    keys: &KeySet,
+    role: &str,
+    content: &str,
+    seq: &str,
+    ts: &str,
+    prev: &str,
+    signature: &str,
+) -> bool {
+    keys.verify_parts(
+        &signed_parts(role, content, seq, ts, prev),
+        signature.as_bytes(),
+    )
+    .is_some()
 }
 
 /// Walk `entries` and return every finding, in the original's order (per message: signature
 /// or chain, sequence, timestamps, role markers; then the staleness of the newest message).
 pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut buf = Vec::with_capacity(256);
     // The link the next message must carry (hex text; genesis may be any string).
     let mut expected_hash: Vec<u8> = opts.genesis.as_bytes().to_vec();
     let mut prev_seq: Option<i128> = Some(-1);
     let mut prev_ts = 0.0f64;
     for (i, e) in entries.iter().enumerate() {
         // 1. signature, then chain link
-        let sig_ok = e.encodable && {
-            signing_bytes(
-                &mut buf,
+        let sig_ok = e.encodable
+            && verify_one(
+                keys,
                 e.role,
                 e.content,
                 e.seq_text,
                 e.ts_text,
                 e.previous_hash,
+                e.signature,
             );
-            keys.verify(&buf, e.signature.as_bytes(), false).is_some()
-        };
         if !sig_ok {
             out.push(Finding::Signature { i });
         } else if e.previous_hash.as_bytes() != expected_hash.as_slice() {
@@ -233,7 +296,9 @@ pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) 
         }
         // 5. the chain continues from the message as received
         expected_hash.clear();
-        if e.encodable {
+        if let (true, Some(h)) = (e.encodable, &e.content_hash) {
+            expected_hash.extend_from_slice(h);
+        } else if e.encodable {
             expected_hash
                 .extend_from_slice(&content_hash_hex(e.role, e.content, e.seq_text, e.ts_text));
         } else {
@@ -305,6 +370,7 @@ mod tests {
                 signature: &m.sig,
                 previous_hash: &m.prev,
                 encodable: true,
+                content_hash: None,
             })
             .collect()
     }
@@ -330,6 +396,13 @@ mod tests {
             content_hash("user", "hi", "0", "1.5"),
             crate::mac::sha256_hex(b"user:hi:0:1.5")
         );
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let (sig, h) = sign(&keys, "user", "hi", "0", "1.5", "ab");
+        assert_eq!(sig, keys.sign_hex(b"user|hi|0|1.5|ab"));
+        assert_eq!(h, content_hash("user", "hi", "0", "1.5"));
+        assert!(verify_one(&keys, "user", "hi", "0", "1.5", "ab", &sig));
+        assert!(!verify_one(&keys, "user", "hi", "0", "1.5", "ac", &sig));
+        assert!(!verify_one(&keys, "user", "hi", "0", "1.5", "ab", "00"));
     }
 
     #[test]
@@ -388,6 +461,28 @@ mod tests {
         assert_eq!(verify_context(&other, &entries(&msgs), &opts(&g)).len(), 3);
         let rotated = KeySet::new(&[b"another-key-0000", b"0123456789abcdef"]).unwrap();
         assert!(verify_context(&rotated, &entries(&msgs), &opts(&g)).is_empty());
+    }
+
+    #[test]
+    fn known_content_hash_is_used_as_given() {
+        let keys = KeySet::new(&[b"0123456789abcdef"]).unwrap();
+        let g = "0".repeat(64);
+        let msgs = chain(
+            &keys,
+            &[
+                ("user", "a", 1_700_000_000.0),
+                ("user", "b", 1_700_000_001.0),
+            ],
+        );
+        let mut e = entries(&msgs);
+        let right = content_hash_hex("user", "a", "0", "1700000000.0");
+        e[0].content_hash = Some(right);
+        assert!(verify_context(&keys, &e, &opts(&g)).is_empty());
+        e[0].content_hash = Some([b'f'; 64]);
+        assert!(matches!(
+            verify_context(&keys, &e, &opts(&g))[..],
+            [Finding::ChainBreak { i: 1, .. }]
+        ));
     }
 
     #[test]

@@ -112,9 +112,28 @@ impl KeySet {
         mac.finalize().into_bytes().into()
     }
 
+    fn tag_parts_with(&self, i: usize, parts: &[&[u8]]) -> [u8; TAG_LEN] {
+        let mut mac = self.keys[i].clone();
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     /// Raw tag of `message` under the signing key.
     pub fn tag(&self, message: &[u8]) -> [u8; TAG_LEN] {
         self.tag_with(0, message)
+    }
+
+    /// Raw tag, under the signing key, of the concatenation of `parts` (without building it).
+    pub fn tag_parts(&self, parts: &[&[u8]]) -> [u8; TAG_LEN] {
+        self.tag_parts_with(0, parts)
+    }
+
+    /// [`KeySet::verify`] of a hex tag over the concatenation of `parts`.
+    pub fn verify_parts(&self, parts: &[&[u8]], tag_hex: &[u8]) -> Option<usize> {
+        let tag = decode_tag(tag_hex)?;
+        (0..self.keys.len()).find(|&i| tags_equal(&self.tag_parts_with(i, parts), &tag))
     }
 
     /// Lower-case hex tag of `message` under the signing key.
@@ -160,6 +179,11 @@ mod tests {
         assert_eq!(ks.verify(b"msg", &raw[..31], true), None);
         assert_eq!(ks.verify(b"msg", b"zz", false), None);
         assert_eq!(ks.verify(b"msg", &old.as_bytes()[..62], false), None);
+        let parts: [&[u8]; 3] = [b"m", b"", b"sg"];
+        assert_eq!(ks.tag_parts(&parts), ks.tag(b"msg"));
+        assert_eq!(ks.verify_parts(&parts, old.as_bytes()), Some(1));
+        assert_eq!(ks.verify_parts(&parts[..2], old.as_bytes()), None);
+        assert_eq!(ks.verify_parts(&parts, b"zz"), None);
         assert_eq!(ks.len(), 2);
         assert!(!ks.is_empty());
         assert_eq!(format!("{ks:?}"), "KeySet(2 keys)");

@@ -84,10 +84,25 @@ pub fn write_float_repr(out: &mut String, x: f64) {
     out.push_str(&pyfmt::float_repr(x));
 }
 
-/// Append an integer.
+/// Append an integer (decimal, as `str(int)`).
 pub fn write_int(out: &mut String, v: i64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{v}");
+    if v < 0 {
+        out.push('-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(d as char);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,720 @@
+//! Signed conversation memory as native objects (API.md 8.3).
+//!
+//! * `SignedMessage`: the message class of `proxilion.security.memory_integrity` on the
+//!   native backend. Its fields live in the object itself, so building one (which
+//!   `sign_message` does for every message) and reading one (which every verification does)
+//!   costs no dictionary work. `proxilion.security.memory_integrity` completes the class with
+//!   the twin dataclass's `__init__`, `__repr__`, `__eq__`, methods and dataclass metadata
+//!   (`proxilion._reference.memory.SignedMessage`), so it behaves as that dataclass:
+//!   `dataclasses.fields/asdict/replace/is_dataclass`, construction rules and error messages,
+//!   equality, `repr`, extra attributes, pickling and copying.
+//! * `MemoryChain`: the signing state of one `MemoryIntegrityGuard` (next sequence number,
+//!   last content hash) behind a lock, with `sign_message` and `verify_message` each done in
+//!   one native call.
+
+use std::sync::Mutex;
+
+use pyo3::exceptions::{
+    PyAttributeError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::sync::{MutexExt, PyOnceLock};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::{intern, PyTraverseError, PyVisit};
+
+use proxilion_core::sign::{context, pyjson};
+
+use super::{str_arg, SigningKeys};
+
+/// Field names, in dataclass order (`metadata` last).
+const FIELDS: [&str; 7] = [
+    "role",
+    "content",
+    "sequence",
+    "timestamp",
+    "signature",
+    "previous_hash",
+    "metadata",
+];
+
+/// A conversation message with its HMAC signature and chain link (see the module doc).
+///
+/// Every field is an `Option` (`None`: not set yet, as in an instance made by `__new__`
+/// alone), so a garbage collection that traverses the object before its fields are written
+/// (CPython allocates the instance dict after the object is tracked) sees nothing.
+#[pyclass(
+    module = "proxilion.security.memory_integrity",
+    name = "SignedMessage",
+    subclass,
+    dict,
+    weakref
+)]
+pub struct PySignedMessage {
+    fields: [Option<Py<PyAny>>; 6],
+    metadata: Option<Py<PyAny>>,
+    /// `metadata` is an empty dict that is created on first access.
+    lazy_metadata: bool,
+    /// Hex content hash of `role`, `content`, `sequence`, `timestamp` as they are: set when
+    /// the message is signed (exact `str`/`int`/`float` values, which cannot change in
+    /// place), cleared whenever one of these four fields is set, deleted or restored.
+    chash: Option<[u8; 64]>,
+}
+
+fn unset(name: &str) -> PyErr {
+    PyAttributeError::new_err(format!("'SignedMessage' object has no attribute '{name}'"))
+}
+
+impl PySignedMessage {
+    fn field(&self, py: Python<'_>, i: usize) -> PyResult<Py<PyAny>> {
+        self.fields[i]
+            .as_ref()
+            .map(|o| o.clone_ref(py))
+            .ok_or_else(|| unset(FIELDS[i]))
+    }
+
+    fn delete_field(&mut self, i: usize) -> PyResult<()> {
+        self.chash = None;
+        if self.fields[i].take().is_none() {
+            return Err(unset(FIELDS[i]));
+        }
+        Ok(())
+    }
+
+    fn metadata_obj(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.lazy_metadata {
+            self.lazy_metadata = false;
+            self.metadata = Some(PyDict::new(py).into_any().unbind());
+        }
+        self.metadata
+            .as_ref()
+            .map(|o| o.clone_ref(py))
+            .ok_or_else(|| unset("metadata"))
+    }
+}
+
+#[pymethods]
+impl PySignedMessage {
+    /// Allocate an instance with no field set; the dataclass `__init__` (installed by
+    /// `proxilion.security.memory_integrity`) assigns the fields, so subclasses may take
+    /// other constructor arguments, exactly as with the dataclass.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PySignedMessage {
+            fields: Default::default(),
+            metadata: None,
+            lazy_metadata: false,
+            chash: None,
+        }
+    }
+
+    #[getter]
+    fn get_role(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 0)
+    }
+    #[setter]
+    fn set_role(&mut self, value: Py<PyAny>) {
+        self.chash = None;
+        self.fields[0] = Some(value);
+    }
+    #[deleter]
+    fn delete_role(&mut self) -> PyResult<()> {
+        self.delete_field(0)
+    }
+    #[getter]
+    fn get_content(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 1)
+    }
+    #[setter]
+    fn set_content(&mut self, value: Py<PyAny>) {
+        self.chash = None;
+        self.fields[1] = Some(value);
+    }
+    #[deleter]
+    fn delete_content(&mut self) -> PyResult<()> {
+        self.delete_field(1)
+    }
+    #[getter]
+    fn get_sequence(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 2)
+    }
+    #[setter]
+    fn set_sequence(&mut self, value: Py<PyAny>) {
+        self.chash = None;
+        self.fields[2] = Some(value);
+    }
+    #[deleter]
+    fn delete_sequence(&mut self) -> PyResult<()> {
+        self.delete_field(2)
+    }
+    #[getter]
+    fn get_timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 3)
+    }
+    #[setter]
+    fn set_timestamp(&mut self, value: Py<PyAny>) {
+        self.chash = None;
+        self.fields[3] = Some(value);
+    }
+    #[deleter]
+    fn delete_timestamp(&mut self) -> PyResult<()> {
+        self.delete_field(3)
+    }
+    #[getter]
+    fn get_signature(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 4)
+    }
+    #[setter]
+    fn set_signature(&mut self, value: Py<PyAny>) {
+        self.fields[4] = Some(value);
+    }
+    #[deleter]
+    fn delete_signature(&mut self) -> PyResult<()> {
+        self.delete_field(4)
+    }
+    #[getter]
+    fn get_previous_hash(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 5)
+    }
+    #[setter]
+    fn set_previous_hash(&mut self, value: Py<PyAny>) {
+        self.fields[5] = Some(value);
+    }
+    #[deleter]
+    fn delete_previous_hash(&mut self) -> PyResult<()> {
+        self.delete_field(5)
+    }
+    #[getter]
+    fn get_metadata(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.metadata_obj(py)
+    }
+    #[setter]
+    fn set_metadata(&mut self, value: Py<PyAny>) {
+        self.lazy_metadata = false;
+        self.metadata = Some(value);
+    }
+    #[deleter]
+    fn delete_metadata(&mut self) -> PyResult<()> {
+        if self.metadata.is_none() && !self.lazy_metadata {
+            return Err(unset("metadata"));
+        }
+        self.lazy_metadata = false;
+        self.metadata = None;
+        Ok(())
+    }
+
+    /// `(copyreg.__newobj__, (type(self),), state)`: copies and unpickled objects are made
+    /// by `__new__` plus `__setstate__`, without running `__init__`, as a dataclass's are.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let newobj = py.import("copyreg")?.getattr(intern!(py, "__newobj__"))?;
+        let state = Self::__getstate__(slf)?;
+        let cls = PyTuple::new(py, [slf.get_type()])?;
+        PyTuple::new(py, [newobj, cls.into_any(), state.into_any()])
+    }
+
+    /// `(fields, dict)`: `fields` maps the name of every field that is set to its value
+    /// (a subclass may keep a field elsewhere, e.g. behind a property), `dict` is the
+    /// instance `__dict__` (extra attributes) or `None` when empty.
+    fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let fields = PyDict::new(py);
+        {
+            let me = slf.borrow();
+            for (i, f) in me.fields.iter().enumerate() {
+                if let Some(v) = f {
+                    fields.set_item(FIELDS[i], v.bind(py))?;
+                }
+            }
+        }
+        let has_metadata = {
+            let me = slf.borrow();
+            me.metadata.is_some() || me.lazy_metadata
+        };
+        if has_metadata {
+            let meta = slf.borrow_mut().metadata_obj(py)?;
+            fields.set_item(FIELDS[6], meta)?;
+        }
+        let extra = slf.getattr(intern!(py, "__dict__"))?;
+        let extra = if extra.is_truthy()? {
+            extra
+        } else {
+            py.None().into_bound(py)
+        };
+        PyTuple::new(py, [fields.into_any(), extra])
+    }
+
+    /// Restore what `__getstate__` gave, or the state of a pickled dataclass instance (its
+    /// `__dict__`: fields and extra attributes together), so pickles made with the twin
+    /// dataclass (the reference backend, earlier versions) load here.
+    fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let bad = || {
+            PyTypeError::new_err("SignedMessage state must be a dict or a (dict, dict | None) pair")
+        };
+        let (fields, extra, loose) = if let Ok(d) = state.cast::<PyDict>() {
+            (d.clone(), None, true)
+        } else {
+            let t = state.cast::<PyTuple>().map_err(|_| bad())?;
+            if t.len() != 2 {
+                return Err(bad());
+            }
+            let fields = t.get_item(0)?.cast_into::<PyDict>().map_err(|_| bad())?;
+            (fields, Some(t.get_item(1)?), false)
+        };
+        let rest = PyDict::new(py);
+        {
+            let mut me = slf.borrow_mut();
+            me.chash = None;
+            for (k, v) in fields.iter() {
+                let name = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?;
+                match FIELDS.iter().position(|f| *f == name) {
+                    Some(6) => {
+                        me.metadata = Some(v.unbind());
+                        me.lazy_metadata = false;
+                    }
+                    Some(i) => me.fields[i] = Some(v.unbind()),
+                    None if loose => rest.set_item(k, v)?,
+                    None => {
+                        return Err(PyValueError::new_err(format!(
+                            "SignedMessage has no field {name:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        let dict = slf.getattr(intern!(py, "__dict__"))?;
+        if !rest.is_empty() {
+            dict.call_method1(intern!(py, "update"), (rest,))?;
+        }
+        if let Some(extra) = extra.filter(|e| !e.is_none()) {
+            dict.call_method1(intern!(py, "update"), (extra,))?;
+        }
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for f in &self.fields {
+            visit.call(f)?;
+        }
+        visit.call(&self.metadata)?;
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.fields = Default::default();
+        self.metadata = None;
+        self.lazy_metadata = false;
+        self.chash = None;
+    }
+}
+
+/// The six signed fields of a message and its content hash, if known.
+pub(crate) type NativeFields<'py> = ([Bound<'py, PyAny>; 6], Option<[u8; 64]>);
+
+/// The six signed fields of an exact `SignedMessage` (not a subclass, which may
+/// define properties), read from the object itself, with its content hash if known; `None`
+/// if it is something else or a field is not set (the caller then uses attribute access,
+/// which raises the right error).
+pub(crate) fn native_fields<'py>(m: &Bound<'py, PyAny>) -> Option<NativeFields<'py>> {
+    let py = m.py();
+    if !m.get_type().is(py.get_type::<PySignedMessage>()) {
+        return None;
+    }
+    let m = m.cast::<PySignedMessage>().ok()?;
+    let me = m.try_borrow().ok()?;
+    let get = |i: usize| me.fields[i].as_ref().map(|o| o.bind(py).clone());
+    Some((
+        [get(0)?, get(1)?, get(2)?, get(3)?, get(4)?, get(5)?],
+        me.chash,
+    ))
+}
+
+/// `(True, None)`, shared (tuples are immutable).
+fn ok_pair(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static OK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    Ok(OK
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                PyTuple::new(
+                    py,
+                    [
+                        PyBool::new(py, true).to_owned().into_any(),
+                        py.None().into_bound(py),
+                    ],
+                )?
+                .into_any()
+                .unbind(),
+            )
+        })?
+        .bind(py)
+        .clone())
+}
+
+fn context_integrity_error(py: Python<'_>, message: String) -> PyResult<PyErr> {
+    static CLS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let cls = CLS.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("proxilion.exceptions")?
+                .getattr("ContextIntegrityError")?
+                .unbind(),
+        )
+    })?;
+    Ok(PyErr::from_value(cls.bind(py).call1((message,))?))
+}
+
+/// Text of an exact `str` that has a UTF-8 form.
+fn exact_str<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    obj.cast_exact::<PyString>().ok()?.to_str().ok()
+}
+
+/// `time.time()`, computed as CPython does: the system (real-time) clock in nanoseconds,
+/// converted to seconds exactly as `_PyTime_AsSecondsDouble` does. `None` before 1970 (the
+/// caller then asks `time.time` itself).
+fn time_time() -> Option<f64> {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let ns = i64::try_from(d.as_nanos()).ok()?;
+    Some(if ns % 1_000_000_000 == 0 {
+        (ns / 1_000_000_000) as f64
+    } else {
+        ns as f64 / 1e9
+    })
+}
+
+/// The state a chain guards with its lock.
+struct ChainState {
+    /// Sequence number of the next message.
+    seq: u64,
+    /// Content hash of the last message signed (or the genesis hash, or a restored value).
+    last_hash: Py<PyString>,
+    /// Most messages this chain signs.
+    max_size: u64,
+    /// `str(max_context_size)` as given (for the error message).
+    max_text: String,
+}
+
+/// The signing state of one `MemoryIntegrityGuard` and its two per-message operations.
+///
+/// `MemoryChain(ring, clock, max_context_size, genesis, verify_fallback)`: `ring` is the
+/// guard's `KeyRing` (its `_single` attribute, when not `None`, is the `SigningKeys` of a
+/// ring holding one key; otherwise `ring.signing_keys()` gives the active keys, expiring
+/// old ones), `clock` the wall clock, `verify_fallback(ring, message, expected)` the
+/// guard's general `verify_message` (used for anything but an intact exact
+/// `SignedMessage` of plain field types, so every failure is reported by the same code).
+#[pyclass(frozen, module = "proxilion._core", name = "MemoryChain")]
+pub struct PyMemoryChain {
+    ring: Py<PyAny>,
+    clock: Py<PyAny>,
+    /// `clock` is `time.time` itself: read the same system clock natively.
+    system_clock: bool,
+    genesis: Py<PyString>,
+    fallback: Py<PyAny>,
+    state: Mutex<ChainState>,
+}
+
+fn max_size(value: &Bound<'_, PyAny>) -> PyResult<(u64, String)> {
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "max_context_size must be an int, not {}",
+            value.get_type().name()?
+        )));
+    }
+    let text = value.str()?.to_string();
+    if value.lt(1)? {
+        return Err(PyValueError::new_err("max_context_size must be >= 1"));
+    }
+    // Beyond u64 the limit is never reached.
+    Ok((value.extract::<u64>().unwrap_or(u64::MAX), text))
+}
+
+fn poisoned<T>(_: T) -> PyErr {
+    PyRuntimeError::new_err("memory chain lock poisoned")
+}
+
+impl PyMemoryChain {
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, SigningKeys>> {
+        let ring = self.ring.bind(py);
+        let single = ring.getattr(intern!(py, "_single"))?;
+        let keys = if single.is_none() {
+            ring.call_method0(intern!(py, "signing_keys"))?
+        } else {
+            single
+        };
+        keys.cast_into::<SigningKeys>().map_err(|e| {
+            PyTypeError::new_err(format!(
+                "the key ring must give native SigningKeys, not {}",
+                e.into_inner()
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })
+    }
+
+    /// Whether `message` is an exact `SignedMessage` of plain field types that verifies
+    /// (and links to `expected`, if given). False means "let the general path decide".
+    fn verifies_fast(
+        &self,
+        py: Python<'_>,
+        message: &Bound<'_, PyAny>,
+        expected: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let Some(([role, content, seq, ts, sig, prev], _)) = native_fields(message) else {
+            return Ok(false);
+        };
+        let (Some(role), Some(content), Some(sig), Some(prev)) = (
+            exact_str(&role),
+            exact_str(&content),
+            exact_str(&sig),
+            exact_str(&prev),
+        ) else {
+            return Ok(false);
+        };
+        if let Some(e) = expected {
+            match exact_str(e) {
+                Some(e) if e == prev => {}
+                _ => return Ok(false),
+            }
+        }
+        let (Ok(ts), true) = (
+            ts.cast_exact::<PyFloat>(),
+            seq.is_exact_instance_of::<PyInt>(),
+        ) else {
+            return Ok(false);
+        };
+        let Ok(seq) = seq.extract::<i64>() else {
+            return Ok(false);
+        };
+        let mut text = String::with_capacity(48);
+        pyjson::write_int(&mut text, seq);
+        let seq_end = text.len();
+        pyjson::write_float_repr(&mut text, ts.value());
+        let keys = self.keys(py)?;
+        Ok(context::verify_one(
+            &keys.get().keys,
+            role,
+            content,
+            &text[..seq_end],
+            &text[seq_end..],
+            prev,
+            sig,
+        ))
+    }
+}
+
+#[pymethods]
+impl PyMemoryChain {
+    #[new]
+    fn new(
+        ring: Py<PyAny>,
+        clock: Py<PyAny>,
+        max_context_size: &Bound<'_, PyAny>,
+        genesis: Bound<'_, PyString>,
+        verify_fallback: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let (max_size, max_text) = max_size(max_context_size)?;
+        let py = max_context_size.py();
+        let system_clock = clock.bind(py).is(py.import("time")?.getattr("time")?);
+        Ok(PyMemoryChain {
+            ring,
+            clock,
+            system_clock,
+            genesis: genesis.clone().unbind(),
+            fallback: verify_fallback,
+            state: Mutex::new(ChainState {
+                seq: 0,
+                last_hash: genesis.unbind(),
+                max_size,
+                max_text,
+            }),
+        })
+    }
+
+    /// Sign the next message of the chain, as `MemoryIntegrityGuard.sign_message`.
+    #[pyo3(signature = (role, content, metadata=None))]
+    fn sign_message<'py>(
+        &self,
+        py: Python<'py>,
+        role: &Bound<'py, PyAny>,
+        content: &Bound<'py, PyAny>,
+        metadata: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PySignedMessage>> {
+        // `dict(metadata or {})`, made before anything is consumed ({} created on access).
+        let metadata = match metadata {
+            Some(m) if m.is_truthy()? => Some(match m.cast_exact::<PyDict>() {
+                Ok(d) => d.copy()?.into_any().unbind(),
+                Err(_) => py.get_type::<PyDict>().call1((m,))?.unbind(),
+            }),
+            _ => None,
+        };
+        let keys = self.keys(py)?;
+        // The clock is read under the lock, so sequence numbers and timestamps rise together
+        // across threads; a thread waiting for the lock lets go of the interpreter.
+        let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
+        if st.seq >= st.max_size {
+            return Err(context_integrity_error(
+                py,
+                format!("Message chain exceeds max_context_size ({})", st.max_text),
+            )?);
+        }
+        let ts = match self.system_clock.then(time_time).flatten() {
+            Some(t) => PyFloat::new(py, t),
+            None => {
+                let t = self.clock.bind(py).call0()?;
+                match t.cast_exact::<PyFloat>() {
+                    Ok(f) => f.clone(),
+                    Err(_) => py
+                        .get_type::<PyFloat>()
+                        .call1((t,))?
+                        .cast_into::<PyFloat>()?,
+                }
+            }
+        };
+        let role_s = str_arg(role, "role")?;
+        let content_s = str_arg(content, "content")?;
+        let prev = st.last_hash.clone_ref(py).into_bound(py);
+        let prev_s = str_arg(prev.as_any(), "previous_hash")?;
+        let mut text = String::with_capacity(48);
+        let seq = st.seq;
+        match i64::try_from(seq) {
+            Ok(s) => pyjson::write_int(&mut text, s),
+            Err(_) => text.push_str(&seq.to_string()),
+        }
+        let seq_end = text.len();
+        pyjson::write_float_repr(&mut text, ts.value());
+        let (sig, hash) = context::sign_hex(
+            &keys.get().keys,
+            role_s,
+            content_s,
+            &text[..seq_end],
+            &text[seq_end..],
+            prev_s,
+        );
+        let hash_hex = hash;
+        let ascii = |h: &[u8; 64]| std::str::from_utf8(h).map(|s| PyString::new(py, s));
+        let (Ok(sig), Ok(hash)) = (ascii(&sig), ascii(&hash)) else {
+            return Err(PyRuntimeError::new_err("hex digest is not ASCII"));
+        };
+        let seq_obj = seq.into_pyobject(py)?.into_any().unbind();
+        st.seq = seq + 1;
+        st.last_hash = hash.unbind();
+        drop(st);
+        let lazy = metadata.is_none();
+        let exact =
+            role.is_exact_instance_of::<PyString>() && content.is_exact_instance_of::<PyString>();
+        Bound::new(
+            py,
+            PySignedMessage {
+                fields: [
+                    Some(role.clone().unbind()),
+                    Some(content.clone().unbind()),
+                    Some(seq_obj),
+                    Some(ts.into_any().unbind()),
+                    Some(sig.into_any().unbind()),
+                    Some(prev.into_any().unbind()),
+                ],
+                metadata,
+                lazy_metadata: lazy,
+                chash: exact.then_some(hash_hex),
+            },
+        )
+    }
+
+    /// `MemoryIntegrityGuard.verify_message`: `(True, None)` at once for an intact exact
+    /// `SignedMessage`, else whatever `verify_fallback(ring, message, expected)` returns.
+    #[pyo3(signature = (message, expected_previous_hash=None))]
+    fn verify_message<'py>(
+        &self,
+        py: Python<'py>,
+        message: &Bound<'py, PyAny>,
+        expected_previous_hash: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if self.verifies_fast(py, message, expected_previous_hash)? {
+            return ok_pair(py);
+        }
+        let expected = match expected_previous_hash {
+            Some(e) => e.clone(),
+            None => py.None().into_bound(py),
+        };
+        self.fallback
+            .bind(py)
+            .call1((self.ring.bind(py), message, expected))
+    }
+
+    /// `(sequence_counter, last_hash)`.
+    fn state(&self, py: Python<'_>) -> PyResult<(u64, Py<PyString>)> {
+        let st = self.state.lock_py_attached(py).map_err(poisoned)?;
+        Ok((st.seq, st.last_hash.clone_ref(py)))
+    }
+
+    /// Continue from `(sequence_counter, last_hash)` (checked by the caller).
+    fn restore(
+        &self,
+        py: Python<'_>,
+        sequence: &Bound<'_, PyAny>,
+        last_hash: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if sequence.is_instance_of::<PyBool>() || !sequence.is_instance_of::<PyInt>() {
+            return Err(PyTypeError::new_err(format!(
+                "sequence must be int, not {}",
+                sequence.get_type().name()?
+            )));
+        }
+        let sequence = sequence
+            .extract::<u64>()
+            .map_err(|_| PyOverflowError::new_err("sequence out of range"))?;
+        let last_hash = last_hash.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "last_hash must be str, not {}",
+                last_hash
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let last_hash = last_hash.clone();
+        let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
+        st.seq = sequence;
+        st.last_hash = last_hash.unbind();
+        Ok(())
+    }
+
+    /// Start a new chain: sequence 0, genesis hash.
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
+        st.seq = 0;
+        st.last_hash = self.genesis.clone_ref(py);
+        Ok(())
+    }
+
+    /// Change the most messages the chain signs.
+    fn set_max_context_size(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (n, text) = max_size(value)?;
+        let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
+        st.max_size = n;
+        st.max_text = text;
+        Ok(())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let st = self.state.lock_py_attached(py).map_err(poisoned)?;
+        Ok(format!("MemoryChain(sequence={})", st.seq))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.ring)?;
+        visit.call(&self.clock)?;
+        visit.call(&self.fallback)?;
+        Ok(())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySignedMessage>()?;
+    m.add_class::<PyMemoryChain>()?;
+    Ok(())
+}
