@@ -57,6 +57,12 @@ __all__ = [
     "Ewma",
     "Welford",
     "drift_metric_names",
+    # agent
+    "agent_message",
+    "capsule_sign",
+    "capsule_verify",
+    "intent_category",
+    "uuid4_batch",
 ]
 
 def version() -> str: ...
@@ -477,3 +483,23 @@ class AuditChain:
         timestamp_us: int | None = None,
         tool_timestamp_us: int | None = None,
     ) -> tuple[Any, Any]: ...
+
+# --- agent: agent messages and intent capsules (rust/python/src/agent.rs) -----------------
+
+def uuid4_batch(data: bytes) -> list[str]: ...
+def agent_message(
+    cls: type,
+    keys: SigningKeys,
+    message_id: object,
+    from_agent: object,
+    to_agent: object,
+    action: object,
+    payload: object,
+    timestamp: object,
+    delegation_token: object,
+    reply_to: object,
+    metadata: object,
+) -> Any: ...
+def capsule_sign(keys: SigningKeys, capsule: Any, meta: object) -> tuple[str, str]: ...
+def capsule_verify(keys: SigningKeys, capsule: Any, meta: object, allow_legacy: bool) -> bool: ...
+def intent_category(text: str) -> int: ...
