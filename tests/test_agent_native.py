@@ -64,7 +64,7 @@ _WORDS = [w for words in _reference.agent.CATEGORY_KEYWORDS for w in words]
 def test_category_table_mirrors_the_module() -> None:
     table = intent_capsule._CATEGORY_KEYWORDS
     assert tuple(words for _, words in table) == _reference.agent.CATEGORY_KEYWORDS
-    assert intent_capsule._CATEGORIES == (*(c for c, _ in table), IntentCategory.UNKNOWN)
+    assert (*(c for c, _ in table), IntentCategory.UNKNOWN) == intent_capsule._CATEGORIES
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,9 @@ def test_intent_category_type_error() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -130,7 +132,18 @@ def test_agent_message_native_equals_reference(
     def run(mod: ModuleType) -> Any:
         keys = mod.SigningKeys([KEY])
         return _outcome(
-            mod.agent_message, SignedMessage, keys, mid, frm, to, action, payload, ts, None, "r", metadata
+            mod.agent_message,
+            SignedMessage,
+            keys,
+            mid,
+            frm,
+            to,
+            action,
+            payload,
+            ts,
+            None,
+            "r",
+            metadata,
         )
 
     n, r = run(_core), run(_reference)
@@ -142,7 +155,9 @@ def test_agent_message_native_equals_reference(
     assert n.metadata == (metadata or {}) and n.metadata is not metadata
     expected = hmac.new(KEY, n.signed_text().encode(), hashlib.sha256).hexdigest()
     assert n.signature == expected
-    assert n == SignedMessage(mid, frm, to, action, payload, ts, expected, None, "r", metadata or {})
+    assert n == SignedMessage(
+        mid, frm, to, action, payload, ts, expected, None, "r", metadata or {}
+    )
 
 
 def test_agent_message_errors_match(impl: ModuleType) -> None:
@@ -150,7 +165,9 @@ def test_agent_message_errors_match(impl: ModuleType) -> None:
     with pytest.raises(ValueError, match="surrogate"):
         impl.agent_message(SignedMessage, keys, "\ud800", "a", "b", "c", {}, 1.0, None, None, None)
     with pytest.raises(TypeError, match="not JSON serializable"):
-        impl.agent_message(SignedMessage, keys, "i", "a", "b", "c", {"x": object()}, 1.0, None, None, None)
+        impl.agent_message(
+            SignedMessage, keys, "i", "a", "b", "c", {"x": object()}, 1.0, None, None, None
+        )
     with pytest.raises(TypeError):
         impl.agent_message(SignedMessage, keys, "i", "a", "b", "c", {}, 1.0, None, None, 5)
 
@@ -184,9 +201,16 @@ def test_lazy_verified_at_is_the_verification_time() -> None:
     assert before - timedelta(milliseconds=1) <= at <= after + timedelta(milliseconds=1)
     assert r.verified_at is at  # made once
     assert r == VerificationResult(True, None, ["w"], at)
-    assert dataclasses.asdict(r) == {"valid": True, "error": None, "warnings": ["w"], "verified_at": at}
+    assert dataclasses.asdict(r) == {
+        "valid": True,
+        "error": None,
+        "warnings": ["w"],
+        "verified_at": at,
+    }
     assert r.to_dict()["verified_at"] == at.isoformat()
-    assert repr(r).startswith("VerificationResult(valid=True, error=None, warnings=['w'], verified_at=")
+    assert repr(r).startswith(
+        "VerificationResult(valid=True, error=None, warnings=['w'], verified_at="
+    )
     fixed = datetime(2020, 1, 1, tzinfo=timezone.utc)
     r.verified_at = fixed
     assert r.verified_at is fixed
@@ -196,7 +220,9 @@ def test_lazy_verified_at_is_the_verification_time() -> None:
 
 # -- capsules --------------------------------------------------------------------------------
 
-names = st.text(max_size=12) | st.sampled_from(["it's", 'say "x"', "both ' \"", "a\\b", "t\tn\n", "é", "\x7f"])
+names = st.text(max_size=12) | st.sampled_from(
+    ["it's", 'say "x"', "both ' \"", "a\\b", "t\tn\n", "é", "\x7f"]
+)
 aware_times = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(timezone.utc)
 ) | st.datetimes(timezones=st.sampled_from([timezone(timedelta(hours=5, minutes=30)), None]))
@@ -233,7 +259,10 @@ def test_capsule_tags_native_equals_reference_and_python_texts(capsule: IntentCa
         signed = capsule._signed_text().encode()
         sealed = capsule._sealed_text().encode()
     except UnicodeEncodeError:
-        assert n == (ValueError, "messages[0] is not valid Unicode text (it contains surrogate code points)")
+        assert n == (
+            ValueError,
+            "messages[0] is not valid Unicode text (it contains surrogate code points)",
+        )
         return
     assert n == (
         hmac.new(KEY, signed, hashlib.sha256).hexdigest(),

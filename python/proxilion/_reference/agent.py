@@ -52,7 +52,7 @@ def uuid4_batch(data: bytes) -> list[str]:
 
 
 def agent_message(
-    cls: type,
+    cls: Any,
     keys: SigningKeys,
     message_id: object,
     from_agent: object,
@@ -92,8 +92,7 @@ def _texts(capsule: Any, meta: object) -> tuple[bytes, bytes] | None:
         f"{capsule.created_at.isoformat()}"
     )
     sealed = (
-        f"{_SEAL_PREFIX}{signed}|{capsule.expires_at.isoformat()}|"
-        f"{capsule._max_tool_calls}|{meta}"
+        f"{_SEAL_PREFIX}{signed}|{capsule.expires_at.isoformat()}|{capsule._max_tool_calls}|{meta}"
     )
     try:
         return signed.encode(), sealed.encode()

@@ -279,14 +279,16 @@ _new_object = object.__new__
 _time = time.time
 
 
-def _result(valid: bool, error: str | None = None, warnings: list[str] | None = None) -> Any:
+def _result(
+    valid: bool, error: str | None = None, warnings: list[str] | None = None
+) -> VerificationResult:
     """A :class:`VerificationResult` without its ``__init__`` (whose ``datetime.now`` costs
     more than the whole check): same fields, ``verified_at`` made when first read."""
-    r = _new_object(VerificationResult)
+    r: VerificationResult = _new_object(VerificationResult)
     r.valid = valid
     r.error = error
     r.warnings = [] if warnings is None else warnings
-    r._verified_ts = _time()
+    r._verified_ts = _time()  # type: ignore[attr-defined]
     return r
 
 

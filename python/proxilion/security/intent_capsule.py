@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import posixpath
 import re
 import threading
@@ -93,7 +94,8 @@ _CATEGORY_KEYWORDS: tuple[tuple[IntentCategory, tuple[str, ...]], ...] = (
 def detect_category(text: str) -> IntentCategory:
     """Category of an intent by keyword (substring test of ``text.lower()``, in the
     original's priority order; one native pass over the text)."""
-    return _CATEGORIES[impl.intent_category(text)]
+    category: IntentCategory = _CATEGORIES[impl.intent_category(text)]
+    return category
 
 
 def _json(value: dict[str, Any] | None) -> str:
@@ -105,8 +107,27 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_CATEGORIES: tuple[IntentCategory, ...] = (*(c for c, _ in _CATEGORY_KEYWORDS), IntentCategory.UNKNOWN)
+_CATEGORIES: tuple[IntentCategory, ...] = (
+    *(c for c, _ in _CATEGORY_KEYWORDS),
+    IntentCategory.UNKNOWN,
+)
 _TTL_CACHE: dict[float, timedelta] = {}
+_UTC = timezone.utc
+_now = datetime.now
+
+
+def _ttl_delta(ttl_seconds: object) -> timedelta:
+    """The lifetime as a ``timedelta`` (validated; common int lifetimes are cached)."""
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)):
+        raise ConfigurationError("ttl_seconds must be a number", received=ttl_seconds)
+    if not ttl_seconds > 0 or ttl_seconds == math.inf:
+        raise ConfigurationError("ttl_seconds must be a finite number > 0", received=ttl_seconds)
+    delta = timedelta(seconds=ttl_seconds)
+    if type(ttl_seconds) is int and len(_TTL_CACHE) < 64:
+        _TTL_CACHE[ttl_seconds] = delta
+    return delta
+
+
 _new_object = object.__new__
 
 
@@ -173,29 +194,24 @@ class IntentCapsule:
         intent_category: IntentCategory | None = None,
     ) -> IntentCapsule:
         """Create and sign a capsule. ``allowed_tools=None`` allows no tool at all."""
-        # Validates the key (errors, weak-key warnings) before anything else, as the original.
-        keys = (
-            secret_key.signing_keys()
-            if isinstance(secret_key, KeyRing)
-            else signing_keys_for(secret_key, stacklevel=2)
-        )
+        # Validates the key (errors, weak-key warnings) before anything else, as the original
+        # (a plain key that validated cleanly before is not validated again).
+        keys = cached_signing_keys(secret_key)
+        if keys is None:
+            keys = (
+                secret_key.signing_keys()
+                if isinstance(secret_key, KeyRing)
+                else signing_keys_for(secret_key, stacklevel=2)
+            )
         if not isinstance(user_id, str) or not isinstance(intent, str):
             raise TypeError("user_id and intent must be str")
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)):
-            raise ConfigurationError("ttl_seconds must be a number", received=ttl_seconds)
-        if not ttl_seconds > 0 or ttl_seconds == float("inf"):
-            raise ConfigurationError(
-                "ttl_seconds must be a finite number > 0", received=ttl_seconds
-            )
-        created = datetime.now(timezone.utc)
-        ttl = _TTL_CACHE.get(ttl_seconds)
+        ttl = _TTL_CACHE.get(ttl_seconds) if type(ttl_seconds) is int else None
         if ttl is None:
-            ttl = timedelta(seconds=ttl_seconds)
-            if len(_TTL_CACHE) < 64:
-                _TTL_CACHE[ttl_seconds] = ttl
+            ttl = _ttl_delta(ttl_seconds)
+        tools = set() if allowed_tools is None else _as_set(allowed_tools)
+        actions = set() if allowed_actions is None else _as_set(allowed_actions)
         category = intent_category or _CATEGORIES[impl.intent_category(intent)]
-        tools = _as_set(allowed_tools)
-        actions = _as_set(allowed_actions)
+        created = _now(_UTC)
         capsule: IntentCapsule
         if cls is IntentCapsule:
             # The dataclass's __init__, field by field, without its call overhead.
@@ -573,7 +589,8 @@ class IntentGuard:
         with self._lock:
             if self._clock() > self._expires:
                 return self._fail(tool_name, "Intent capsule has expired", 0.9)
-            if not _tool_allowed(self._tools, tool_name):
+            tools = self._tools
+            if not (tool_name in tools or _tool_allowed(tools, tool_name)):
                 return self._fail(tool_name, f"Tool '{tool_name}' not allowed by intent", 0.8)
             if description is not None:
                 found = self._validator.detect_hijack(self._intent, description, tool_name)

@@ -118,7 +118,11 @@ fn push_sorted_repr(out: &mut String, values: &Bound<'_, PyAny>) -> PyResult<boo
         let mut texts: Vec<&str> = Vec::with_capacity(items.len());
         let mut plain = true;
         for it in &items {
-            match it.cast_exact::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+            match it
+                .cast_exact::<PyString>()
+                .ok()
+                .and_then(|s| s.to_str().ok())
+            {
                 Some(t) => texts.push(t),
                 None => {
                     plain = false;
@@ -217,7 +221,9 @@ fn capsule_texts(
     s.push('|');
     ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "intent"))?)?;
     s.push('|');
-    let category = capsule.getattr(intern!(py, "intent_category"))?.getattr(intern!(py, "_value_"))?;
+    let category = capsule
+        .getattr(intern!(py, "intent_category"))?
+        .getattr(intern!(py, "_value_"))?;
     ok &= push_rendered(&mut s, &category)?;
     s.push('|');
     ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_tools"))?)?;
@@ -238,7 +244,10 @@ fn capsule_texts(
     sealed.push('|');
     ok &= push_isoformat(&mut sealed, &capsule.getattr(intern!(py, "expires_at"))?)?;
     sealed.push('|');
-    ok &= push_rendered(&mut sealed, &capsule.getattr(intern!(py, "_max_tool_calls"))?)?;
+    ok &= push_rendered(
+        &mut sealed,
+        &capsule.getattr(intern!(py, "_max_tool_calls"))?,
+    )?;
     sealed.push('|');
     ok &= push_rendered(&mut sealed, meta)?;
     Ok(ok.then_some((s, sealed)))
@@ -298,7 +307,9 @@ fn capsule_verify(
     let Some(seal) = hex_tag(&seal)? else {
         return Ok(false);
     };
-    let seal_ok = k.verify(sealed.as_bytes(), seal.as_bytes(), false).is_some();
+    let seal_ok = k
+        .verify(sealed.as_bytes(), seal.as_bytes(), false)
+        .is_some();
     Ok(sig_ok & seal_ok)
 }
 

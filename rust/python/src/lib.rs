@@ -44,7 +44,9 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("abi3", "cp310")?;
     d.set_item(
         "features",
-        vec!["agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats"],
+        vec![
+            "agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats",
+        ],
     )?;
     Ok(d)
 }

@@ -572,7 +572,11 @@ fn json_array<'py>(
 
 /// `json.dumps(obj, sort_keys=True)` (with `default=str` when `default_str`) appended to `out`:
 /// natively when [`json_into`] can, else by Python's own encoder.
-pub(crate) fn sorted_json_into(obj: &Bound<'_, PyAny>, default_str: bool, out: &mut String) -> PyResult<()> {
+pub(crate) fn sorted_json_into(
+    obj: &Bound<'_, PyAny>,
+    default_str: bool,
+    out: &mut String,
+) -> PyResult<()> {
     let start = out.len();
     if json_into(obj, out, 0)? {
         return Ok(());

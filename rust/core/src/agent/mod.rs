@@ -7,7 +7,6 @@
 //! * [`write_isoformat_utc`]: `datetime.isoformat()` of an aware UTC datetime.
 //! * [`intent_category`]: the intent-category keyword test of `detect_category`.
 
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
@@ -79,14 +78,56 @@ pub struct Civil {
 /// Append `datetime.isoformat()` of an aware datetime whose offset is zero:
 /// `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00` (the fraction only when `microsecond` is not 0).
 pub fn write_isoformat_utc(out: &mut String, t: &Civil) {
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    );
+    // `{:04}`-style formatting through `fmt` costs more than the rest of a capsule's text;
+    // constant divisors compile to multiplications.
+    fn digits(out: &mut String, v: i64, width: u32) {
+        let ok = match width {
+            2 => (0..100).contains(&v),
+            4 => (0..10_000).contains(&v),
+            _ => (0..1_000_000).contains(&v),
+        };
+        if !ok {
+            // Out of datetime's range (never for a real datetime): plain decimal.
+            out.push_str(&v.to_string());
+            return;
+        }
+        let v = v as u32;
+        let d = |x: u32| char::from(b'0' + (x % 10) as u8);
+        match width {
+            2 => {
+                out.push(d(v / 10));
+                out.push(d(v));
+            }
+            4 => {
+                out.push(d(v / 1000));
+                out.push(d(v / 100));
+                out.push(d(v / 10));
+                out.push(d(v));
+            }
+            _ => {
+                out.push(d(v / 100_000));
+                out.push(d(v / 10_000));
+                out.push(d(v / 1000));
+                out.push(d(v / 100));
+                out.push(d(v / 10));
+                out.push(d(v));
+            }
+        }
+    }
+    digits(out, t.year, 4);
+    out.push('-');
+    digits(out, t.month, 2);
+    out.push('-');
+    digits(out, t.day, 2);
+    out.push('T');
+    digits(out, t.hour, 2);
+    out.push(':');
+    digits(out, t.minute, 2);
+    out.push(':');
+    digits(out, t.second, 2);
     if t.microsecond != 0 {
-        let _ = write!(out, ".{:06}", t.microsecond);
+        out.push('.');
+        digits(out, t.microsecond, 6);
     }
     out.push_str("+00:00");
 }
