@@ -1,11 +1,11 @@
 //! Agent messages and intent capsules: the text forms their signatures cover, without Python.
 //!
-//! * [`write_uuid4`]: a version-4 UUID's canonical text from 16 random bytes (what
+//! * `write_uuid4`: a version-4 UUID's canonical text from 16 random bytes (what
 //!   `str(uuid.UUID(bytes=b, version=4))` gives).
-//! * [`write_str_repr`]: Python's `repr()` of a printable-ASCII `str` (the capsule's canonical
+//! * `write_str_repr`: Python's `repr()` of a printable-ASCII `str` (the capsule's canonical
 //!   form holds `str(sorted(tools))`, a list of such reprs).
-//! * [`write_isoformat_utc`]: `datetime.isoformat()` of an aware UTC datetime.
-//! * [`intent_category`]: the intent-category keyword test of `detect_category`.
+//! * `write_isoformat_utc`: `datetime.isoformat()` of an aware UTC datetime.
+//! * `intent_category`: the intent-category keyword test of `detect_category`.
 
 use std::sync::OnceLock;
 
