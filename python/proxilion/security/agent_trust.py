@@ -836,7 +836,31 @@ class AgentTrustManager:
                 expires = sender.expires_at
                 if expires is not None and _utcnow() > expires:
                     return _result(False, "Sender credential has expired")
-                if not self._verify_message_signature(sender, message):
+                cached = self._agent_keys.get(sender.agent_id)
+                if (
+                    cached is not None
+                    and sender.algorithm == HMAC_SHA256
+                    and cached[0] == self._ring.generation
+                ):
+                    # The common case inlined: cached per-agent keys, one native call.
+                    try:
+                        good = (
+                            cached[1].agent_verify(
+                                mid,
+                                message.from_agent,
+                                message.to_agent,
+                                message.action,
+                                message.payload,
+                                ts,
+                                message.signature,
+                            )
+                            >= 0
+                        )
+                    except (TypeError, ValueError):
+                        good = False
+                else:
+                    good = self._verify_message_signature(sender, message)
+                if not good:
                     return _result(False, "Invalid signature")
             if self.require_explicit_trust and message.to_agent not in self._agents:
                 return _result(False, f"Unknown receiver: {message.to_agent}")
