@@ -770,11 +770,17 @@ class AgentTrustManager:
             )
         timestamp = float(self._clock())
         if sender.algorithm != ED25519:
+            cached = self._agent_keys.get(from_agent)
+            keys = (
+                cached[1]
+                if cached is not None and cached[0] == self._ring.generation
+                else self._hmac_keys(from_agent)
+            )
             # One native call: canonical text (the same bytes as signed_text()), HMAC and
             # the SignedMessage itself.
             message: SignedMessage = impl.agent_message(
                 SignedMessage,
-                self._hmac_keys(from_agent),
+                keys,
                 random_uuid4(),
                 from_agent,
                 to_agent,
