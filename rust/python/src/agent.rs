@@ -54,7 +54,8 @@ fn uuid4_batch(data: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 
 /// A `SignedMessage` (of class `cls`) with its HMAC signature, in one call: the canonical text
 /// is `SigningKeys.agent_sign`'s, `metadata` is copied as `dict(metadata or {})`. The instance
-/// is made by `cls.__new__(cls)` with the ten fields set in order (no `__init__` call).
+/// is made by `cls.__new__(cls)` and given a `__dict__` holding the ten fields in order (no
+/// `__init__` call).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn agent_message<'py>(
@@ -80,16 +81,20 @@ fn agent_message<'py>(
         PyDict::new(py).into_any()
     };
     let obj = cls.call_method1(intern!(py, "__new__"), (cls,))?;
-    obj.setattr(intern!(py, "message_id"), message_id)?;
-    obj.setattr(intern!(py, "from_agent"), from_agent)?;
-    obj.setattr(intern!(py, "to_agent"), to_agent)?;
-    obj.setattr(intern!(py, "action"), action)?;
-    obj.setattr(intern!(py, "payload"), payload)?;
-    obj.setattr(intern!(py, "timestamp"), timestamp)?;
-    obj.setattr(intern!(py, "signature"), signature)?;
-    obj.setattr(intern!(py, "delegation_token"), delegation_token)?;
-    obj.setattr(intern!(py, "reply_to"), reply_to)?;
-    obj.setattr(intern!(py, "metadata"), meta)?;
+    // One fresh dict, assigned whole: cheaper than ten generic attribute stores (messages
+    // are short-lived, so the key-sharing layout those would keep matters little).
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "message_id"), message_id)?;
+    d.set_item(intern!(py, "from_agent"), from_agent)?;
+    d.set_item(intern!(py, "to_agent"), to_agent)?;
+    d.set_item(intern!(py, "action"), action)?;
+    d.set_item(intern!(py, "payload"), payload)?;
+    d.set_item(intern!(py, "timestamp"), timestamp)?;
+    d.set_item(intern!(py, "signature"), signature)?;
+    d.set_item(intern!(py, "delegation_token"), delegation_token)?;
+    d.set_item(intern!(py, "reply_to"), reply_to)?;
+    d.set_item(intern!(py, "metadata"), meta)?;
+    obj.setattr(intern!(py, "__dict__"), d)?;
     Ok(obj)
 }
 
