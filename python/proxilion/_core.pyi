@@ -58,7 +58,6 @@ __all__ = [
     "Welford",
     "drift_metric_names",
     # agent
-    "agent_message",
     "capsule_sign",
     "capsule_verify",
     "intent_category",
@@ -487,19 +486,6 @@ class AuditChain:
 # --- agent: agent messages and intent capsules (rust/python/src/agent.rs) -----------------
 
 def uuid4_batch(data: bytes) -> list[str]: ...
-def agent_message(
-    cls: type,
-    keys: SigningKeys,
-    message_id: object,
-    from_agent: object,
-    to_agent: object,
-    action: object,
-    payload: object,
-    timestamp: object,
-    delegation_token: object,
-    reply_to: object,
-    metadata: object,
-) -> Any: ...
 def capsule_sign(keys: SigningKeys, capsule: Any, meta: object) -> tuple[str, str]: ...
 def capsule_verify(keys: SigningKeys, capsule: Any, meta: object, allow_legacy: bool) -> bool: ...
 def intent_category(text: str) -> int: ...

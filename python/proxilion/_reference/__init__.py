@@ -8,7 +8,6 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 from __future__ import annotations
 
 from proxilion._reference.agent import (
-    agent_message,
     capsule_sign,
     capsule_verify,
     intent_category,
@@ -72,7 +71,6 @@ __all__ = [
     "SigningKeys",
     "Welford",
     "__version__",
-    "agent_message",
     "audit_authorization_hash",
     "audit_event_hash",
     "audit_event_line",

@@ -1,7 +1,6 @@
-"""Reference twin of ``rust/python/src/agent.rs`` (agent messages and intent capsules).
+"""Reference twin of ``rust/python/src/agent.rs`` (intent capsules, ids, intent categories).
 
-The f-strings here define the canonical texts: an agent message's is
-``SigningKeys.agent_sign``'s; a capsule's signed text is
+The f-strings here define the canonical texts: a capsule's signed text is
 ``f"{id}|{user}|{intent}|{category._value_}|{sorted(tools)!s}|{sorted(actions)!s}|"``
 ``f"{json.dumps(constraints or {}, sort_keys=True)}|{created_at.isoformat()}"`` (the
 original SDK's bytes) and its sealed text
@@ -15,10 +14,9 @@ from typing import Any
 
 from proxilion._reference.sign import SigningKeys
 
-__all__ = ["agent_message", "capsule_sign", "capsule_verify", "intent_category", "uuid4_batch"]
+__all__ = ["capsule_sign", "capsule_verify", "intent_category", "uuid4_batch"]
 
 _SEAL_PREFIX = "proxilion-capsule-v2|"
-_SURROGATES = "message is not valid Unicode text (it contains surrogate code points)"
 
 #: Intent keywords by category in priority order (mirrors ``rust/core/src/agent``).
 CATEGORY_KEYWORDS: tuple[tuple[str, ...], ...] = (
@@ -49,37 +47,6 @@ def uuid4_batch(data: bytes) -> list[str]:
         h = b.hex()
         out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return out
-
-
-def agent_message(
-    cls: Any,
-    keys: SigningKeys,
-    message_id: object,
-    from_agent: object,
-    to_agent: object,
-    action: object,
-    payload: object,
-    timestamp: object,
-    delegation_token: object,
-    reply_to: object,
-    metadata: object,
-) -> Any:
-    """A ``cls`` instance (a ``SignedMessage``) with its signature, without calling
-    ``__init__``: fields set in order, ``metadata`` copied as ``dict(metadata or {})``."""
-    signature = keys.agent_sign(message_id, from_agent, to_agent, action, payload, timestamp)
-    meta = dict(metadata) if metadata else {}  # type: ignore[call-overload]
-    obj = cls.__new__(cls)
-    obj.message_id = message_id
-    obj.from_agent = from_agent
-    obj.to_agent = to_agent
-    obj.action = action
-    obj.payload = payload
-    obj.timestamp = timestamp
-    obj.signature = signature
-    obj.delegation_token = delegation_token
-    obj.reply_to = reply_to
-    obj.metadata = meta
-    return obj
 
 
 def _texts(capsule: Any, meta: object) -> tuple[bytes, bytes] | None:

@@ -1,10 +1,9 @@
-//! `proxilion._core` agent area: agent messages and intent capsules built and MACed in one
-//! call each (twins in `proxilion/_reference/agent.py`).
+//! `proxilion._core` agent area: intent capsules built and MACed in one call, ids, intent
+//! categories (twins in `proxilion/_reference/agent.py`). Agent messages are signed by
+//! `SigningKeys.agent_sign` / `agent_verify` (sign.rs).
 //!
 //! * `uuid4_batch`: version-4 UUID texts from random bytes (the id pool of
 //!   `proxilion.security._keys` formats 32 at a time).
-//! * `agent_message`: a whole `SignedMessage`: canonical text, HMAC, and the instance itself
-//!   (made with `cls.__new__` and its fields set in dataclass order, as `__init__` would).
 //! * `capsule_sign` / `capsule_verify`: both tags of an intent capsule (`signature` over the
 //!   original's canonical text, `seal` over every field), the texts built natively.
 //! * `intent_category`: the keyword test of `detect_category`.
@@ -13,13 +12,11 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFrozenSet, PyList, PySet, PyString, PyTuple};
 
 use proxilion_core::agent::{self as core, Civil};
 
-use crate::sign::{agent_text, render, sorted_json_into, SigningKeys};
-
-const SURROGATES: &str = "message is not valid Unicode text (it contains surrogate code points)";
+use crate::sign::{render, sorted_json_into, SigningKeys};
 
 /// Version-4 UUID texts, one per 16 bytes of `data` (its length must be a multiple of 16).
 #[pyfunction]
@@ -50,52 +47,6 @@ fn uuid4_batch(data: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
             s
         })
         .collect())
-}
-
-/// A `SignedMessage` (of class `cls`) with its HMAC signature, in one call: the canonical text
-/// is `SigningKeys.agent_sign`'s, `metadata` is copied as `dict(metadata or {})`. The instance
-/// is made by `cls.__new__(cls)` and given a `__dict__` holding the ten fields in order (no
-/// `__init__` call).
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn agent_message<'py>(
-    py: Python<'py>,
-    cls: &Bound<'py, PyAny>,
-    keys: &Bound<'py, SigningKeys>,
-    message_id: &Bound<'py, PyAny>,
-    from_agent: &Bound<'py, PyAny>,
-    to_agent: &Bound<'py, PyAny>,
-    action: &Bound<'py, PyAny>,
-    payload: &Bound<'py, PyAny>,
-    timestamp: &Bound<'py, PyAny>,
-    delegation_token: &Bound<'py, PyAny>,
-    reply_to: &Bound<'py, PyAny>,
-    metadata: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let text = agent_text([message_id, from_agent, to_agent, action, payload, timestamp])?
-        .ok_or_else(|| PyValueError::new_err(SURROGATES))?;
-    let signature = keys.get().keys.sign_hex(text.as_bytes());
-    let meta = if metadata.is_truthy()? {
-        py.get_type::<PyDict>().call1((metadata,))?
-    } else {
-        PyDict::new(py).into_any()
-    };
-    let obj = cls.call_method1(intern!(py, "__new__"), (cls,))?;
-    // One fresh dict, assigned whole: cheaper than ten generic attribute stores (messages
-    // are short-lived, so the key-sharing layout those would keep matters little).
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "message_id"), message_id)?;
-    d.set_item(intern!(py, "from_agent"), from_agent)?;
-    d.set_item(intern!(py, "to_agent"), to_agent)?;
-    d.set_item(intern!(py, "action"), action)?;
-    d.set_item(intern!(py, "payload"), payload)?;
-    d.set_item(intern!(py, "timestamp"), timestamp)?;
-    d.set_item(intern!(py, "signature"), signature)?;
-    d.set_item(intern!(py, "delegation_token"), delegation_token)?;
-    d.set_item(intern!(py, "reply_to"), reply_to)?;
-    d.set_item(intern!(py, "metadata"), meta)?;
-    obj.setattr(intern!(py, "__dict__"), d)?;
-    Ok(obj)
 }
 
 /// `f"{x}"` appended to `out`; false if it holds lone surrogates.
@@ -339,7 +290,6 @@ fn intent_category(text: &Bound<'_, PyAny>) -> PyResult<usize> {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(uuid4_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(agent_message, m)?)?;
     m.add_function(wrap_pyfunction!(capsule_sign, m)?)?;
     m.add_function(wrap_pyfunction!(capsule_verify, m)?)?;
     m.add_function(wrap_pyfunction!(intent_category, m)?)?;
