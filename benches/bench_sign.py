@@ -146,6 +146,27 @@ def test_capsule_create_raw_hmac(benchmark: Any) -> None:
     assert benchmark(keys.sign_many, texts) == [c.signature, c.seal]
 
 
+@pytest.mark.benchmark(group="capsule_create_primitive")
+def test_capsule_sign_primitive(benchmark: Any, backend: ModuleType) -> None:
+    """The one native call IntentCapsule.create makes: both canonical texts + both MACs."""
+    c = IntentCapsule.create(
+        "alice", "Summarize Q3 sales data", KEY, allowed_tools=["database_query", "chart_generator"]
+    )
+    keys = backend.SigningKeys([KEY])
+    assert benchmark(backend.capsule_sign, keys, c, "{}") == (c.signature, c.seal)
+
+
+@pytest.mark.benchmark(group="capsule_create_primitive")
+def test_capsule_sign_primitive_raw_hmac(benchmark: Any) -> None:
+    c = IntentCapsule.create(
+        "alice", "Summarize Q3 sales data", KEY, allowed_tools=["database_query", "chart_generator"]
+    )
+    signed = c._signed_text()
+    texts = [signed.encode(), c._sealed_text(signed).encode()]
+    keys = _core.SigningKeys([KEY])
+    assert benchmark(keys.sign_many, texts) == [c.signature, c.seal]
+
+
 @pytest.mark.benchmark(group="capsule_validate_tool_call")
 def test_capsule_validate(benchmark: Any, backend: ModuleType) -> None:
     capsule = IntentCapsule.create(
@@ -162,6 +183,18 @@ def test_capsule_verify(benchmark: Any, backend: ModuleType) -> None:
         "alice", "Summarize Q3 sales data", KEY, allowed_tools=["database_query"]
     )
     assert benchmark(capsule.verify, KEY)
+
+
+@pytest.mark.benchmark(group="capsule_verify")
+def test_capsule_verify_raw_hmac(benchmark: Any) -> None:
+    """Both tags of the capsule checked over its two canonical texts, in one call."""
+    c = IntentCapsule.create(
+        "alice", "Summarize Q3 sales data", KEY, allowed_tools=["database_query"]
+    )
+    signed = c._signed_text()
+    texts = [signed.encode(), c._sealed_text(signed).encode()]
+    keys = _core.SigningKeys([KEY])
+    assert benchmark(keys.verify_many, texts, [c.signature, c.seal]) == [0, 0]
 
 
 def _agents() -> AgentTrustManager:

@@ -7,6 +7,12 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 
 from __future__ import annotations
 
+from proxilion._reference.agent import (
+    capsule_sign,
+    capsule_verify,
+    intent_category,
+    uuid4_batch,
+)
 from proxilion._reference.chain import (
     AUDIT_GENESIS_HASH,
     AuditChain,
@@ -76,11 +82,14 @@ __all__ = [
     "blake3_keyed_hex",
     "build_info",
     "canonical_json",
+    "capsule_sign",
+    "capsule_verify",
     "constant_time_eq",
     "drift_metric_names",
     "hmac_sha256",
     "hmac_sha256_hex",
     "hmac_sha256_verify",
+    "intent_category",
     "merkle_leaf_hash",
     "merkle_verify_consistency",
     "merkle_verify_inclusion",
@@ -89,6 +98,7 @@ __all__ = [
     "role_injection_rule",
     "sha256_hex",
     "sorted_json",
+    "uuid4_batch",
     "version",
 ]
 
@@ -104,5 +114,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["chain", "guard", "limit", "mac", "scan", "sign", "stats"],
+        "features": ["agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats"],
     }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import posixpath
 import re
 import threading
@@ -91,13 +92,10 @@ _CATEGORY_KEYWORDS: tuple[tuple[IntentCategory, tuple[str, ...]], ...] = (
 
 
 def detect_category(text: str) -> IntentCategory:
-    """Category of an intent by keyword (substring test, in the original's priority order)."""
-    lowered = text.lower()
-    for category, words in _CATEGORY_KEYWORDS:
-        for w in words:
-            if w in lowered:
-                return category
-    return IntentCategory.UNKNOWN
+    """Category of an intent by keyword (substring test of ``text.lower()``, in the
+    original's priority order; one native pass over the text)."""
+    category: IntentCategory = _CATEGORIES[impl.intent_category(text)]
+    return category
 
 
 def _json(value: dict[str, Any] | None) -> str:
@@ -107,6 +105,41 @@ def _json(value: dict[str, Any] | None) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_CATEGORIES: tuple[IntentCategory, ...] = (
+    *(c for c, _ in _CATEGORY_KEYWORDS),
+    IntentCategory.UNKNOWN,
+)
+_TTL_CACHE: dict[float, timedelta] = {}
+_UTC = timezone.utc
+_now = datetime.now
+
+
+def _ttl_delta(ttl_seconds: object) -> timedelta:
+    """The lifetime as a ``timedelta`` (validated; common int lifetimes are cached)."""
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)):
+        raise ConfigurationError("ttl_seconds must be a number", received=ttl_seconds)
+    if not ttl_seconds > 0 or ttl_seconds == math.inf:
+        raise ConfigurationError("ttl_seconds must be a finite number > 0", received=ttl_seconds)
+    delta = timedelta(seconds=ttl_seconds)
+    if type(ttl_seconds) is int and len(_TTL_CACHE) < 64:
+        _TTL_CACHE[ttl_seconds] = delta
+    return delta
+
+
+_new_object = object.__new__
+
+
+def _meta_json(metadata: dict[str, Any] | None) -> str:
+    """``json.dumps(metadata, sort_keys=True, default=str)`` (natively where possible), or
+    ``"{}"`` when empty; :class:`ConfigurationError` when it cannot be serialised."""
+    if not metadata:
+        return "{}"
+    try:
+        return str(impl.sorted_json(metadata, True))
+    except TypeError as exc:
+        raise ConfigurationError("capsule metadata must be JSON-serialisable") from exc
 
 
 def _keys_of(secret_key: str | bytes | KeyRing) -> Any:
@@ -161,36 +194,61 @@ class IntentCapsule:
         intent_category: IntentCategory | None = None,
     ) -> IntentCapsule:
         """Create and sign a capsule. ``allowed_tools=None`` allows no tool at all."""
-        # Validates the key (errors, weak-key warnings) before anything else, as the original.
-        keys = (
-            secret_key.signing_keys()
-            if isinstance(secret_key, KeyRing)
-            else signing_keys_for(secret_key, stacklevel=2)
-        )
+        # Validates the key (errors, weak-key warnings) before anything else, as the original
+        # (a plain key that validated cleanly before is not validated again).
+        keys = cached_signing_keys(secret_key)
+        if keys is None:
+            keys = (
+                secret_key.signing_keys()
+                if isinstance(secret_key, KeyRing)
+                else signing_keys_for(secret_key, stacklevel=2)
+            )
         if not isinstance(user_id, str) or not isinstance(intent, str):
             raise TypeError("user_id and intent must be str")
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)):
-            raise ConfigurationError("ttl_seconds must be a number", received=ttl_seconds)
-        if not ttl_seconds > 0 or ttl_seconds == float("inf"):
-            raise ConfigurationError(
-                "ttl_seconds must be a finite number > 0", received=ttl_seconds
+        ttl = _TTL_CACHE.get(ttl_seconds) if type(ttl_seconds) is int else None
+        if ttl is None:
+            ttl = _ttl_delta(ttl_seconds)
+        tools = set() if allowed_tools is None else _as_set(allowed_tools)
+        actions = set() if allowed_actions is None else _as_set(allowed_actions)
+        category = intent_category or _CATEGORIES[impl.intent_category(intent)]
+        created = _now(_UTC)
+        capsule: IntentCapsule
+        if cls is IntentCapsule:
+            # The dataclass's __init__, field by field, without its call overhead.
+            capsule = _new_object(cls)
+            capsule.capsule_id = random_uuid4()
+            capsule.user_id = user_id
+            capsule.intent = intent
+            capsule.intent_category = category
+            capsule.allowed_tools = tools
+            capsule.allowed_actions = actions
+            capsule.constraints = dict(constraints) if constraints else {}
+            capsule.created_at = created
+            capsule.expires_at = created + ttl
+            capsule.signature = ""
+            capsule.metadata = dict(metadata) if metadata else {}
+            capsule.tool_calls = []
+            capsule._max_tool_calls = 100
+            capsule.seal = ""
+        else:
+            capsule = cls(
+                capsule_id=random_uuid4(),
+                user_id=user_id,
+                intent=intent,
+                intent_category=category,
+                allowed_tools=tools,
+                allowed_actions=actions,
+                constraints=dict(constraints or {}),
+                created_at=created,
+                expires_at=created + ttl,
+                signature="",
+                metadata=dict(metadata or {}),
             )
-        created = datetime.now(timezone.utc)
-        capsule = cls(
-            capsule_id=random_uuid4(),
-            user_id=user_id,
-            intent=intent,
-            intent_category=intent_category or detect_category(intent),
-            allowed_tools=_as_set(allowed_tools),
-            allowed_actions=_as_set(allowed_actions),
-            constraints=dict(constraints or {}),
-            created_at=created,
-            expires_at=created + timedelta(seconds=ttl_seconds),
-            signature="",
-            metadata=dict(metadata or {}),
+        # Both texts built and MACed in one native call (same bytes as _signed_text() and
+        # _sealed_text()).
+        capsule.signature, capsule.seal = impl.capsule_sign(
+            keys, capsule, _meta_json(capsule.metadata)
         )
-        signed = capsule._signed_text()
-        capsule.signature, capsule.seal = keys.sign_many([signed, capsule._sealed_text(signed)])
         return capsule
 
     def _signed_text(self) -> str:
@@ -203,11 +261,7 @@ class IntentCapsule:
         )
 
     def _sealed_text(self, signed: str | None = None) -> str:
-        try:
-            # json.dumps(metadata, sort_keys=True, default=str), natively where possible
-            meta = impl.sorted_json(self.metadata, True) if self.metadata else "{}"
-        except TypeError as exc:
-            raise ConfigurationError("capsule metadata must be JSON-serialisable") from exc
+        meta = _meta_json(self.metadata)
         if signed is None:
             signed = self._signed_text()
         return f"{_SEAL_PREFIX}{signed}|{self.expires_at.isoformat()}|{self._max_tool_calls}|{meta}"
@@ -220,16 +274,17 @@ class IntentCapsule:
         Malformed capsules verify as False rather than raising.
         """
         try:
-            keys = _keys_of(secret_key)
-            signed = self._signed_text()
-            if not self.seal:
-                return bool(allow_legacy) and keys.verify(signed, f"{self.signature}") >= 0
-            results = keys.verify_many(
-                [signed, self._sealed_text(signed)], [f"{self.signature}", f"{self.seal}"]
+            # Both texts built and both tags checked in one native call.
+            return bool(
+                impl.capsule_verify(
+                    _keys_of(secret_key),
+                    self,
+                    _meta_json(self.metadata) if self.seal else "{}",
+                    bool(allow_legacy),
+                )
             )
         except (TypeError, ValueError, AttributeError, ConfigurationError, UnicodeError):
             return False
-        return bool(results[0] >= 0 and results[1] >= 0)
 
     def is_expired(self) -> bool:
         """True once the current time is later than ``expires_at``."""
@@ -534,7 +589,8 @@ class IntentGuard:
         with self._lock:
             if self._clock() > self._expires:
                 return self._fail(tool_name, "Intent capsule has expired", 0.9)
-            if not _tool_allowed(self._tools, tool_name):
+            tools = self._tools
+            if not (tool_name in tools or _tool_allowed(tools, tool_name)):
                 return self._fail(tool_name, f"Tool '{tool_name}' not allowed by intent", 0.8)
             if description is not None:
                 found = self._validator.detect_hijack(self._intent, description, tool_name)

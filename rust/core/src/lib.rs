@@ -14,6 +14,8 @@
 
 #![forbid(unsafe_code)]
 
+/// Agent-message and intent-capsule text forms (UUIDs, reprs, ISO times, intent keywords).
+pub mod agent;
 pub mod chain;
 pub mod limit;
 pub mod mac;

@@ -9,6 +9,7 @@
 
 use pyo3::prelude::*;
 
+mod agent;
 mod chain;
 mod convert;
 mod guard;
@@ -43,7 +44,9 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("abi3", "cp310")?;
     d.set_item(
         "features",
-        vec!["chain", "guard", "limit", "mac", "scan", "sign", "stats"],
+        vec![
+            "agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats",
+        ],
     )?;
     Ok(d)
 }
@@ -53,6 +56,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", proxilion_core::VERSION)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    agent::register(m)?;
     chain::register(m)?;
     mac::register(m)?;
     limit::register(m)?;

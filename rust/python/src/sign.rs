@@ -23,7 +23,7 @@ const DETACH_THRESHOLD: usize = 64 * 1024;
 /// old keys stay in the set during their grace period). The keys are never shown.
 #[pyclass(frozen, module = "proxilion._core")]
 pub struct SigningKeys {
-    keys: KeySet,
+    pub(crate) keys: KeySet,
 }
 
 /// A tag argument: hex text (either case) or raw bytes. A `str` with surrogates is no tag.
@@ -77,7 +77,7 @@ fn seq_items<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py
 }
 
 /// `f"{obj}"` as text, and whether it encodes as UTF-8 (no lone surrogates).
-fn render<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<(Cow<'a, str>, bool)> {
+pub(crate) fn render<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<(Cow<'a, str>, bool)> {
     if let Ok(s) = obj.cast_exact::<PyString>() {
         return Ok(match s.to_str() {
             Ok(t) => (Cow::Borrowed(t), true),
@@ -583,7 +583,11 @@ fn json_array<'py>(
 
 /// `json.dumps(obj, sort_keys=True)` (with `default=str` when `default_str`) appended to `out`:
 /// natively when [`json_into`] can, else by Python's own encoder.
-fn sorted_json_into(obj: &Bound<'_, PyAny>, default_str: bool, out: &mut String) -> PyResult<()> {
+pub(crate) fn sorted_json_into(
+    obj: &Bound<'_, PyAny>,
+    default_str: bool,
+    out: &mut String,
+) -> PyResult<()> {
     let start = out.len();
     if json_into(obj, out, 0)? {
         return Ok(());

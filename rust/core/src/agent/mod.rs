@@ -1,0 +1,250 @@
+//! Agent messages and intent capsules: the text forms their signatures cover, without Python.
+//!
+//! * `write_uuid4`: a version-4 UUID's canonical text from 16 random bytes (what
+//!   `str(uuid.UUID(bytes=b, version=4))` gives).
+//! * `write_str_repr`: Python's `repr()` of a printable-ASCII `str` (the capsule's canonical
+//!   form holds `str(sorted(tools))`, a list of such reprs).
+//! * `write_isoformat_utc`: `datetime.isoformat()` of an aware UTC datetime.
+//! * `intent_category`: the intent-category keyword test of `detect_category`.
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Append the text of the version-4 UUID made from `raw` (version nibble forced to 4, variant
+/// bits to `10`), lowercase hex in 8-4-4-4-12 groups.
+pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
+    let mut b = *raw;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[(byte >> 4) as usize] as char);
+        out.push(HEX[(byte & 0x0f) as usize] as char);
+    }
+}
+
+/// Append Python's `repr(s)` if every character of `s` is printable ASCII, tab, newline or
+/// carriage return; returns false (with `out` unchanged) otherwise, so that the caller asks
+/// Python (whose rules for other characters depend on its Unicode database).
+pub fn write_str_repr(out: &mut String, s: &str) -> bool {
+    let bytes = s.as_bytes();
+    if !bytes
+        .iter()
+        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\t' | b'\n' | b'\r'))
+    {
+        return false;
+    }
+    // Python: single quotes unless the text has a ' and no ".
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    true
+}
+
+/// A datetime's fields, as Python's `datetime` holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+    pub microsecond: i64,
+}
+
+/// Append `datetime.isoformat()` of an aware datetime whose offset is zero:
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00` (the fraction only when `microsecond` is not 0).
+pub fn write_isoformat_utc(out: &mut String, t: &Civil) {
+    // `{:04}`-style formatting through `fmt` costs more than the rest of a capsule's text;
+    // constant divisors compile to multiplications.
+    fn digits(out: &mut String, v: i64, width: u32) {
+        let ok = match width {
+            2 => (0..100).contains(&v),
+            4 => (0..10_000).contains(&v),
+            _ => (0..1_000_000).contains(&v),
+        };
+        if !ok {
+            // Out of datetime's range (never for a real datetime): plain decimal.
+            out.push_str(&v.to_string());
+            return;
+        }
+        let v = v as u32;
+        let d = |x: u32| char::from(b'0' + (x % 10) as u8);
+        match width {
+            2 => {
+                out.push(d(v / 10));
+                out.push(d(v));
+            }
+            4 => {
+                out.push(d(v / 1000));
+                out.push(d(v / 100));
+                out.push(d(v / 10));
+                out.push(d(v));
+            }
+            _ => {
+                out.push(d(v / 100_000));
+                out.push(d(v / 10_000));
+                out.push(d(v / 1000));
+                out.push(d(v / 100));
+                out.push(d(v / 10));
+                out.push(d(v));
+            }
+        }
+    }
+    digits(out, t.year, 4);
+    out.push('-');
+    digits(out, t.month, 2);
+    out.push('-');
+    digits(out, t.day, 2);
+    out.push('T');
+    digits(out, t.hour, 2);
+    out.push(':');
+    digits(out, t.minute, 2);
+    out.push(':');
+    digits(out, t.second, 2);
+    if t.microsecond != 0 {
+        out.push('.');
+        digits(out, t.microsecond, 6);
+    }
+    out.push_str("+00:00");
+}
+
+/// Intent keywords by category, in the priority order of `detect_category` (mirrors
+/// `_CATEGORY_KEYWORDS` in `proxilion/security/intent_capsule.py`). The index of a category
+/// here is its index there; `CATEGORY_KEYWORDS.len()` means UNKNOWN.
+pub const CATEGORY_KEYWORDS: [&[&str]; 7] = [
+    &["delete", "remove", "destroy", "erase", "drop", "clear"],
+    &["create", "make", "generate", "build", "add", "new", "write"],
+    &["update", "modify", "change", "edit", "fix", "correct"],
+    &["run", "execute", "start", "launch", "deploy", "install"],
+    &["send", "email", "message", "notify", "alert", "share"],
+    &["analyze", "process", "calculate", "compute", "summarize"],
+    &[
+        "find", "search", "get", "show", "list", "display", "fetch", "what", "where", "when",
+        "who", "how", "help", "tell",
+    ],
+];
+
+fn keyword_automaton() -> &'static (AhoCorasick, Vec<usize>) {
+    static AC: OnceLock<(AhoCorasick, Vec<usize>)> = OnceLock::new();
+    AC.get_or_init(|| {
+        let mut words = Vec::new();
+        let mut category = Vec::new();
+        for (i, ws) in CATEGORY_KEYWORDS.iter().enumerate() {
+            for w in ws.iter() {
+                words.push(*w);
+                category.push(i);
+            }
+        }
+        // Every pattern is a fixed ASCII word: building cannot fail.
+        let ac = AhoCorasick::new(&words).unwrap_or_else(|_| unreachable!());
+        (ac, category)
+    })
+}
+
+/// Index of the first category (in priority order) one of whose keywords occurs in `lowered`
+/// (the text after Python's `str.lower()`), or `CATEGORY_KEYWORDS.len()` when none does.
+pub fn intent_category(lowered: &str) -> usize {
+    let (ac, category) = keyword_automaton();
+    let mut best = CATEGORY_KEYWORDS.len();
+    for m in ac.find_overlapping_iter(lowered) {
+        best = best.min(category[m.pattern().as_usize()]);
+        if best == 0 {
+            break;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_text_has_version_and_variant() {
+        let mut s = String::new();
+        write_uuid4(&mut s, &[0xff; 16]);
+        assert_eq!(s, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        s.clear();
+        write_uuid4(&mut s, &[0; 16]);
+        assert_eq!(s, "00000000-0000-4000-8000-000000000000");
+    }
+
+    #[test]
+    fn str_repr_follows_python() {
+        let cases = [
+            ("abc", "'abc'"),
+            ("it's", "\"it's\""),
+            ("say \"hi\"", "'say \"hi\"'"),
+            ("both ' \"", "'both \\' \"'"),
+            ("a\\b\tc\nd\re", "'a\\\\b\\tc\\nd\\re'"),
+            ("", "''"),
+        ];
+        for (s, want) in cases {
+            let mut out = String::new();
+            assert!(write_str_repr(&mut out, s));
+            assert_eq!(out, want);
+        }
+        let mut out = String::from("x");
+        assert!(!write_str_repr(&mut out, "caf\u{e9}"));
+        assert!(!write_str_repr(&mut out, "bell\u{7}"));
+        assert!(!write_str_repr(&mut out, "del\u{7f}"));
+        assert_eq!(out, "x");
+    }
+
+    #[test]
+    fn isoformat_omits_zero_microseconds() {
+        let mut t = Civil {
+            year: 2024,
+            month: 3,
+            day: 5,
+            hour: 7,
+            minute: 8,
+            second: 9,
+            microsecond: 0,
+        };
+        let mut s = String::new();
+        write_isoformat_utc(&mut s, &t);
+        assert_eq!(s, "2024-03-05T07:08:09+00:00");
+        t.microsecond = 120;
+        t.year = 33;
+        s.clear();
+        write_isoformat_utc(&mut s, &t);
+        assert_eq!(s, "0033-03-05T07:08:09.000120+00:00");
+    }
+
+    #[test]
+    fn category_priority_is_by_category_not_position() {
+        assert_eq!(intent_category("summarize q3 sales data"), 5);
+        assert_eq!(intent_category("find and delete it"), 0);
+        assert_eq!(intent_category("nothing here"), 7);
+        // "address" holds "add" (CREATE) and "dress" nothing: substring semantics.
+        assert_eq!(intent_category("address"), 1);
+        // "showcase" holds "show" (QUERY) and "how" (QUERY): overlapping matches count.
+        assert_eq!(intent_category("showcase"), 6);
+        assert_eq!(intent_category(""), 7);
+    }
+}

@@ -1,0 +1,297 @@
+//! `proxilion._core` agent area: intent capsules built and MACed in one call, ids, intent
+//! categories (twins in `proxilion/_reference/agent.py`). Agent messages are signed by
+//! `SigningKeys.agent_sign` / `agent_verify` (sign.rs).
+//!
+//! * `uuid4_batch`: version-4 UUID texts from random bytes (the id pool of
+//!   `proxilion.security._keys` formats 32 at a time).
+//! * `capsule_sign` / `capsule_verify`: both tags of an intent capsule (`signature` over the
+//!   original's canonical text, `seal` over every field), the texts built natively.
+//! * `intent_category`: the keyword test of `detect_category`.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyFrozenSet, PyList, PySet, PyString, PyTuple};
+
+use proxilion_core::agent::{self as core, Civil};
+
+use crate::sign::{render, sorted_json_into, SigningKeys};
+
+/// Version-4 UUID texts, one per 16 bytes of `data` (its length must be a multiple of 16).
+#[pyfunction]
+fn uuid4_batch(data: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let b = data.cast::<PyBytes>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "data must be bytes, not {}",
+            data.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let raw = b.as_bytes();
+    if raw.len() % 16 != 0 {
+        return Err(PyValueError::new_err(format!(
+            "data must hold a multiple of 16 bytes, not {}",
+            raw.len()
+        )));
+    }
+    Ok(raw
+        .chunks_exact(16)
+        .map(|c| {
+            let mut s = String::with_capacity(36);
+            let mut a = [0u8; 16];
+            a.copy_from_slice(c);
+            core::write_uuid4(&mut s, &a);
+            s
+        })
+        .collect())
+}
+
+/// `f"{x}"` appended to `out`; false if it holds lone surrogates.
+fn push_rendered(out: &mut String, x: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let (t, ok) = render(x)?;
+    out.push_str(&t);
+    Ok(ok)
+}
+
+/// `str(sorted(values))` appended to `out`: natively for sets, frozensets, lists and tuples of
+/// exact, printable-ASCII `str`s; by Python for anything else (its errors propagate).
+fn push_sorted_repr(out: &mut String, values: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(s) = values.cast_exact::<PySet>() {
+        Some(s.iter().collect())
+    } else if let Ok(s) = values.cast_exact::<PyFrozenSet>() {
+        Some(s.iter().collect())
+    } else if let Ok(l) = values.cast_exact::<PyList>() {
+        Some(l.iter().collect())
+    } else if let Ok(t) = values.cast_exact::<PyTuple>() {
+        Some(t.iter().collect())
+    } else {
+        None
+    };
+    if let Some(items) = items {
+        let mut texts: Vec<&str> = Vec::with_capacity(items.len());
+        let mut plain = true;
+        for it in &items {
+            match it
+                .cast_exact::<PyString>()
+                .ok()
+                .and_then(|s| s.to_str().ok())
+            {
+                Some(t) => texts.push(t),
+                None => {
+                    plain = false;
+                    break;
+                }
+            }
+        }
+        if plain {
+            // Code-point order of Python's sort is the byte order of the UTF-8 texts.
+            texts.sort_unstable();
+            let start = out.len();
+            out.push('[');
+            let mut ok = true;
+            for (j, t) in texts.iter().enumerate() {
+                if j > 0 {
+                    out.push_str(", ");
+                }
+                if !core::write_str_repr(out, t) {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                out.push(']');
+                return Ok(true);
+            }
+            out.truncate(start);
+        }
+    }
+    let py = values.py();
+    let sorted = py
+        .import(intern!(py, "builtins"))?
+        .getattr(intern!(py, "sorted"))?
+        .call1((values,))?;
+    push_rendered(out, &sorted.str()?.into_any())
+}
+
+fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    UTC.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("datetime")?
+                .getattr("timezone")?
+                .getattr("utc")?
+                .unbind(),
+        )
+    })
+    .map(|u| u.bind(py))
+}
+
+fn datetime_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static DT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    DT.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("datetime")?.getattr("datetime")?.unbind())
+    })
+    .map(|u| u.bind(py))
+}
+
+/// `dt.isoformat()` appended to `out`: natively for exact `datetime`s in `timezone.utc`,
+/// else by the object's own `isoformat` (errors propagate).
+fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = dt.py();
+    if dt.get_type().is(datetime_type(py)?) {
+        let tz = dt.getattr(intern!(py, "tzinfo"))?;
+        if tz.is(utc(py)?) {
+            let f = |name: &Bound<'_, PyString>| -> PyResult<i64> { dt.getattr(name)?.extract() };
+            let t = Civil {
+                year: f(intern!(py, "year"))?,
+                month: f(intern!(py, "month"))?,
+                day: f(intern!(py, "day"))?,
+                hour: f(intern!(py, "hour"))?,
+                minute: f(intern!(py, "minute"))?,
+                second: f(intern!(py, "second"))?,
+                microsecond: f(intern!(py, "microsecond"))?,
+            };
+            core::write_isoformat_utc(out, &t);
+            return Ok(true);
+        }
+    }
+    let text = dt.call_method0(intern!(py, "isoformat"))?;
+    push_rendered(out, &text)
+}
+
+/// The capsule's two canonical texts: `signed` (the original's form) and `sealed`; `None`
+/// when some part holds lone surrogates.
+fn capsule_texts(
+    capsule: &Bound<'_, PyAny>,
+    meta: &Bound<'_, PyAny>,
+) -> PyResult<Option<(String, String)>> {
+    let py = capsule.py();
+    let mut s = String::with_capacity(256);
+    let mut ok = true;
+    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "capsule_id"))?)?;
+    s.push('|');
+    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "user_id"))?)?;
+    s.push('|');
+    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "intent"))?)?;
+    s.push('|');
+    let category = capsule
+        .getattr(intern!(py, "intent_category"))?
+        .getattr(intern!(py, "_value_"))?;
+    ok &= push_rendered(&mut s, &category)?;
+    s.push('|');
+    ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_tools"))?)?;
+    s.push('|');
+    ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_actions"))?)?;
+    s.push('|');
+    let constraints = capsule.getattr(intern!(py, "constraints"))?;
+    if constraints.is_truthy()? {
+        sorted_json_into(&constraints, false, &mut s)?;
+    } else {
+        s.push_str("{}");
+    }
+    s.push('|');
+    ok &= push_isoformat(&mut s, &capsule.getattr(intern!(py, "created_at"))?)?;
+    let mut sealed = String::with_capacity(s.len() + 96);
+    sealed.push_str("proxilion-capsule-v2|");
+    sealed.push_str(&s);
+    sealed.push('|');
+    ok &= push_isoformat(&mut sealed, &capsule.getattr(intern!(py, "expires_at"))?)?;
+    sealed.push('|');
+    ok &= push_rendered(
+        &mut sealed,
+        &capsule.getattr(intern!(py, "_max_tool_calls"))?,
+    )?;
+    sealed.push('|');
+    ok &= push_rendered(&mut sealed, meta)?;
+    Ok(ok.then_some((s, sealed)))
+}
+
+/// `(signature, seal)` of an intent capsule (any object with the capsule's attributes):
+/// HMACs of its canonical text and of its sealed text, whose metadata part is `meta` (the
+/// caller's `json.dumps(metadata, sort_keys=True, default=str)`, or `"{}"`).
+#[pyfunction]
+fn capsule_sign(
+    keys: &Bound<'_, SigningKeys>,
+    capsule: &Bound<'_, PyAny>,
+    meta: &Bound<'_, PyAny>,
+) -> PyResult<(String, String)> {
+    let (signed, sealed) = capsule_texts(capsule, meta)?.ok_or_else(|| {
+        PyValueError::new_err(
+            "messages[0] is not valid Unicode text (it contains surrogate code points)",
+        )
+    })?;
+    let k = &keys.get().keys;
+    Ok((k.sign_hex(signed.as_bytes()), k.sign_hex(sealed.as_bytes())))
+}
+
+fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a, str>>> {
+    let (t, ok) = render(tag)?;
+    Ok(ok.then_some(t))
+}
+
+/// Whether the capsule's `signature` and `seal` (rendered as `f"{x}"`) both verify under
+/// some key of `keys`. A capsule without a seal (empty/falsy) verifies only when
+/// `allow_legacy`, on its signature alone. Attribute and formatting errors propagate.
+#[pyfunction]
+fn capsule_verify(
+    keys: &Bound<'_, SigningKeys>,
+    capsule: &Bound<'_, PyAny>,
+    meta: &Bound<'_, PyAny>,
+    allow_legacy: bool,
+) -> PyResult<bool> {
+    let py = capsule.py();
+    let seal = capsule.getattr(intern!(py, "seal"))?;
+    let legacy = !seal.is_truthy()?;
+    if legacy && !allow_legacy {
+        return Ok(false);
+    }
+    let signature = capsule.getattr(intern!(py, "signature"))?;
+    let Some((signed, sealed)) = capsule_texts(capsule, meta)? else {
+        return Ok(false);
+    };
+    let k = &keys.get().keys;
+    let Some(sig) = hex_tag(&signature)? else {
+        return Ok(false);
+    };
+    let sig_ok = k.verify(signed.as_bytes(), sig.as_bytes(), false).is_some();
+    if legacy {
+        return Ok(sig_ok);
+    }
+    let Some(seal) = hex_tag(&seal)? else {
+        return Ok(false);
+    };
+    let seal_ok = k
+        .verify(sealed.as_bytes(), seal.as_bytes(), false)
+        .is_some();
+    Ok(sig_ok & seal_ok)
+}
+
+/// Index of the intent category of `text` (its `str.lower()` searched for the keywords of
+/// each category in priority order), or 7 for none (UNKNOWN).
+#[pyfunction]
+fn intent_category(text: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let s = text.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "text must be str, not {}",
+            text.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    let lowered = s.call_method0(intern!(text.py(), "lower"))?;
+    let lowered = lowered.cast_into::<PyString>()?;
+    // Lone surrogates cannot be part of an ASCII keyword: search the rest.
+    Ok(core::intent_category(&lowered.to_string_lossy()))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(uuid4_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(capsule_sign, m)?)?;
+    m.add_function(wrap_pyfunction!(capsule_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(intent_category, m)?)?;
+    Ok(())
+}
