@@ -132,26 +132,15 @@ def _timed_burst(benchmark: Any, record: Any, flush: Any, args: Any, latency: An
     benchmark.pedantic(_burst, args=(record, args, latency), setup=setup, rounds=100, iterations=1)
 
 
-@pytest.mark.benchmark(group="drift_record_burst")
-def test_record_burst_native(benchmark: Any) -> None:
-    mon = BehavioralMonitor("bench", _impl=_core)
-    _timed_burst(benchmark, mon.record_tool_call, mon.get_current_metrics, None, 42.0)
-
-
-@pytest.mark.benchmark(group="drift_record_burst")
-def test_record_burst_python_method(benchmark: Any) -> None:
-    _timed_burst(benchmark, _Plain().record_tool_call, lambda: None, None, 42.0)
-
-
-@pytest.mark.benchmark(group="drift_record_burst_args")
-def test_record_burst_args_native(benchmark: Any) -> None:
-    mon = BehavioralMonitor("bench", _impl=_core)
-    _timed_burst(benchmark, mon.record_tool_call, mon.get_current_metrics, ARGS, 42.0)
-
-
-@pytest.mark.benchmark(group="drift_record_burst_args")
-def test_record_burst_args_python_method(benchmark: Any) -> None:
-    _timed_burst(benchmark, _Plain().record_tool_call, lambda: None, ARGS, 42.0)
+@pytest.mark.parametrize("args", [None, ARGS], ids=["", "_args"])
+@pytest.mark.parametrize("who", ["native", "python_method"])
+def test_record_burst(benchmark: Any, who: str, args: Any) -> None:
+    benchmark.group = "drift_record_burst" + ("_args" if args else "")
+    if who == "native":
+        mon = BehavioralMonitor("bench", _impl=_core)
+        _timed_burst(benchmark, mon.record_tool_call, mon.get_current_metrics, args, 42.0)
+    else:
+        _timed_burst(benchmark, _Plain().record_tool_call, lambda: None, args, 42.0)
 
 
 @pytest.mark.benchmark(group="drift_check_1k")

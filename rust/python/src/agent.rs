@@ -273,15 +273,7 @@ fn capsule_verify(
 /// each category in priority order), or 7 for none (UNKNOWN).
 #[pyfunction]
 fn intent_category(text: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let s = text.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "text must be str, not {}",
-            text.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
+    let s = crate::convert::py_str(text, "text")?;
     let lowered = s.call_method0(intern!(text.py(), "lower"))?;
     let lowered = lowered.cast_into::<PyString>()?;
     // Lone surrogates cannot be part of an ASCII keyword: search the rest.

@@ -30,3 +30,29 @@ pub fn text_or_bytes<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<
         obj.get_type().name()?
     )))
 }
+
+/// The `str` argument `obj`, or a `TypeError` "`{what}` must be str, not {type}".
+pub fn py_str<'a, 'py>(
+    obj: &'a Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<&'a Bound<'py, PyString>> {
+    obj.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be str, not {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })
+}
+
+/// Borrow the UTF-8 text of the `str` argument `obj`: a `TypeError` for another type (see
+/// [`py_str`]), a `ValueError` naming the argument when it holds lone surrogates.
+pub fn str_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
+    py_str(obj, what)?.to_str().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} is not valid Unicode text (it contains surrogate code points)"
+        ))
+    })
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyString};
+use pyo3::types::PyFloat;
 
 use proxilion_core::limit::{Gcra, KeyedGcra, LimitError, MAX_NS};
 
@@ -28,17 +28,7 @@ fn positive(v: i64, what: &str) -> PyResult<u64> {
 }
 
 fn key_str<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
-    match key.cast::<PyString>() {
-        Ok(s) => s.to_str().map_err(|_| {
-            PyValueError::new_err(
-                "key is not valid Unicode text (it contains surrogate code points)",
-            )
-        }),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "key must be str, not {}",
-            key.get_type().name()?
-        ))),
-    }
+    crate::convert::str_arg(key, "key")
 }
 
 /// Keyed GCRA token buckets with a bounded, sharded key table (see `rust/core/src/limit`).

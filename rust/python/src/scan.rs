@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
@@ -24,12 +24,7 @@ pub const DETACH_THRESHOLD: usize = 16 * 1024;
 /// Borrow the text of a `str`; lone surrogates become U+FFFD (one character each, so indices
 /// are unchanged). Any other type is a `TypeError`.
 fn text_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
-    let Ok(s) = obj.cast::<PyString>() else {
-        return Err(PyTypeError::new_err(format!(
-            "text must be str, not {}",
-            obj.get_type().name()?
-        )));
-    };
+    let s = crate::convert::py_str(obj, "text")?;
     match s.to_str() {
         Ok(t) => Ok(Cow::Borrowed(t)),
         Err(_) => {
@@ -102,12 +97,7 @@ impl PyPatternSet {
         fail_action: &Bound<'py, PyAny>,
         allow: &Bound<'py, PyAny>,
     ) -> PyResult<Verdict<'py>> {
-        let Ok(s) = text.cast::<PyString>() else {
-            return Err(PyTypeError::new_err(format!(
-                "input_text must be str, not {}",
-                text.get_type().name()?
-            )));
-        };
+        let s = crate::convert::py_str(text, "input_text")?;
         let t = text_of(text)?;
         let hits = self.scan_str(py, &t, None)?;
         if !hits.is_empty() {

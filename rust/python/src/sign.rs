@@ -12,7 +12,7 @@ use pyo3::types::{
 
 use proxilion_core::sign::{context, pyfmt, pyjson, roles, KeySet};
 
-use crate::convert::text_or_bytes;
+use crate::convert::{str_arg, text_or_bytes};
 
 mod memory;
 
@@ -159,23 +159,6 @@ fn ts_number(obj: &Bound<'_, PyAny>) -> Option<f64> {
     } else {
         None
     }
-}
-
-fn str_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
-    let s = obj.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what} must be str, not {}",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-    s.to_str().map_err(|_| {
-        PyValueError::new_err(format!(
-            "{what} is not valid Unicode text (it contains surrogate code points)"
-        ))
-    })
 }
 
 type FindingTuple = (&'static str, usize, f64, String, String);
@@ -658,16 +641,7 @@ fn py_float_repr(x: &Bound<'_, PyAny>) -> PyResult<String> {
 /// Index of the first role-injection rule matching `text`, or -1.
 #[pyfunction]
 fn role_injection_rule(text: &Bound<'_, PyAny>) -> PyResult<i64> {
-    let s = text.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "text must be str, not {}",
-            text.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-    let t = s.to_string_lossy();
+    let t = crate::convert::py_str(text, "text")?.to_string_lossy();
     Ok(roles::first_rule(&t).map_or(-1, |r| r as i64))
 }
 

@@ -101,20 +101,7 @@ fn time_arg(obj: Option<&Bound<'_, PyAny>>, name: &str, default: fn() -> f64) ->
 }
 
 fn tool_name<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
-    let s = obj.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "tool_name must be str, not {}",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-    s.to_str().map_err(|_| {
-        PyValueError::new_err(
-            "tool_name is not valid Unicode text (it contains surrogate code points)",
-        )
-    })
+    crate::convert::str_arg(obj, "tool_name")
 }
 
 fn latency_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {

@@ -24,7 +24,8 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 
 use proxilion_core::sign::{context, pyjson};
 
-use super::{str_arg, SigningKeys};
+use super::SigningKeys;
+use crate::convert::str_arg;
 
 /// Field names, in dataclass order (`metadata` last).
 const FIELDS: [&str; 7] = [
@@ -666,17 +667,7 @@ impl PyMemoryChain {
         let sequence = sequence
             .extract::<u64>()
             .map_err(|_| PyOverflowError::new_err("sequence out of range"))?;
-        let last_hash = last_hash.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "last_hash must be str, not {}",
-                last_hash
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let last_hash = last_hash.clone();
+        let last_hash = crate::convert::py_str(last_hash, "last_hash")?.clone();
         let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
         st.seq = sequence;
         st.last_hash = last_hash.unbind();
