@@ -1430,6 +1430,12 @@ mod fold_worker {
         };
         let pid = std::process::id();
         if !matches!(&*slot, Some((p, _)) if *p == pid) {
+            // In a forked child the parent's queue is forgotten, not dropped: dropping its
+            // sender would take the channel's internal locks, which the parent's worker may
+            // have held at the fork.
+            if let Some((_, inherited)) = slot.take() {
+                std::mem::forget(inherited);
+            }
             let (tx, rx) = channel();
             let spawned = std::thread::Builder::new()
                 .name("proxilion-drift-fold".into())
