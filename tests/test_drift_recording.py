@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
+import sys
 import threading
 import warnings
 from types import ModuleType
@@ -422,3 +424,29 @@ def test_fork_while_the_worker_folds_leaves_no_lock_held() -> None:
         for t in threads:
             t.join()
     assert e.sample_counts()[TOOL_SURPRISE] == sum(counts)
+
+
+_WORKER_PROBE = """
+import os
+from proxilion import _core
+e = _core.DriftEngine(100, 10, 20)
+for i in range(2000):
+    e.record("search", {"q": i % 3} if i % 2 else None, 1.0)
+assert e.sample_counts()[11] == 2000
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+print(sum(n.startswith("proxilion-drift") for n in names))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+@pytest.mark.parametrize(("setting", "threads"), [(None, "1"), ("0", "0"), ("1", "1")])
+def test_the_fold_worker_can_be_switched_off(setting: str | None, threads: str) -> None:
+    """``PROXILION_DRIFT_WORKER=0`` keeps every fold on the recording thread (no worker
+    thread is started); nothing is lost either way."""
+    env = {k: v for k, v in os.environ.items() if k != "PROXILION_DRIFT_WORKER"}
+    if setting is not None:
+        env["PROXILION_DRIFT_WORKER"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == threads

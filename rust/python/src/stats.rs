@@ -1422,9 +1422,21 @@ mod fold_worker {
         }
     }
 
+    /// Whether the worker may run: not when the environment variable
+    /// `PROXILION_DRIFT_WORKER` is `0` at the first sealed batch (then every fold runs on the
+    /// recording thread, with the GIL released, as a full batch is sealed).
+    fn enabled() -> bool {
+        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ENABLED
+            .get_or_init(|| std::env::var_os("PROXILION_DRIFT_WORKER").map_or(true, |v| v != "0"))
+    }
+
     /// Ask the worker to fold `shared`'s sealed batches; false when no worker can run (the
     /// caller folds them itself).
     pub(super) fn submit(shared: Weak<Shared>) -> bool {
+        if !enabled() {
+            return false;
+        }
         let Ok(mut slot) = WORKER.lock() else {
             return false;
         };
