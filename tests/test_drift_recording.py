@@ -450,3 +450,32 @@ def test_the_fold_worker_can_be_switched_off(setting: str | None, threads: str) 
         [sys.executable, "-c", _WORKER_PROBE], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == threads
+
+
+def test_engines_dropped_while_their_batches_wait_for_the_worker() -> None:
+    """Many engines, recorded from several threads, most dropped as soon as they sealed
+    batches (the worker then finds them gone): no crash, and the engines kept count every
+    call."""
+    kept: list[Any] = []
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(30):
+                e = _core.DriftEngine(50, 5, 10)
+                for i in range(600):  # two sealed batches and a partial one
+                    e.record(f"t{i % 4}", {"q": i} if i % 5 == 0 else None, float(i % 7))
+                if j % 10 == 0:
+                    kept.append(e)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(kept) == 12
+    for e in kept:
+        assert e.sample_counts()[TOOL_SURPRISE] == 600
