@@ -66,3 +66,15 @@ impl: Final[ModuleType] = _SELECTED[1]
 def backend() -> BackendName:
     """Name of the active hot-path backend: ``"native"`` or ``"reference"``."""
     return BACKEND
+
+
+def adopt_dataclass(native: type, twin: type, methods: tuple[str, ...] = ()) -> None:
+    """Make the native class ``native`` pass for its pure-Python twin dataclass ``twin``.
+
+    Copies the dataclass metadata (so ``dataclasses.fields``/``asdict``/``replace``/
+    ``is_dataclass`` and ``match`` work on native instances), the docstring, and the twin's
+    ``methods`` the native class does not implement itself.
+    """
+    for name in ("__dataclass_fields__", "__dataclass_params__", "__match_args__", *methods):
+        setattr(native, name, twin.__dict__[name])
+    native.__doc__ = twin.__doc__

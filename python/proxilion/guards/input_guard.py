@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from proxilion._backend import impl
+from proxilion._backend import adopt_dataclass, impl
 from proxilion._reference.guard import GuardResult as _DataclassGuardResult
 from proxilion._reference.guard import Hits
 from proxilion.guards._engine import (
@@ -79,9 +79,7 @@ else:
     # ``replace`` work on it; see rust/python/src/guard.rs.
     GuardResult = impl.GuardResult
     if GuardResult is not _DataclassGuardResult:
-        for _name in ("__dataclass_fields__", "__dataclass_params__", "__match_args__"):
-            setattr(GuardResult, _name, getattr(_DataclassGuardResult, _name))
-        GuardResult.__doc__ = _DataclassGuardResult.__doc__
+        adopt_dataclass(GuardResult, _DataclassGuardResult)
 
 _ALLOW = GuardAction.ALLOW
 

@@ -199,8 +199,9 @@ class KeyRing:
         self._cache: Any = None
         self._cache_gen = -1
         #: The ``SigningKeys`` of the ring while it holds exactly one key (nothing can expire
-        #: then), else ``None``. Read without the lock by the native signing chains
-        #: (``MemoryChain``); replaced, never mutated.
+        #: then), else ``None``: the lock-free fast path of :meth:`signing_keys`, read
+        #: directly by the native signing chains (``MemoryChain``). Set under the lock by
+        #: ``signing_keys``, cleared by ``rotate`` before the keys change.
         self._single: Any = None
 
     @staticmethod
@@ -299,8 +300,9 @@ class KeyRing:
 
     def signing_keys(self) -> Any:
         """The active keys as one native ``SigningKeys`` (cached per generation)."""
-        if len(self._keys) == 1 and self._cache_gen == self._generation:
-            return self._cache  # nothing can expire; see `generation`
+        single = self._single
+        if single is not None:
+            return single  # one key: nothing can expire; see `generation`
         with self._lock:
             self._expire()
             if self._cache_gen != self._generation:

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from proxilion._backend import impl
+from proxilion._backend import adopt_dataclass, impl
 from proxilion._reference.memory import SignedMessage as _DataclassSignedMessage
 from proxilion.exceptions import ConfigurationError, ContextIntegrityError
 from proxilion.security._keys import KeyRing
@@ -93,22 +93,16 @@ class IntegrityViolation:
         }
 
 
-def _complete_native_class(cls: Any) -> None:
-    """Give the native ``SignedMessage`` the twin dataclass's methods and metadata."""
-    for name in (
-        "__init__",
-        "__repr__",
-        "__eq__",
-        "__hash__",
-        "__dataclass_fields__",
-        "__dataclass_params__",
-        "__match_args__",
-        "to_dict",
-        "from_dict",
-        "content_hash",
-    ):
-        setattr(cls, name, _DataclassSignedMessage.__dict__[name])
-    cls.__doc__ = _DataclassSignedMessage.__doc__
+#: The twin dataclass's methods the native ``SignedMessage`` takes over as they are.
+_DATACLASS_METHODS = (
+    "__init__",
+    "__repr__",
+    "__eq__",
+    "__hash__",
+    "to_dict",
+    "from_dict",
+    "content_hash",
+)
 
 
 if TYPE_CHECKING:
@@ -121,7 +115,7 @@ else:
     try:  # complete the native class even when the reference backend is active
         from proxilion import _core as _native
 
-        _complete_native_class(_native.SignedMessage)
+        adopt_dataclass(_native.SignedMessage, _DataclassSignedMessage, _DATACLASS_METHODS)
     except ImportError:  # pragma: no cover - the extension is missing
         pass
 

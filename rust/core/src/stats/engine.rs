@@ -1018,19 +1018,6 @@ impl Engine {
         self.call(name, latency, args, mono, wall, true)
     }
 
-    /// Record tool calls without arguments, `(name, latency, mono, wall)` each, in order (as
-    /// [`Engine::record_tool_call`] on each). On an invalid call, the calls before it are
-    /// recorded and its error is returned.
-    pub fn record_tool_calls<'n>(
-        &mut self,
-        calls: impl IntoIterator<Item = (&'n str, Option<f64>, f64, f64)>,
-    ) -> Result<(), StatsError> {
-        for (name, latency, mono, wall) in calls {
-            self.call(name, latency, None, mono, wall, true)?;
-        }
-        Ok(())
-    }
-
     /// Record a `tool_call` event (`record_event`): like a call without latency, arguments or
     /// a repetition sample, as in the original SDK.
     pub fn record_tool_event(
@@ -1859,40 +1846,6 @@ mod tests {
         assert!(last > 50.0, "{last}");
     }
 
-    #[test]
-    fn a_batch_of_calls_gives_the_state_of_calls_one_by_one() {
-        let names = ["search", "db_query", "send_email", "search"];
-        let calls: Vec<(&str, Option<f64>, f64, f64)> = (0..700u32)
-            .map(|i| {
-                let t = f64::from(i) * 0.7;
-                let lat = (i % 3 != 0).then(|| 20.0 + f64::from(i % 11));
-                (names[(i % 4) as usize], lat, t, 1.6e9 + t)
-            })
-            .collect();
-        let mut one = Engine::new(cfg());
-        let mut batch = Engine::new(cfg());
-        for (k, chunk) in calls.chunks(256).enumerate() {
-            for &(n, l, m, w) in chunk {
-                one.record_tool_call(n, l, None, m, w).unwrap();
-            }
-            batch.record_tool_calls(chunk.iter().copied()).unwrap();
-            if k == 1 {
-                assert_eq!(one.lock(), batch.lock());
-            }
-        }
-        assert_eq!(one.to_state(), batch.to_state());
-        assert_eq!(one.check(), batch.check());
-        // An invalid call stops the batch: the calls before it are recorded, not those after.
-        let bad = [
-            ("search", Some(1.0), 1000.0, 1.6e9),
-            ("search", Some(f64::NAN), 1001.0, 1.6e9),
-            ("search", Some(1.0), 1002.0, 1.6e9),
-        ];
-        let before = batch.names_seen;
-        let err = batch.record_tool_calls(bad).unwrap_err();
-        assert_eq!(err.to_string(), "latency_ms must be a finite number >= 0");
-        assert_eq!(batch.names_seen, before + 1);
-    }
     #[test]
     fn day_seconds_is_rem_euclid() {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
