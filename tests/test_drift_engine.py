@@ -192,6 +192,10 @@ WEIRD_ARGS: list[Any] = [
     {"nested": {"a": {"b": [{"c": "d" * 100}] * 300}}},
     {"flag": True, "none": None, "neg": -12.5, "zero": 0},
     Args(q="sales", limit=5),
+    # the size budget runs out inside the first value: the later keys still form the key set
+    {"wide": list(range(1000)), "after": 1, 7: "x", "k" * 65: 2},
+    {f"k{i}": "v" * i for i in range(20)},  # more than the binding copies to the stack
+    {f"k{i}": i for i in range(32)},  # exactly as many keys as are profiled
 ]
 
 

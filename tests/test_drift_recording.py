@@ -479,3 +479,30 @@ def test_engines_dropped_while_their_batches_wait_for_the_worker() -> None:
     assert len(kept) == 12
     for e in kept:
         assert e.sample_counts()[TOOL_SURPRISE] == 600
+
+
+class _ReentrantInt(int):
+    """An int whose float conversion records a call on the engine being recorded into."""
+
+    engine: Any = None
+
+    def __float__(self) -> float:
+        if _ReentrantInt.engine is not None:
+            eng, _ReentrantInt.engine = _ReentrantInt.engine, None
+            eng.record_tool_call("inner", 1.0, {"x": 1}, 0.5, DAY0)
+        return float(int(self))
+
+
+def test_python_code_run_while_reading_arguments_may_record_on_the_same_engine() -> None:
+    """Reading an argument may run Python code (an int subclass's ``__float__``); that code
+    recording on the same engine neither deadlocks nor loses a call, and both backends end in
+    the same state."""
+    states = []
+    for mod in (_core, _reference):
+        e = mod.DriftEngine(50, 5, 3)
+        _ReentrantInt.engine = e
+        e.record_tool_call("outer", 2.0, {"n": _ReentrantInt(7), "q": "a"}, 1.0, DAY0)
+        assert _ReentrantInt.engine is None  # the hook ran
+        states.append(e.to_state())
+    assert states[0] == states[1]
+    assert sorted(states[0]["profiles"]) == ["inner", "outer"]

@@ -5,6 +5,8 @@
 //! in `proxilion/_reference/stats.py`.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use arrayvec::ArrayVec;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -147,63 +149,126 @@ fn size_of(v: &Bound<'_, PyAny>, depth: usize, budget: &mut i64) -> PyResult<f64
         if depth >= MAX_SIZE_DEPTH {
             return Ok(8.0 * d.len() as f64);
         }
-        let items = d.items();
-        let n = items.len();
+        // Walked in place: nothing below runs Python code or allocates a Python object (only
+        // type checks and lengths), so the dict cannot change under the iteration.
+        let n = d.len();
         let mut s = 2.0;
-        for i in 0..n {
+        for (i, (k, x)) in d.iter().enumerate() {
             if *budget <= 0 {
                 s += 8.0 * (n - i) as f64;
                 break;
             }
             *budget -= 1;
-            let pair = items.get_item(i)?;
-            let k = pair.get_item(0)?;
-            let x = pair.get_item(1)?;
             s += size_of(&k, depth + 1, budget)? + size_of(&x, depth + 1, budget)?;
         }
         return Ok(s);
     }
-    let seq: Option<Vec<Bound<'_, PyAny>>> = if let Ok(l) = v.cast::<PyList>() {
+    if let Ok(l) = v.cast::<PyList>() {
         if depth >= MAX_SIZE_DEPTH {
             return Ok(8.0 * l.len() as f64);
         }
-        Some(l.iter().collect())
-    } else if let Ok(t) = v.cast::<PyTuple>() {
+        // The list iterator re-reads the length at every step.
+        let n = l.len();
+        let mut s = 2.0;
+        for (i, x) in l.iter().enumerate() {
+            if *budget <= 0 {
+                s += 8.0 * n.saturating_sub(i) as f64;
+                break;
+            }
+            *budget -= 1;
+            s += size_of(&x, depth + 1, budget)?;
+        }
+        return Ok(s);
+    }
+    if let Ok(t) = v.cast::<PyTuple>() {
         if depth >= MAX_SIZE_DEPTH {
             return Ok(8.0 * t.len() as f64);
         }
-        Some(t.iter().collect())
-    } else {
-        None
-    };
-    if let Some(items) = seq {
-        let n = items.len();
+        let n = t.len();
         let mut s = 2.0;
-        for (i, x) in items.iter().enumerate() {
+        for (i, x) in t.iter().enumerate() {
             if *budget <= 0 {
                 s += 8.0 * (n - i) as f64;
                 break;
             }
             *budget -= 1;
-            s += size_of(x, depth + 1, budget)?;
+            s += size_of(&x, depth + 1, budget)?;
         }
         return Ok(s);
     }
     Ok(8.0)
 }
 
-fn key_token<'a>(k: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
-    if let Ok(s) = k.cast::<PyString>() {
-        if s.code_point_len()? <= MAX_KEY_CHARS {
-            if let Ok(t) = s.to_str() {
-                return Ok(t);
-            }
-        }
-    }
-    Ok(OTHER_KEY)
+/// An argument value's features before their logarithms, which are taken when the call is
+/// folded (by the fold worker, off the recording thread): the value of [`ArgValue`], with its
+/// text as `T` (a `&str` while recording, a [`Span`] of the batch arena while pending).
+#[derive(Clone, Copy)]
+enum RawValue<T> {
+    /// A finite number.
+    Number(f64),
+    NonFinite(&'static str),
+    /// Code points, and the value itself when it is a categorical token.
+    Text(f64, Option<T>),
+    /// Length in bytes.
+    Bytes(f64),
+    Bool(bool),
+    Null,
+    /// Approximate size.
+    Container(f64),
+    Other,
 }
 
-fn arg_value<'a>(v: &'a Bound<'_, PyAny>, size: f64) -> PyResult<ArgValue<'a>> {
+impl<T> RawValue<T> {
+    fn map_text<U>(self, f: impl FnOnce(T) -> U) -> RawValue<U> {
+        match self {
+            RawValue::Number(x) => RawValue::Number(x),
+            RawValue::NonFinite(t) => RawValue::NonFinite(t),
+            RawValue::Text(n, t) => RawValue::Text(n, t.map(f)),
+            RawValue::Bytes(n) => RawValue::Bytes(n),
+            RawValue::Bool(b) => RawValue::Bool(b),
+            RawValue::Null => RawValue::Null,
+            RawValue::Container(s) => RawValue::Container(s),
+            RawValue::Other => RawValue::Other,
+        }
+    }
+}
+
+impl<'a> RawValue<&'a str> {
+    /// The engine's features (the twin's `_value`).
+    fn features(self) -> ArgValue<'a> {
+        match self {
+            RawValue::Number(f) => ArgValue::Number((1.0 + f.abs()).log2().copysign(f)),
+            RawValue::NonFinite(t) => ArgValue::NonFinite(t),
+            RawValue::Text(n, t) => ArgValue::Text((1.0 + n).log2(), t),
+            RawValue::Bytes(n) => ArgValue::Bytes((1.0 + n).log2()),
+            RawValue::Bool(b) => ArgValue::Bool(b),
+            RawValue::Null => ArgValue::Null,
+            RawValue::Container(s) => ArgValue::Container((1.0 + s).log2()),
+            RawValue::Other => ArgValue::Other,
+        }
+    }
+}
+
+/// Size and key token of a top-level key (`size_of` and the twin's key rule in one type test).
+fn key_features<'a>(k: &'a Bound<'_, PyAny>, budget: &mut i64) -> PyResult<(f64, &'a str)> {
+    if let Ok(s) = k.cast::<PyString>() {
+        let n = s.code_point_len()?;
+        let tok = if n <= MAX_KEY_CHARS {
+            s.to_str().unwrap_or(OTHER_KEY)
+        } else {
+            OTHER_KEY
+        };
+        return Ok((n as f64, tok));
+    }
+    Ok((size_of(k, 1, budget)?, OTHER_KEY))
+}
+
+/// Size and raw features of a top-level value (`size_of` and the twin's `_value` in one type
+/// test).
+fn value_features<'a>(
+    v: &'a Bound<'_, PyAny>,
+    budget: &mut i64,
+) -> PyResult<(f64, RawValue<&'a str>)> {
     if let Ok(s) = v.cast::<PyString>() {
         let n = s.code_point_len()?;
         let tok = if n <= MAX_CATEGORY_CHARS {
@@ -211,21 +276,26 @@ fn arg_value<'a>(v: &'a Bound<'_, PyAny>, size: f64) -> PyResult<ArgValue<'a>> {
         } else {
             None
         };
-        return Ok(ArgValue::Text((1.0 + n as f64).log2(), tok));
+        return Ok((n as f64, RawValue::Text(n as f64, tok)));
     }
     if let Ok(b) = v.cast::<PyBytes>() {
-        return Ok(ArgValue::Bytes((1.0 + b.as_bytes().len() as f64).log2()));
+        let n = b.as_bytes().len() as f64;
+        return Ok((n, RawValue::Bytes(n)));
     }
     if let Ok(b) = v.cast::<PyByteArray>() {
-        return Ok(ArgValue::Bytes((1.0 + b.len() as f64).log2()));
+        let n = b.len() as f64;
+        return Ok((n, RawValue::Bytes(n)));
     }
     if v.is_none() {
-        return Ok(ArgValue::Null);
+        return Ok((1.0, RawValue::Null));
     }
     if let Ok(b) = v.cast::<PyBool>() {
-        return Ok(ArgValue::Bool(b.is_true()));
+        return Ok((1.0, RawValue::Bool(b.is_true())));
     }
-    if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok((8.0, number_features(f.value())));
+    }
+    if v.is_instance_of::<PyInt>() {
         let f = match v.extract::<f64>() {
             Ok(f) => f,
             Err(_) => {
@@ -236,23 +306,24 @@ fn arg_value<'a>(v: &'a Bound<'_, PyAny>, size: f64) -> PyResult<ArgValue<'a>> {
                 }
             }
         };
-        if f.is_nan() {
-            return Ok(ArgValue::NonFinite("\u{0}nan"));
-        }
-        if f.is_infinite() {
-            return Ok(ArgValue::NonFinite(if f > 0.0 {
-                "\u{0}inf"
-            } else {
-                "\u{0}-inf"
-            }));
-        }
-        return Ok(ArgValue::Number((1.0 + f.abs()).log2().copysign(f)));
+        return Ok((8.0, number_features(f)));
     }
     if v.is_instance_of::<PyDict>() || v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()
     {
-        return Ok(ArgValue::Container((1.0 + size).log2()));
+        let size = size_of(v, 1, budget)?;
+        return Ok((size, RawValue::Container(size)));
     }
-    Ok(ArgValue::Other)
+    Ok((8.0, RawValue::Other))
+}
+
+fn number_features<T>(f: f64) -> RawValue<T> {
+    if f.is_nan() {
+        RawValue::NonFinite("\u{0}nan")
+    } else if f.is_infinite() {
+        RawValue::NonFinite(if f > 0.0 { "\u{0}inf" } else { "\u{0}-inf" })
+    } else {
+        RawValue::Number(f)
+    }
 }
 
 type Items<'py> = Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
@@ -282,45 +353,96 @@ fn argument_items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Items<'py>> {
     Ok(out)
 }
 
-fn call_args<'a>(items: &'a Items<'_>) -> PyResult<CallArgs<'a>> {
-    let n = items.len();
-    let mut total = 2.0;
-    let mut budget = MAX_SIZE_NODES;
-    let mut entries = Vec::with_capacity(n.min(MAX_ARG_KEYS));
-    for (i, (k, v)) in items.iter().enumerate() {
-        if budget <= 0 {
-            total += 8.0 * (n - i) as f64;
-            break;
-        }
-        budget -= 1;
-        let sk = size_of(k, 1, &mut budget)?;
-        let sv = size_of(v, 1, &mut budget)?;
-        total += sk + sv;
-        if i < MAX_ARG_KEYS {
-            entries.push((key_token(k)?, arg_value(v, sv)?));
+/// The argument features of one call before their logarithms (see [`RawValue`]): what a
+/// recording copies into the pending batch.
+struct RawArgs<'a> {
+    /// Approximate size of the whole mapping.
+    total: f64,
+    /// More than `MAX_ARG_KEYS` keys: the key set is `[MANY_KEYS]` and `keys` is empty.
+    many: bool,
+    /// Every key token, in mapping order (sorted when folded).
+    keys: ArrayVec<&'a str, MAX_ARG_KEYS>,
+    /// `(key token, value)` of the first `MAX_ARG_KEYS` entries, in mapping order.
+    entries: ArrayVec<(&'a str, RawValue<&'a str>), MAX_ARG_KEYS>,
+}
+
+impl<'a> RawArgs<'a> {
+    fn new() -> Self {
+        Self {
+            total: 0.0,
+            many: false,
+            keys: ArrayVec::new(),
+            entries: ArrayVec::new(),
         }
     }
-    let keyset = if n > MAX_ARG_KEYS {
-        vec![MANY_KEYS]
-    } else if entries.len() == n {
-        // Every key has its token in `entries` already.
-        let mut ks: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
-        ks.sort_unstable();
-        ks
-    } else {
-        let mut ks = Vec::with_capacity(n);
-        for (k, _) in items {
-            ks.push(key_token(k)?);
+
+    /// The walk of the twin's `_extract_args` over `items` (a private copy of the mapping),
+    /// into `self` (filled in place: it is a few KiB, not worth moving).
+    fn read(&mut self, items: &'a [(Bound<'_, PyAny>, Bound<'_, PyAny>)]) -> PyResult<()> {
+        let n = items.len();
+        let many = n > MAX_ARG_KEYS;
+        let mut total = 2.0;
+        let mut budget = MAX_SIZE_NODES;
+        let keys = &mut self.keys;
+        let entries = &mut self.entries;
+        keys.clear();
+        entries.clear();
+        for (i, (k, v)) in items.iter().enumerate() {
+            if budget <= 0 {
+                total += 8.0 * (n - i) as f64;
+                break;
+            }
+            budget -= 1;
+            let (sk, key) = key_features(k, &mut budget)?;
+            let (sv, value) = value_features(v, &mut budget)?;
+            total += sk + sv;
+            if i < MAX_ARG_KEYS {
+                entries.push((key, value));
+                if !many {
+                    keys.push(key);
+                }
+            }
         }
-        ks.sort_unstable();
-        ks
-    };
-    Ok(CallArgs {
-        log_size: (1.0 + total).log2(),
-        keyset,
-        entries,
-    })
+        if !many {
+            // The walk stopped early (size budget): the key set still names every key.
+            for (k, _) in &items[keys.len()..] {
+                let tok = match k.cast::<PyString>() {
+                    Ok(s) if s.code_point_len()? <= MAX_KEY_CHARS => {
+                        s.to_str().unwrap_or(OTHER_KEY)
+                    }
+                    _ => OTHER_KEY,
+                };
+                keys.push(tok);
+            }
+        }
+        self.total = total;
+        self.many = many;
+        Ok(())
+    }
+
+    /// The engine's [`CallArgs`] (for a call folded at once).
+    fn call_args(&self) -> CallArgs<'a> {
+        let keyset = if self.many {
+            vec![MANY_KEYS]
+        } else {
+            let mut ks = self.keys.to_vec();
+            ks.sort_unstable();
+            ks
+        };
+        CallArgs {
+            log_size: (1.0 + self.total).log2(),
+            keyset,
+            entries: self
+                .entries
+                .iter()
+                .map(|&(k, v)| (k, v.features()))
+                .collect(),
+        }
+    }
 }
+
+/// Up to this many top-level arguments are copied to the stack (more go to the heap).
+const INLINE_ITEMS: usize = 16;
 
 // --- Welford / Ewma -------------------------------------------------------------------------
 
@@ -1065,24 +1187,11 @@ const MAX_SEALED: usize = 4;
 /// Text of a pending call: `arena[start..end]` of its batch.
 type Span = (usize, usize);
 
-/// An argument value of a pending call ([`ArgValue`] with its text in the batch arena).
-#[derive(Clone, Copy)]
-enum PendingValue {
-    Number(f64),
-    NonFinite(&'static str),
-    Text(f64, Option<Span>),
-    Bytes(f64),
-    Bool(bool),
-    Null,
-    Container(f64),
-    Other,
-}
-
-/// The argument features of a pending call ([`CallArgs`]): its sorted key set and entries are
-/// `keys[keys.0..keys.1]` and `entries[entries.0..entries.1]` of its batch.
+/// The argument features of a pending call ([`RawArgs`]): its key tokens (in mapping order)
+/// and entries are `keys[keys.0..keys.1]` and `entries[entries.0..entries.1]` of its batch.
 #[derive(Clone, Copy)]
 struct PendingArgs {
-    log_size: f64,
+    total: f64,
     keys: Span,
     entries: Span,
 }
@@ -1102,7 +1211,7 @@ struct Batch {
     calls: Vec<PendingCall>,
     arena: String,
     keys: Vec<Span>,
-    entries: Vec<(Span, PendingValue)>,
+    entries: Vec<(Span, RawValue<Span>)>,
 }
 
 impl Batch {
@@ -1117,33 +1226,32 @@ impl Batch {
         &mut self,
         name: &str,
         latency: Option<f64>,
-        args: Option<&CallArgs<'_>>,
+        args: Option<&RawArgs<'_>>,
         (mono, wall): (f64, f64),
     ) {
         let name = self.text(name);
         let args = args.map(|a| {
             let k0 = self.keys.len();
-            for k in &a.keyset {
+            let e0 = self.entries.len();
+            if a.many {
+                let span = self.text(MANY_KEYS);
+                self.keys.push(span);
+            }
+            for &(k, v) in &a.entries {
+                let key = self.text(k);
+                if !a.many {
+                    // keys[i] is the key of entries[i]: its text is stored once.
+                    self.keys.push(key);
+                }
+                let value = v.map_text(|t| self.text(t));
+                self.entries.push((key, value));
+            }
+            for k in a.keys.iter().skip(a.entries.len()) {
                 let span = self.text(k);
                 self.keys.push(span);
             }
-            let e0 = self.entries.len();
-            for (k, v) in &a.entries {
-                let key = self.text(k);
-                let value = match *v {
-                    ArgValue::Number(x) => PendingValue::Number(x),
-                    ArgValue::NonFinite(t) => PendingValue::NonFinite(t),
-                    ArgValue::Text(x, t) => PendingValue::Text(x, t.map(|t| self.text(t))),
-                    ArgValue::Bytes(x) => PendingValue::Bytes(x),
-                    ArgValue::Bool(b) => PendingValue::Bool(b),
-                    ArgValue::Null => PendingValue::Null,
-                    ArgValue::Container(x) => PendingValue::Container(x),
-                    ArgValue::Other => PendingValue::Other,
-                };
-                self.entries.push((key, value));
-            }
             PendingArgs {
-                log_size: a.log_size,
+                total: a.total,
                 keys: (k0, self.keys.len()),
                 entries: (e0, self.entries.len()),
             }
@@ -1173,45 +1281,35 @@ impl Batch {
         let mut keyset: Vec<&str> = Vec::new();
         let mut entries: Vec<(&str, ArgValue<'_>)> = Vec::new();
         for c in &self.calls {
-            let r =
-                match c.args {
-                    None => engine.record_tool_call(text(c.name), c.latency, None, c.mono, c.wall),
-                    Some(a) => {
-                        keyset.clear();
-                        keyset.extend(self.keys[a.keys.0..a.keys.1].iter().map(|&k| text(k)));
-                        entries.clear();
-                        entries.extend(self.entries[a.entries.0..a.entries.1].iter().map(
-                            |&(k, v)| {
-                                let value = match v {
-                                    PendingValue::Number(x) => ArgValue::Number(x),
-                                    PendingValue::NonFinite(t) => ArgValue::NonFinite(t),
-                                    PendingValue::Text(x, t) => ArgValue::Text(x, t.map(text)),
-                                    PendingValue::Bytes(x) => ArgValue::Bytes(x),
-                                    PendingValue::Bool(b) => ArgValue::Bool(b),
-                                    PendingValue::Null => ArgValue::Null,
-                                    PendingValue::Container(x) => ArgValue::Container(x),
-                                    PendingValue::Other => ArgValue::Other,
-                                };
-                                (text(k), value)
-                            },
-                        ));
-                        let call_args = CallArgs {
-                            log_size: a.log_size,
-                            keyset: std::mem::take(&mut keyset),
-                            entries: std::mem::take(&mut entries),
-                        };
-                        let r = engine.record_tool_call(
-                            text(c.name),
-                            c.latency,
-                            Some(&call_args),
-                            c.mono,
-                            c.wall,
-                        );
-                        keyset = call_args.keyset;
-                        entries = call_args.entries;
-                        r
-                    }
-                };
+            let r = match c.args {
+                None => engine.record_tool_call(text(c.name), c.latency, None, c.mono, c.wall),
+                Some(a) => {
+                    keyset.clear();
+                    keyset.extend(self.keys[a.keys.0..a.keys.1].iter().map(|&k| text(k)));
+                    keyset.sort_unstable();
+                    entries.clear();
+                    entries.extend(
+                        self.entries[a.entries.0..a.entries.1]
+                            .iter()
+                            .map(|&(k, v)| (text(k), v.map_text(text).features())),
+                    );
+                    let call_args = CallArgs {
+                        log_size: (1.0 + a.total).log2(),
+                        keyset: std::mem::take(&mut keyset),
+                        entries: std::mem::take(&mut entries),
+                    };
+                    let r = engine.record_tool_call(
+                        text(c.name),
+                        c.latency,
+                        Some(&call_args),
+                        c.mono,
+                        c.wall,
+                    );
+                    keyset = call_args.keyset;
+                    entries = call_args.entries;
+                    r
+                }
+            };
             if folded.is_ok() {
                 folded = r;
             }
@@ -1592,7 +1690,7 @@ impl PyDriftEngine {
         py: Python<'_>,
         name: &str,
         latency: Option<f64>,
-        args: Option<&CallArgs<'_>>,
+        args: Option<&RawArgs<'_>>,
         times: Option<(f64, f64)>,
     ) -> PyResult<()> {
         let sealed = {
@@ -1626,12 +1724,39 @@ impl PyDriftEngine {
     ) -> PyResult<()> {
         let name = tool_name(name_obj)?;
         let latency = latency_arg(latency_ms)?;
-        let items = match arguments {
-            Some(a) if !a.is_none() => Some(argument_items(a)?),
-            _ => None,
+        // The arguments' items are copied (to the stack when few) before anything else is
+        // looked at: reading a value may run Python code (an `int` subclass's `__float__`),
+        // which must not see or change the walk.
+        let mut inline: ArrayVec<(Bound<'_, PyAny>, Bound<'_, PyAny>), INLINE_ITEMS> =
+            ArrayVec::new();
+        let heap: Items<'_>;
+        let items: Option<&[(Bound<'_, PyAny>, Bound<'_, PyAny>)]> = match arguments {
+            None => None,
+            Some(a) if a.is_none() => None,
+            Some(a) => match a.cast_exact::<PyDict>() {
+                Ok(d) if d.len() <= INLINE_ITEMS => {
+                    for pair in d.iter() {
+                        // Cannot fail: nothing runs Python code between the length and the copy.
+                        if inline.try_push(pair).is_err() {
+                            return Err(PyRuntimeError::new_err(
+                                "arguments changed size while being read",
+                            ));
+                        }
+                    }
+                    Some(&inline)
+                }
+                _ => {
+                    heap = argument_items(a)?;
+                    Some(&heap)
+                }
+            },
         };
-        let args = match &items {
-            Some(it) => Some(call_args(it)?),
+        let mut raw = RawArgs::new();
+        let args = match items {
+            Some(it) => {
+                raw.read(it)?;
+                Some(&raw)
+            }
             None => None,
         };
         if defer {
@@ -1640,11 +1765,12 @@ impl PyDriftEngine {
             } else {
                 Some(self.times(now, wall)?)
             };
-            return self.defer(name_obj.py(), name, latency, args.as_ref(), t);
+            return self.defer(name_obj.py(), name, latency, args, t);
         }
         let (mono, wall) = self.times(now, wall)?;
+        let call = args.map(RawArgs::call_args);
         self.engine()?
-            .record_tool_call(name, latency, args.as_ref(), mono, wall)
+            .record_tool_call(name, latency, call.as_ref(), mono, wall)
             .map_err(map_err)
     }
 }
