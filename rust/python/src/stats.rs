@@ -111,6 +111,13 @@ fn latency_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
     if o.is_none() {
         return Ok(None);
     }
+    if let Ok(f) = o.cast_exact::<PyFloat>() {
+        // The common case, one type test.
+        let v = f.value();
+        if v.is_finite() && v >= 0.0 {
+            return Ok(Some(v));
+        }
+    }
     if !is_number(o) {
         return Err(PyTypeError::new_err(format!(
             "latency_ms must be a number or None, not {}",
