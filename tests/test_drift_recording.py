@@ -429,12 +429,14 @@ def test_fork_while_the_worker_folds_leaves_no_lock_held() -> None:
 _WORKER_PROBE = """
 import os
 from proxilion import _core
+before = len(os.listdir("/proc/self/task"))
 e = _core.DriftEngine(100, 10, 20)
 for i in range(2000):
     e.record("search", {"q": i % 3} if i % 2 else None, 1.0)
 assert e.sample_counts()[11] == 2000
-names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
-print(sum(n.startswith("proxilion-drift") for n in names))
+# Threads started by the recordings (counted as tasks: a new thread names itself only once it
+# runs, which a loaded machine may not have let it do yet).
+print(len(os.listdir("/proc/self/task")) - before)
 """
 
 

@@ -302,6 +302,13 @@ fn value_features<'a>(
     if let Ok(f) = v.cast::<PyFloat>() {
         return Ok((8.0, number_features(f.value())));
     }
+    if let Ok(i) = v.cast_exact::<PyInt>() {
+        // An exact int of 64 bits converts without a temporary float object; `as` rounds to
+        // nearest, ties to even, exactly as `float(int)` does.
+        if let Ok(x) = i.extract::<i64>() {
+            return Ok((8.0, number_features(x as f64)));
+        }
+    }
     if v.is_instance_of::<PyInt>() {
         let f = match v.extract::<f64>() {
             Ok(f) => f,
