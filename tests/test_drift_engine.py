@@ -196,6 +196,8 @@ WEIRD_ARGS: list[Any] = [
     {"wide": list(range(1000)), "after": 1, 7: "x", "k" * 65: 2},
     {f"k{i}": "v" * i for i in range(20)},  # more than the binding copies to the stack
     {f"k{i}": i for i in range(32)},  # exactly as many keys as are profiled
+    # ints that round when converted to float, at and past the 64-bit boundary
+    {"a": 2**53 + 1, "b": 2**63 - 1, "c": -(2**63), "d": 2**63, "e": -(2**63) - 1},
 ]
 
 
