@@ -36,6 +36,10 @@ pub fn py_str<'a, 'py>(
     obj: &'a Bound<'py, PyAny>,
     what: &str,
 ) -> PyResult<&'a Bound<'py, PyString>> {
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        // One pointer comparison (the subtype test below is a call under the stable ABI).
+        return Ok(s);
+    }
     obj.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
             "{what} must be str, not {}",

@@ -258,7 +258,9 @@ impl<'a> RawValue<&'a str> {
 
 /// Size and key token of a top-level key (`size_of` and the twin's key rule in one type test).
 fn key_features<'a>(k: &'a Bound<'_, PyAny>, budget: &mut i64) -> PyResult<(f64, &'a str)> {
-    if let Ok(s) = k.cast::<PyString>() {
+    // Exact types are tested first: one pointer comparison each, where a subtype test is a
+    // call into the interpreter under the stable ABI.
+    if let Ok(s) = k.cast_exact::<PyString>().or_else(|_| k.cast::<PyString>()) {
         let n = s.code_point_len()?;
         let tok = if n <= MAX_KEY_CHARS {
             s.to_str().unwrap_or(OTHER_KEY)
@@ -276,7 +278,17 @@ fn value_features<'a>(
     v: &'a Bound<'_, PyAny>,
     budget: &mut i64,
 ) -> PyResult<(f64, RawValue<&'a str>)> {
-    if let Ok(s) = v.cast::<PyString>() {
+    if let Ok(f) = v.cast_exact::<PyFloat>() {
+        return Ok((8.0, number_features(f.value())));
+    }
+    if let Ok(i) = v.cast_exact::<PyInt>() {
+        // An exact int of 64 bits converts without a temporary float object; `as` rounds to
+        // nearest, ties to even, exactly as `float(int)` does.
+        if let Ok(x) = i.extract::<i64>() {
+            return Ok((8.0, number_features(x as f64)));
+        }
+    }
+    if let Ok(s) = v.cast_exact::<PyString>().or_else(|_| v.cast::<PyString>()) {
         let n = s.code_point_len()?;
         let tok = if n <= MAX_CATEGORY_CHARS {
             s.to_str().ok()
@@ -301,13 +313,6 @@ fn value_features<'a>(
     }
     if let Ok(f) = v.cast::<PyFloat>() {
         return Ok((8.0, number_features(f.value())));
-    }
-    if let Ok(i) = v.cast_exact::<PyInt>() {
-        // An exact int of 64 bits converts without a temporary float object; `as` rounds to
-        // nearest, ties to even, exactly as `float(int)` does.
-        if let Ok(x) = i.extract::<i64>() {
-            return Ok((8.0, number_features(x as f64)));
-        }
     }
     if v.is_instance_of::<PyInt>() {
         let f = match v.extract::<f64>() {
