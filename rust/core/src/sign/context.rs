@@ -156,6 +156,13 @@ pub fn with_number_texts<R>(seq: i128, ts: f64, f: impl FnOnce(&str, &str) -> R)
     let mut digits = [0u8; 40];
     let mut at = digits.len();
     let mut n = seq.unsigned_abs();
+    // 64-bit divisions while the value fits (128-bit ones are library calls).
+    while n > u128::from(u64::MAX) {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u64;
     loop {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
@@ -211,16 +218,17 @@ pub fn sign(
     (text(sig), text(hash))
 }
 
-/// [`sign`] as lower-case hex bytes, without building the signed text.
-pub fn sign_hex(
+/// [`sign`] as lower-case hex bytes, without building the signed text (`prev` is the
+/// UTF-8 text of the previous hash).
+pub fn sign_hex<P: AsRef<[u8]> + ?Sized>(
     keys: &KeySet,
     role: &str,
     content: &str,
     seq: &str,
     ts: &str,
-    prev: &str,
+    prev: &P,
 ) -> ([u8; 64], [u8; 64]) {
-    let parts = signed_parts(role, content, seq, ts, prev);
+    let parts = signed_parts(role, content, seq, ts, prev.as_ref());
     (
         with_joined(&parts, |data| hex64(&keys.tag(data))),
         content_hash_hex(role, content, seq, ts),
@@ -233,7 +241,7 @@ fn signed_parts<'a>(
     content: &'a str,
     seq: &'a str,
     ts: &'a str,
-    prev: &'a str,
+    prev: &'a [u8],
 ) -> [&'a [u8]; 9] {
     [
         role.as_bytes(),
@@ -244,22 +252,23 @@ fn signed_parts<'a>(
         b"|",
         ts.as_bytes(),
         b"|",
-        prev.as_bytes(),
+        prev,
     ]
 }
 
-/// Whether the hex `signature` authenticates the message under any key of `keys`.
-pub fn verify_one(
+/// Whether the hex `signature` authenticates the message under any key of `keys` (`prev`
+/// and `signature` are UTF-8 texts).
+pub fn verify_one<P: AsRef<[u8]> + ?Sized, S: AsRef<[u8]> + ?Sized>(
     keys: &KeySet,
     role: &str,
     content: &str,
     seq: &str,
     ts: &str,
-    prev: &str,
-    signature: &str,
+    prev: &P,
+    signature: &S,
 ) -> bool {
-    with_joined(&signed_parts(role, content, seq, ts, prev), |data| {
-        keys.verify(data, signature.as_bytes(), false)
+    with_joined(&signed_parts(role, content, seq, ts, prev.as_ref()), |data| {
+        keys.verify(data, signature.as_ref(), false)
     })
     .is_some()
 }

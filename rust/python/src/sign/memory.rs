@@ -583,19 +583,19 @@ impl PyMemoryChain {
             return Ok(false);
         };
         let sig = match &me.stash.sig {
-            Some(h) => std::str::from_utf8(h).ok(),
-            None => text(4),
+            Some(h) => Some(h.as_slice()),
+            None => text(4).map(str::as_bytes),
         };
         let prev = match &me.stash.prev {
-            Some(h) => std::str::from_utf8(h).ok(),
-            None => text(5),
+            Some(h) => Some(h.as_slice()),
+            None => text(5).map(str::as_bytes),
         };
         let (Some(sig), Some(prev)) = (sig, prev) else {
             return Ok(false);
         };
         if let Some(e) = expected {
             match exact_str(e) {
-                Some(e) if e == prev => {}
+                Some(e) if e.as_bytes() == prev => {}
                 _ => return Ok(false),
             }
         }
@@ -707,8 +707,8 @@ impl PyMemoryChain {
             LastHash::Str(p) => Some(p.clone_ref(py).into_bound(py)),
         };
         let prev_s = match (&st.last_hash, &prev_obj) {
-            (LastHash::Hex(h), _) => ascii(h)?,
-            (_, Some(p)) => str_arg(p.as_any(), "previous_hash")?,
+            (LastHash::Hex(h), _) => h.as_slice(),
+            (_, Some(p)) => str_arg(p.as_any(), "previous_hash")?.as_bytes(),
             (_, None) => return Err(PyRuntimeError::new_err("memory chain link missing")),
         };
         let (sig, hash) = context::with_number_texts(i128::from(seq), ts_value, |seq_t, ts_t| {
