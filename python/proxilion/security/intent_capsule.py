@@ -247,7 +247,7 @@ class IntentCapsule:
         # Both texts built and MACed in one native call (same bytes as _signed_text() and
         # _sealed_text()).
         capsule.signature, capsule.seal = impl.capsule_sign(
-            keys, capsule, _meta_json(capsule.metadata)
+            keys, capsule, _meta_json(capsule.metadata), plain_type=IntentCapsule
         )
         return capsule
 
@@ -274,15 +274,19 @@ class IntentCapsule:
         Malformed capsules verify as False rather than raising.
         """
         try:
-            # Both texts built and both tags checked in one native call.
-            return bool(
-                impl.capsule_verify(
-                    _keys_of(secret_key),
-                    self,
-                    _meta_json(self.metadata) if self.seal else "{}",
-                    bool(allow_legacy),
-                )
+            keys = cached_signing_keys(secret_key)
+            if keys is None:
+                keys = _keys_of(secret_key)
+            metadata = self.metadata
+            # Both texts built and both tags checked in one native call (which answers a bool).
+            verified: bool = impl.capsule_verify(
+                keys,
+                self,
+                _meta_json(metadata) if metadata and self.seal else "{}",
+                allow_legacy is True or bool(allow_legacy),
+                plain_type=IntentCapsule,
             )
+            return verified
         except (TypeError, ValueError, AttributeError, ConfigurationError, UnicodeError):
             return False
 

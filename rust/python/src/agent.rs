@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyFrozenSet, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType};
 
 use proxilion_core::agent::{self as core, Civil};
 
@@ -137,11 +137,63 @@ fn datetime_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     .map(|u| u.bind(py))
 }
 
+/// Texts of the exact UTC `datetime`s rendered last. A `datetime` is immutable, and each
+/// entry holds its object (so no other object can take its identity): a capsule checked
+/// again reads its two timestamps here instead of through eight attribute reads each.
+struct IsoCache {
+    entries: Vec<(Py<PyAny>, String)>,
+    /// Slot the next new entry replaces once the cache is full.
+    next: usize,
+}
+
+const ISO_CACHE_SIZE: usize = 16;
+
+static ISO_CACHE: std::sync::Mutex<IsoCache> = std::sync::Mutex::new(IsoCache {
+    entries: Vec::new(),
+    next: 0,
+});
+
+/// Append the cached text of `dt`, if any.
+fn push_cached_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> bool {
+    let Ok(cache) = ISO_CACHE.lock() else {
+        return false;
+    };
+    match cache.entries.iter().find(|(o, _)| o.as_ptr() == dt.as_ptr()) {
+        Some((_, text)) => {
+            out.push_str(text);
+            true
+        }
+        None => false,
+    }
+}
+
+fn remember_isoformat(dt: &Bound<'_, PyAny>, text: &str) {
+    let entry = (dt.clone().unbind(), text.to_owned());
+    let evicted = {
+        let Ok(mut cache) = ISO_CACHE.lock() else {
+            return;
+        };
+        if cache.entries.len() < ISO_CACHE_SIZE {
+            cache.entries.push(entry);
+            None
+        } else {
+            let at = cache.next;
+            cache.next = (at + 1) % ISO_CACHE_SIZE;
+            Some(std::mem::replace(&mut cache.entries[at], entry))
+        }
+    };
+    // Released after the lock: dropping the last reference deallocates the object.
+    drop(evicted);
+}
+
 /// `dt.isoformat()` appended to `out`: natively for exact `datetime`s in `timezone.utc`,
 /// else by the object's own `isoformat` (errors propagate).
 fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = dt.py();
     if dt.get_type().is(datetime_type(py)?) {
+        if push_cached_isoformat(out, dt) {
+            return Ok(true);
+        }
         let tz = dt.getattr(intern!(py, "tzinfo"))?;
         if tz.is(utc(py)?) {
             let f = |name: &Bound<'_, PyString>| -> PyResult<i64> { dt.getattr(name)?.extract() };
@@ -154,7 +206,9 @@ fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
                 second: f(intern!(py, "second"))?,
                 microsecond: f(intern!(py, "microsecond"))?,
             };
+            let start = out.len();
             core::write_isoformat_utc(out, &t);
+            remember_isoformat(dt, &out[start..]);
             return Ok(true);
         }
     }
@@ -162,47 +216,81 @@ fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
     push_rendered(out, &text)
 }
 
+/// Reads a capsule's attributes: from its instance `__dict__` when its class is exactly
+/// `plain` (a dataclass without descriptors over its fields, so attribute access finds them
+/// there), else (or for a name missing there) by ordinary attribute access.
+struct Fields<'py> {
+    obj: Bound<'py, PyAny>,
+    dict: Option<Bound<'py, PyDict>>,
+}
+
+impl<'py> Fields<'py> {
+    fn new(obj: &Bound<'py, PyAny>, plain: Option<&Bound<'py, PyType>>) -> PyResult<Self> {
+        let py = obj.py();
+        let dict = match plain {
+            Some(t) if obj.get_type().is(t) => obj
+                .getattr(intern!(py, "__dict__"))?
+                .cast_into::<PyDict>()
+                .ok(),
+            _ => None,
+        };
+        Ok(Fields {
+            obj: obj.clone(),
+            dict,
+        })
+    }
+
+    fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(d) = &self.dict {
+            if let Some(v) = d.get_item(name)? {
+                return Ok(v);
+            }
+        }
+        self.obj.getattr(name)
+    }
+}
+
 /// The capsule's two canonical texts: `signed` (the original's form) and `sealed`; `None`
 /// when some part holds lone surrogates.
 fn capsule_texts(
-    capsule: &Bound<'_, PyAny>,
+    capsule: &Fields<'_>,
     meta: &Bound<'_, PyAny>,
 ) -> PyResult<Option<(String, String)>> {
-    let py = capsule.py();
+    let py = capsule.obj.py();
     let mut s = String::with_capacity(256);
     let mut ok = true;
-    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "capsule_id"))?)?;
+    ok &= push_rendered(&mut s, &capsule.get(intern!(py, "capsule_id"))?)?;
     s.push('|');
-    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "user_id"))?)?;
+    ok &= push_rendered(&mut s, &capsule.get(intern!(py, "user_id"))?)?;
     s.push('|');
-    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "intent"))?)?;
+    ok &= push_rendered(&mut s, &capsule.get(intern!(py, "intent"))?)?;
     s.push('|');
     let category = capsule
-        .getattr(intern!(py, "intent_category"))?
+        .get(intern!(py, "intent_category"))?
         .getattr(intern!(py, "_value_"))?;
     ok &= push_rendered(&mut s, &category)?;
     s.push('|');
-    ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_tools"))?)?;
+    ok &= push_sorted_repr(&mut s, &capsule.get(intern!(py, "allowed_tools"))?)?;
     s.push('|');
-    ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_actions"))?)?;
+    ok &= push_sorted_repr(&mut s, &capsule.get(intern!(py, "allowed_actions"))?)?;
     s.push('|');
-    let constraints = capsule.getattr(intern!(py, "constraints"))?;
+    let constraints = capsule.get(intern!(py, "constraints"))?;
     if constraints.is_truthy()? {
         sorted_json_into(&constraints, false, &mut s)?;
     } else {
         s.push_str("{}");
     }
     s.push('|');
-    ok &= push_isoformat(&mut s, &capsule.getattr(intern!(py, "created_at"))?)?;
+    ok &= push_isoformat(&mut s, &capsule.get(intern!(py, "created_at"))?)?;
     let mut sealed = String::with_capacity(s.len() + 96);
     sealed.push_str("proxilion-capsule-v2|");
     sealed.push_str(&s);
     sealed.push('|');
-    ok &= push_isoformat(&mut sealed, &capsule.getattr(intern!(py, "expires_at"))?)?;
+    ok &= push_isoformat(&mut sealed, &capsule.get(intern!(py, "expires_at"))?)?;
     sealed.push('|');
     ok &= push_rendered(
         &mut sealed,
-        &capsule.getattr(intern!(py, "_max_tool_calls"))?,
+        &capsule.get(intern!(py, "_max_tool_calls"))?,
     )?;
     sealed.push('|');
     ok &= push_rendered(&mut sealed, meta)?;
@@ -211,20 +299,36 @@ fn capsule_texts(
 
 /// `(signature, seal)` of an intent capsule (any object with the capsule's attributes):
 /// HMACs of its canonical text and of its sealed text, whose metadata part is `meta` (the
-/// caller's `json.dumps(metadata, sort_keys=True, default=str)`, or `"{}"`).
+/// caller's `json.dumps(metadata, sort_keys=True, default=str)`, or `"{}"`). For an exact
+/// instance of `plain_type` (a dataclass without descriptors over its fields) the fields are
+/// read from the instance `__dict__`, which is what attribute access reads for it.
 #[pyfunction]
-fn capsule_sign(
-    keys: &Bound<'_, SigningKeys>,
-    capsule: &Bound<'_, PyAny>,
-    meta: &Bound<'_, PyAny>,
-) -> PyResult<(String, String)> {
-    let (signed, sealed) = capsule_texts(capsule, meta)?.ok_or_else(|| {
+#[pyo3(signature = (keys, capsule, meta, *, plain_type=None))]
+fn capsule_sign<'py>(
+    keys: &Bound<'py, SigningKeys>,
+    capsule: &Bound<'py, PyAny>,
+    meta: &Bound<'py, PyAny>,
+    plain_type: Option<&Bound<'py, PyType>>,
+) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+    let py = capsule.py();
+    let capsule = Fields::new(capsule, plain_type)?;
+    let (signed, sealed) = capsule_texts(&capsule, meta)?.ok_or_else(|| {
         PyValueError::new_err(
             "messages[0] is not valid Unicode text (it contains surrogate code points)",
         )
     })?;
     let k = &keys.get().keys;
-    Ok((k.sign_hex(signed.as_bytes()), k.sign_hex(sealed.as_bytes())))
+    let hex = |text: &str| -> PyResult<Bound<'py, PyString>> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, &b) in out.chunks_exact_mut(2).zip(k.tag(text.as_bytes()).iter()) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyString::new(py, text))
+    };
+    Ok((hex(&signed)?, hex(&sealed)?))
 }
 
 fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a, str>>> {
@@ -235,21 +339,25 @@ fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a
 /// Whether the capsule's `signature` and `seal` (rendered as `f"{x}"`) both verify under
 /// some key of `keys`. A capsule without a seal (empty/falsy) verifies only when
 /// `allow_legacy`, on its signature alone. Attribute and formatting errors propagate.
+/// `plain_type` as for [`capsule_sign`].
 #[pyfunction]
-fn capsule_verify(
-    keys: &Bound<'_, SigningKeys>,
-    capsule: &Bound<'_, PyAny>,
-    meta: &Bound<'_, PyAny>,
+#[pyo3(signature = (keys, capsule, meta, allow_legacy, *, plain_type=None))]
+fn capsule_verify<'py>(
+    keys: &Bound<'py, SigningKeys>,
+    capsule: &Bound<'py, PyAny>,
+    meta: &Bound<'py, PyAny>,
     allow_legacy: bool,
+    plain_type: Option<&Bound<'py, PyType>>,
 ) -> PyResult<bool> {
     let py = capsule.py();
-    let seal = capsule.getattr(intern!(py, "seal"))?;
+    let capsule = Fields::new(capsule, plain_type)?;
+    let seal = capsule.get(intern!(py, "seal"))?;
     let legacy = !seal.is_truthy()?;
     if legacy && !allow_legacy {
         return Ok(false);
     }
-    let signature = capsule.getattr(intern!(py, "signature"))?;
-    let Some((signed, sealed)) = capsule_texts(capsule, meta)? else {
+    let signature = capsule.get(intern!(py, "signature"))?;
+    let Some((signed, sealed)) = capsule_texts(&capsule, meta)? else {
         return Ok(false);
     };
     let k = &keys.get().keys;
