@@ -273,57 +273,7 @@ def test_capsule_create_matches_dataclass_init() -> None:
     assert s.expires_at - s.created_at == timedelta(seconds=5)
 
 
-# -- capsule fields read from the instance dict; timestamps rendered once ---------------------
-
-
-@settings(max_examples=150, deadline=None)
-@given(capsule=capsules(), drop=st.sampled_from([None, "seal", "_max_tool_calls", "metadata"]))
-def test_capsule_plain_type_reads_equal_attribute_access(
-    capsule: IntentCapsule, drop: str | None
-) -> None:
-    """``plain_type`` (fields read from the instance ``__dict__``) never changes a result: not
-    for the exact class, nor when a field is missing from the dict (a class default is then
-    found by attribute access), on either backend."""
-    if drop is not None and drop in capsule.__dict__:
-        del capsule.__dict__[drop]  # the class default ("" / 100 / a missing attribute)
-    meta = "{}"
-    results = []
-    for mod in (_core, _reference):
-        keys = mod.SigningKeys([KEY])
-        for plain in (None, IntentCapsule):
-            signed = _outcome(
-                lambda k=keys, m=mod, p=plain: m.capsule_sign(k, capsule, meta, plain_type=p)
-            )
-            verified = _outcome(
-                lambda k=keys, m=mod, p=plain: m.capsule_verify(
-                    k, capsule, meta, True, plain_type=p
-                )
-            )
-            results.append((signed, verified))
-    assert all(r == results[0] for r in results), results
-
-
-def test_capsule_plain_type_leaves_subclasses_to_attribute_access(impl: ModuleType) -> None:
-    class Shouting(IntentCapsule):
-        @property  # type: ignore[override]
-        def intent(self) -> str:
-            return str(self.__dict__["intent"]).upper()
-
-        @intent.setter
-        def intent(self, value: str) -> None:
-            self.__dict__["intent"] = value
-
-    c = Shouting.create("u", "read it", KEY, allowed_tools=["a"])
-    assert "READ IT" in c._signed_text()
-    keys = impl.SigningKeys([KEY])
-    sig, seal = impl.capsule_sign(keys, c, "{}", plain_type=IntentCapsule)
-    assert sig == hmac.new(KEY, c._signed_text().encode(), hashlib.sha256).hexdigest()
-    assert (sig, seal) == (c.signature, c.seal)
-    assert impl.capsule_verify(keys, c, "{}", False, plain_type=IntentCapsule)
-    c.__dict__["intent"] = "READ IT"  # the same text through the property: still valid
-    assert impl.capsule_verify(keys, c, "{}", False, plain_type=IntentCapsule)
-    c.__dict__["intent"] = "read it!"
-    assert not impl.capsule_verify(keys, c, "{}", False, plain_type=IntentCapsule)
+# -- capsule timestamps rendered once ----------------------------------------------------------
 
 
 def test_capsule_timestamps_rendered_once_stay_exact(impl: ModuleType) -> None:
@@ -337,14 +287,14 @@ def test_capsule_timestamps_rendered_once_stay_exact(impl: ModuleType) -> None:
         c = IntentCapsule.create("u", f"read {i}", KEY, allowed_tools=["a"])
         c.created_at = base + timedelta(seconds=i, microseconds=i)
         c.expires_at = c.created_at + timedelta(hours=1)
-        c.signature, c.seal = impl.capsule_sign(keys, c, "{}", plain_type=IntentCapsule)
+        c.signature, c.seal = impl.capsule_sign(keys, c, "{}")
         caps.append(c)
     for _ in range(2):
         for i, c in enumerate(caps):
             assert c.signature == hmac.new(
                 KEY, c._signed_text().encode(), hashlib.sha256
             ).hexdigest(), i
-            assert impl.capsule_verify(keys, c, "{}", False, plain_type=IntentCapsule), i
+            assert impl.capsule_verify(keys, c, "{}", False), i
     c = caps[0]
     c.created_at = datetime(2030, 1, 1, tzinfo=timezone.utc)  # equal value, new object
     assert c.created_at is not base and impl.capsule_verify(keys, c, "{}", False)

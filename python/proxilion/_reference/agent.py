@@ -67,13 +67,9 @@ def _texts(capsule: Any, meta: object) -> tuple[bytes, bytes] | None:
         return None
 
 
-def capsule_sign(
-    keys: SigningKeys, capsule: Any, meta: object, *, plain_type: type | None = None
-) -> tuple[str, str]:
+def capsule_sign(keys: SigningKeys, capsule: Any, meta: object) -> tuple[str, str]:
     """``(signature, seal)``: HMACs of the capsule's signed and sealed texts (``meta`` is the
-    metadata's JSON text as the caller made it). ``plain_type`` names a class whose exact
-    instances keep their fields in their ``__dict__`` (the native twin reads them there);
-    attribute access reads the same values, so it changes nothing here."""
+    metadata's JSON text as the caller made it)."""
     texts = _texts(capsule, meta)
     if texts is None:
         raise ValueError(
@@ -82,16 +78,8 @@ def capsule_sign(
     return keys.sign(texts[0]), keys.sign(texts[1])
 
 
-def capsule_verify(
-    keys: SigningKeys,
-    capsule: Any,
-    meta: object,
-    allow_legacy: bool,
-    *,
-    plain_type: type | None = None,
-) -> bool:
-    """Both tags valid (or, without a seal and with ``allow_legacy``, the signature alone);
-    ``plain_type`` as for :func:`capsule_sign`."""
+def capsule_verify(keys: SigningKeys, capsule: Any, meta: object, allow_legacy: bool) -> bool:
+    """Both tags valid (or, without a seal and with ``allow_legacy``, the signature alone)."""
     seal = capsule.seal
     legacy = not seal
     if legacy and not allow_legacy:

@@ -208,28 +208,36 @@ class IntentCapsule:
         ttl = _TTL_CACHE.get(ttl_seconds) if type(ttl_seconds) is int else None
         if ttl is None:
             ttl = _ttl_delta(ttl_seconds)
-        tools = set() if allowed_tools is None else _as_set(allowed_tools)
+        if allowed_tools is None:
+            tools = set()
+        elif type(allowed_tools) is list or type(allowed_tools) is set:
+            tools = set(allowed_tools)
+        else:
+            tools = _as_set(allowed_tools)
         actions = set() if allowed_actions is None else _as_set(allowed_actions)
         category = intent_category or _CATEGORIES[impl.intent_category(intent)]
         created = _now(_UTC)
         capsule: IntentCapsule
         if cls is IntentCapsule:
-            # The dataclass's __init__, field by field, without its call overhead.
+            # What the dataclass's __init__ makes (the same instance dict, fields in order),
+            # without its call overhead.
             capsule = _new_object(cls)
-            capsule.capsule_id = random_uuid4()
-            capsule.user_id = user_id
-            capsule.intent = intent
-            capsule.intent_category = category
-            capsule.allowed_tools = tools
-            capsule.allowed_actions = actions
-            capsule.constraints = dict(constraints) if constraints else {}
-            capsule.created_at = created
-            capsule.expires_at = created + ttl
-            capsule.signature = ""
-            capsule.metadata = dict(metadata) if metadata else {}
-            capsule.tool_calls = []
-            capsule._max_tool_calls = 100
-            capsule.seal = ""
+            capsule.__dict__ = {
+                "capsule_id": random_uuid4(),
+                "user_id": user_id,
+                "intent": intent,
+                "intent_category": category,
+                "allowed_tools": tools,
+                "allowed_actions": actions,
+                "constraints": dict(constraints) if constraints else {},
+                "created_at": created,
+                "expires_at": created + ttl,
+                "signature": "",
+                "metadata": dict(metadata) if metadata else {},
+                "tool_calls": [],
+                "_max_tool_calls": 100,
+                "seal": "",
+            }
         else:
             capsule = cls(
                 capsule_id=random_uuid4(),
@@ -246,8 +254,9 @@ class IntentCapsule:
             )
         # Both texts built and MACed in one native call (same bytes as _signed_text() and
         # _sealed_text()).
+        meta = capsule.metadata
         capsule.signature, capsule.seal = impl.capsule_sign(
-            keys, capsule, _meta_json(capsule.metadata), plain_type=IntentCapsule
+            keys, capsule, _meta_json(meta) if meta else "{}"
         )
         return capsule
 
@@ -284,7 +293,6 @@ class IntentCapsule:
                 self,
                 _meta_json(metadata) if metadata and self.seal else "{}",
                 allow_legacy is True or bool(allow_legacy),
-                plain_type=IntentCapsule,
             )
             return verified
         except (TypeError, ValueError, AttributeError, ConfigurationError, UnicodeError):

@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyFrozenSet, PyList, PySet, PyString, PyTuple};
 
 use proxilion_core::agent::{self as core, Civil};
 
@@ -59,6 +59,10 @@ fn push_rendered(out: &mut String, x: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// `str(sorted(values))` appended to `out`: natively for sets, frozensets, lists and tuples of
 /// exact, printable-ASCII `str`s; by Python for anything else (its errors propagate).
 fn push_sorted_repr(out: &mut String, values: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if values.cast_exact::<PySet>().is_ok_and(|s| s.is_empty()) {
+        out.push_str("[]"); // the usual empty `allowed_actions`
+        return Ok(true);
+    }
     let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(s) = values.cast_exact::<PySet>() {
         Some(s.iter().collect())
     } else if let Ok(s) = values.cast_exact::<PyFrozenSet>() {
@@ -186,6 +190,45 @@ fn remember_isoformat(dt: &Bound<'_, PyAny>, text: &str) {
     drop(evicted);
 }
 
+/// The fields of an exact `datetime` whose `tzinfo` is `timezone.utc`, else `None`, read
+/// from its pickle state in one call: `dt.__reduce__()` is `(datetime, (state, tzinfo))`,
+/// `state` the 10 bytes year (2, big-endian), month, day, hour, minute, second,
+/// microsecond (3, big-endian) of the `datetime` C type (protocol 2 form, no fold bit).
+fn utc_civil(dt: &Bound<'_, PyAny>) -> PyResult<Option<Civil>> {
+    let py = dt.py();
+    let reduced = dt.call_method0(intern!(py, "__reduce__"))?;
+    let Ok(reduced) = reduced.cast::<PyTuple>() else {
+        return Ok(None);
+    };
+    let Ok(args) = reduced.get_item(1) else {
+        return Ok(None);
+    };
+    let Ok(args) = args.cast::<PyTuple>() else {
+        return Ok(None);
+    };
+    if args.len() != 2 || !args.get_item(1)?.is(utc(py)?) {
+        return Ok(None);
+    }
+    let state = args.get_item(0)?;
+    let Ok(state) = state.cast::<PyBytes>() else {
+        return Ok(None);
+    };
+    let b = state.as_bytes();
+    if b.len() != 10 || b[2] > 12 {
+        return Ok(None);
+    }
+    let n = |i: usize| i64::from(b[i]);
+    Ok(Some(Civil {
+        year: n(0) << 8 | n(1),
+        month: n(2),
+        day: n(3),
+        hour: n(4),
+        minute: n(5),
+        second: n(6),
+        microsecond: n(7) << 16 | n(8) << 8 | n(9),
+    }))
+}
+
 /// `dt.isoformat()` appended to `out`: natively for exact `datetime`s in `timezone.utc`,
 /// else by the object's own `isoformat` (errors propagate).
 fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -194,18 +237,7 @@ fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
         if push_cached_isoformat(out, dt) {
             return Ok(true);
         }
-        let tz = dt.getattr(intern!(py, "tzinfo"))?;
-        if tz.is(utc(py)?) {
-            let f = |name: &Bound<'_, PyString>| -> PyResult<i64> { dt.getattr(name)?.extract() };
-            let t = Civil {
-                year: f(intern!(py, "year"))?,
-                month: f(intern!(py, "month"))?,
-                day: f(intern!(py, "day"))?,
-                hour: f(intern!(py, "hour"))?,
-                minute: f(intern!(py, "minute"))?,
-                second: f(intern!(py, "second"))?,
-                microsecond: f(intern!(py, "microsecond"))?,
-            };
+        if let Some(t) = utc_civil(dt)? {
             let start = out.len();
             core::write_isoformat_utc(out, &t);
             remember_isoformat(dt, &out[start..]);
@@ -216,119 +248,99 @@ fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
     push_rendered(out, &text)
 }
 
-/// Reads a capsule's attributes: from its instance `__dict__` when its class is exactly
-/// `plain` (a dataclass without descriptors over its fields, so attribute access finds them
-/// there), else (or for a name missing there) by ordinary attribute access.
-struct Fields<'py> {
-    obj: Bound<'py, PyAny>,
-    dict: Option<Bound<'py, PyDict>>,
+/// Both canonical texts of a capsule in one buffer: the sealed text is its prefix, the
+/// signed text (the original's form), then the rest; the signed text is the range `signed`.
+struct CapsuleTexts {
+    sealed: String,
+    signed_end: usize,
 }
 
-impl<'py> Fields<'py> {
-    fn new(obj: &Bound<'py, PyAny>, plain: Option<&Bound<'py, PyType>>) -> PyResult<Self> {
-        let py = obj.py();
-        let dict = match plain {
-            Some(t) if obj.get_type().is(t) => obj
-                .getattr(intern!(py, "__dict__"))?
-                .cast_into::<PyDict>()
-                .ok(),
-            _ => None,
-        };
-        Ok(Fields {
-            obj: obj.clone(),
-            dict,
-        })
+impl CapsuleTexts {
+    fn signed(&self) -> &[u8] {
+        &self.sealed.as_bytes()[SEAL_PREFIX.len()..self.signed_end]
     }
 
-    fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(d) = &self.dict {
-            if let Some(v) = d.get_item(name)? {
-                return Ok(v);
-            }
-        }
-        self.obj.getattr(name)
+    fn sealed(&self) -> &[u8] {
+        self.sealed.as_bytes()
     }
 }
+
+const SEAL_PREFIX: &str = "proxilion-capsule-v2|";
 
 /// The capsule's two canonical texts: `signed` (the original's form) and `sealed`; `None`
 /// when some part holds lone surrogates.
 fn capsule_texts(
-    capsule: &Fields<'_>,
+    capsule: &Bound<'_, PyAny>,
     meta: &Bound<'_, PyAny>,
-) -> PyResult<Option<(String, String)>> {
-    let py = capsule.obj.py();
-    let mut s = String::with_capacity(256);
+) -> PyResult<Option<CapsuleTexts>> {
+    let py = capsule.py();
+    let mut s = String::with_capacity(320);
+    s.push_str(SEAL_PREFIX);
     let mut ok = true;
-    ok &= push_rendered(&mut s, &capsule.get(intern!(py, "capsule_id"))?)?;
+    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "capsule_id"))?)?;
     s.push('|');
-    ok &= push_rendered(&mut s, &capsule.get(intern!(py, "user_id"))?)?;
+    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "user_id"))?)?;
     s.push('|');
-    ok &= push_rendered(&mut s, &capsule.get(intern!(py, "intent"))?)?;
+    ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "intent"))?)?;
     s.push('|');
     let category = capsule
-        .get(intern!(py, "intent_category"))?
+        .getattr(intern!(py, "intent_category"))?
         .getattr(intern!(py, "_value_"))?;
     ok &= push_rendered(&mut s, &category)?;
     s.push('|');
-    ok &= push_sorted_repr(&mut s, &capsule.get(intern!(py, "allowed_tools"))?)?;
+    ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_tools"))?)?;
     s.push('|');
-    ok &= push_sorted_repr(&mut s, &capsule.get(intern!(py, "allowed_actions"))?)?;
+    ok &= push_sorted_repr(&mut s, &capsule.getattr(intern!(py, "allowed_actions"))?)?;
     s.push('|');
-    let constraints = capsule.get(intern!(py, "constraints"))?;
+    let constraints = capsule.getattr(intern!(py, "constraints"))?;
     if constraints.is_truthy()? {
         sorted_json_into(&constraints, false, &mut s)?;
     } else {
         s.push_str("{}");
     }
     s.push('|');
-    ok &= push_isoformat(&mut s, &capsule.get(intern!(py, "created_at"))?)?;
-    let mut sealed = String::with_capacity(s.len() + 96);
-    sealed.push_str("proxilion-capsule-v2|");
-    sealed.push_str(&s);
+    ok &= push_isoformat(&mut s, &capsule.getattr(intern!(py, "created_at"))?)?;
+    let signed_end = s.len();
+    let mut sealed = s;
     sealed.push('|');
-    ok &= push_isoformat(&mut sealed, &capsule.get(intern!(py, "expires_at"))?)?;
+    ok &= push_isoformat(&mut sealed, &capsule.getattr(intern!(py, "expires_at"))?)?;
     sealed.push('|');
     ok &= push_rendered(
         &mut sealed,
-        &capsule.get(intern!(py, "_max_tool_calls"))?,
+        &capsule.getattr(intern!(py, "_max_tool_calls"))?,
     )?;
     sealed.push('|');
     ok &= push_rendered(&mut sealed, meta)?;
-    Ok(ok.then_some((s, sealed)))
+    Ok(ok.then_some(CapsuleTexts { sealed, signed_end }))
 }
 
 /// `(signature, seal)` of an intent capsule (any object with the capsule's attributes):
 /// HMACs of its canonical text and of its sealed text, whose metadata part is `meta` (the
-/// caller's `json.dumps(metadata, sort_keys=True, default=str)`, or `"{}"`). For an exact
-/// instance of `plain_type` (a dataclass without descriptors over its fields) the fields are
-/// read from the instance `__dict__`, which is what attribute access reads for it.
+/// caller's `json.dumps(metadata, sort_keys=True, default=str)`, or `"{}"`).
 #[pyfunction]
-#[pyo3(signature = (keys, capsule, meta, *, plain_type=None))]
 fn capsule_sign<'py>(
     keys: &Bound<'py, SigningKeys>,
     capsule: &Bound<'py, PyAny>,
     meta: &Bound<'py, PyAny>,
-    plain_type: Option<&Bound<'py, PyType>>,
 ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
     let py = capsule.py();
-    let capsule = Fields::new(capsule, plain_type)?;
-    let (signed, sealed) = capsule_texts(&capsule, meta)?.ok_or_else(|| {
+    let texts = capsule_texts(capsule, meta)?.ok_or_else(|| {
         PyValueError::new_err(
             "messages[0] is not valid Unicode text (it contains surrogate code points)",
         )
     })?;
     let k = &keys.get().keys;
-    let hex = |text: &str| -> PyResult<Bound<'py, PyString>> {
+    let hex = |text: &[u8]| -> PyResult<Bound<'py, PyString>> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 64];
-        for (pair, &b) in out.chunks_exact_mut(2).zip(k.tag(text.as_bytes()).iter()) {
+        for (pair, &b) in out.chunks_exact_mut(2).zip(k.tag(text).iter()) {
             pair[0] = HEX[usize::from(b >> 4)];
             pair[1] = HEX[usize::from(b & 15)];
         }
         let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyString::new(py, text))
     };
-    Ok((hex(&signed)?, hex(&sealed)?))
+    Ok((hex(texts.signed())?, hex(texts.sealed())?))
 }
 
 fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a, str>>> {
@@ -339,41 +351,35 @@ fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a
 /// Whether the capsule's `signature` and `seal` (rendered as `f"{x}"`) both verify under
 /// some key of `keys`. A capsule without a seal (empty/falsy) verifies only when
 /// `allow_legacy`, on its signature alone. Attribute and formatting errors propagate.
-/// `plain_type` as for [`capsule_sign`].
 #[pyfunction]
-#[pyo3(signature = (keys, capsule, meta, allow_legacy, *, plain_type=None))]
-fn capsule_verify<'py>(
-    keys: &Bound<'py, SigningKeys>,
-    capsule: &Bound<'py, PyAny>,
-    meta: &Bound<'py, PyAny>,
+fn capsule_verify(
+    keys: &Bound<'_, SigningKeys>,
+    capsule: &Bound<'_, PyAny>,
+    meta: &Bound<'_, PyAny>,
     allow_legacy: bool,
-    plain_type: Option<&Bound<'py, PyType>>,
 ) -> PyResult<bool> {
     let py = capsule.py();
-    let capsule = Fields::new(capsule, plain_type)?;
-    let seal = capsule.get(intern!(py, "seal"))?;
+    let seal = capsule.getattr(intern!(py, "seal"))?;
     let legacy = !seal.is_truthy()?;
     if legacy && !allow_legacy {
         return Ok(false);
     }
-    let signature = capsule.get(intern!(py, "signature"))?;
-    let Some((signed, sealed)) = capsule_texts(&capsule, meta)? else {
+    let signature = capsule.getattr(intern!(py, "signature"))?;
+    let Some(texts) = capsule_texts(capsule, meta)? else {
         return Ok(false);
     };
     let k = &keys.get().keys;
     let Some(sig) = hex_tag(&signature)? else {
         return Ok(false);
     };
-    let sig_ok = k.verify(signed.as_bytes(), sig.as_bytes(), false).is_some();
+    let sig_ok = k.verify(texts.signed(), sig.as_bytes(), false).is_some();
     if legacy {
         return Ok(sig_ok);
     }
     let Some(seal) = hex_tag(&seal)? else {
         return Ok(false);
     };
-    let seal_ok = k
-        .verify(sealed.as_bytes(), seal.as_bytes(), false)
-        .is_some();
+    let seal_ok = k.verify(texts.sealed(), seal.as_bytes(), false).is_some();
     Ok(sig_ok & seal_ok)
 }
 
