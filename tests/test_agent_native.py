@@ -291,9 +291,9 @@ def test_capsule_timestamps_rendered_once_stay_exact(impl: ModuleType) -> None:
         caps.append(c)
     for _ in range(2):
         for i, c in enumerate(caps):
-            assert c.signature == hmac.new(
-                KEY, c._signed_text().encode(), hashlib.sha256
-            ).hexdigest(), i
+            assert (
+                c.signature == hmac.new(KEY, c._signed_text().encode(), hashlib.sha256).hexdigest()
+            ), i
             assert impl.capsule_verify(keys, c, "{}", False), i
     c = caps[0]
     c.created_at = datetime(2030, 1, 1, tzinfo=timezone.utc)  # equal value, new object

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import gc
+import itertools
 import pickle
 import threading
 import weakref
@@ -465,7 +466,7 @@ def test_messages_signed_on_the_system_clock_read_as_plain_fields(backend: Modul
     msgs = _fresh(g, 4)
     # Verified before any field is read: the natively held values.
     assert [g.verify_message(m) for m in msgs] == [(True, None)] * 4
-    for prev, m in zip(msgs, msgs[1:]):
+    for prev, m in itertools.pairwise(msgs):
         assert g.verify_message(m, prev.content_hash()) == (True, None)
         ok, v = g.verify_message(m, "e" * 64)
         assert not ok and v is not None and v.violation_type is T.HASH_CHAIN_BREAK

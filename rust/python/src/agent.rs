@@ -162,7 +162,11 @@ fn push_cached_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> bool {
     let Ok(cache) = ISO_CACHE.lock() else {
         return false;
     };
-    match cache.entries.iter().find(|(o, _)| o.as_ptr() == dt.as_ptr()) {
+    match cache
+        .entries
+        .iter()
+        .find(|(o, _)| o.as_ptr() == dt.as_ptr())
+    {
         Some((_, text)) => {
             out.push_str(text);
             true

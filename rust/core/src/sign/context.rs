@@ -267,9 +267,10 @@ pub fn verify_one<P: AsRef<[u8]> + ?Sized, S: AsRef<[u8]> + ?Sized>(
     prev: &P,
     signature: &S,
 ) -> bool {
-    with_joined(&signed_parts(role, content, seq, ts, prev.as_ref()), |data| {
-        keys.verify(data, signature.as_ref(), false)
-    })
+    with_joined(
+        &signed_parts(role, content, seq, ts, prev.as_ref()),
+        |data| keys.verify(data, signature.as_ref(), false),
+    )
     .is_some()
 }
 
@@ -383,7 +384,15 @@ mod tests {
 
     #[test]
     fn number_texts_are_str_and_repr() {
-        let seqs: [i128; 7] = [0, 7, -1, 255, 1 << 40, i128::from(i64::MIN), i128::from(u64::MAX)];
+        let seqs: [i128; 7] = [
+            0,
+            7,
+            -1,
+            255,
+            1 << 40,
+            i128::from(i64::MIN),
+            i128::from(u64::MAX),
+        ];
         let tss = [
             1712345678.1234567,
             0.0,

@@ -108,7 +108,10 @@ impl Stash {
                 Some(v) => Some(v.into_pyobject(py)?.into_any().unbind()),
                 None => None,
             },
-            3 => self.ts.take().map(|v| PyFloat::new(py, v).into_any().unbind()),
+            3 => self
+                .ts
+                .take()
+                .map(|v| PyFloat::new(py, v).into_any().unbind()),
             4 => self.sig.take().map(hex).transpose()?,
             5 => self.prev.take().map(hex).transpose()?,
             _ => None,
