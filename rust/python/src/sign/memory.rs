@@ -577,6 +577,9 @@ impl PyMemoryChain {
         let Ok(m) = message.cast::<PySignedMessage>() else {
             return Ok(false);
         };
+        // The keys first: reading the ring is Python attribute access, which must not run
+        // while the message is borrowed.
+        let keys = self.keys(py)?;
         let Ok(me) = m.try_borrow() else {
             return Ok(false);
         };
@@ -624,7 +627,6 @@ impl PyMemoryChain {
             },
             (None, None) => return Ok(false),
         };
-        let keys = self.keys(py)?;
         Ok(context::with_number_texts(seq, ts, |seq, ts| {
             context::verify_one(&keys.get().keys, role, content, seq, ts, prev, sig)
         }))
