@@ -63,6 +63,29 @@ fn push_sorted_repr(out: &mut String, values: &Bound<'_, PyAny>) -> PyResult<boo
         out.push_str("[]"); // the usual empty `allowed_actions`
         return Ok(true);
     }
+    // One item (a capsule for one tool): nothing to collect or sort.
+    let single = if let Ok(s) = values.cast_exact::<PySet>() {
+        (s.len() == 1).then(|| s.iter().next()).flatten()
+    } else if let Ok(l) = values.cast_exact::<PyList>() {
+        (l.len() == 1).then(|| l.get_item(0).ok()).flatten()
+    } else {
+        None
+    };
+    if let Some(item) = single {
+        if let Some(t) = item
+            .cast_exact::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok())
+        {
+            let start = out.len();
+            out.push('[');
+            if core::write_str_repr(out, t) {
+                out.push(']');
+                return Ok(true);
+            }
+            out.truncate(start);
+        }
+    }
     let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(s) = values.cast_exact::<PySet>() {
         Some(s.iter().collect())
     } else if let Ok(s) = values.cast_exact::<PyFrozenSet>() {
