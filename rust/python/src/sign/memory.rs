@@ -7,7 +7,9 @@
 //!   the twin dataclass's `__init__`, `__repr__`, `__eq__`, methods and dataclass metadata
 //!   (`proxilion._reference.memory.SignedMessage`), so it behaves as that dataclass:
 //!   `dataclasses.fields/asdict/replace/is_dataclass`, construction rules and error messages,
-//!   equality, `repr`, extra attributes, pickling and copying.
+//!   equality, `repr`, extra attributes, pickling and copying. A message signed on the system
+//!   clock keeps `sequence`, `timestamp`, `signature` and `previous_hash` as native values
+//!   until one is first read (its Python object is then made once and kept).
 //! * `MemoryChain`: the signing state of one `MemoryIntegrityGuard` (next sequence number,
 //!   last content hash) behind a lock, with `sign_message` and `verify_message` each done in
 //!   one native call.
