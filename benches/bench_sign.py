@@ -43,7 +43,7 @@ def _guard() -> MemoryIntegrityGuard:
     return MemoryIntegrityGuard(KEY, max_context_size=10**9, max_timestamp_drift=10**9)
 
 
-@pytest.mark.benchmark(group="memory_sign_message")
+@pytest.mark.benchmark(group="memory_sign_message", warmup=True)
 def test_memory_sign(benchmark: Any, backend: ModuleType) -> None:
     g = _guard()
     benchmark(g.sign_message, "user", "Help me with Python")
@@ -54,7 +54,7 @@ def _memory_signed_bytes(g: MemoryIntegrityGuard, role: str, content: str) -> by
     return f"{m.role}|{m.content}|{m.sequence}|{m.timestamp}|{m.previous_hash}".encode()
 
 
-@pytest.mark.benchmark(group="memory_sign_message")
+@pytest.mark.benchmark(group="memory_sign_message", warmup=True)
 def test_memory_sign_raw_hmac(benchmark: Any) -> None:
     keys = _core.SigningKeys([KEY])
     data = _memory_signed_bytes(_guard(), "user", "Help me with Python")
@@ -68,7 +68,7 @@ def _context(g: MemoryIntegrityGuard) -> list[Any]:
     ]
 
 
-@pytest.mark.benchmark(group="memory_verify_context_100")
+@pytest.mark.benchmark(group="memory_verify_context_100", warmup=True)
 def test_memory_verify_context(benchmark: Any, backend: ModuleType) -> None:
     g = _guard()
     ctx = _context(g)
@@ -76,7 +76,7 @@ def test_memory_verify_context(benchmark: Any, backend: ModuleType) -> None:
     assert result.valid
 
 
-@pytest.mark.benchmark(group="memory_verify_context_100")
+@pytest.mark.benchmark(group="memory_verify_context_100", warmup=True)
 def test_memory_verify_context_raw_hmac(benchmark: Any) -> None:
     """HMAC of the 100 signed texts alone, in one batch call (a lower bound: verification
     also hashes each message for the chain link)."""
@@ -90,14 +90,14 @@ def test_memory_verify_context_raw_hmac(benchmark: Any) -> None:
     assert benchmark(keys.verify_many, data, tags) == [0] * 100
 
 
-@pytest.mark.benchmark(group="memory_verify_message")
+@pytest.mark.benchmark(group="memory_verify_message", warmup=True)
 def test_memory_verify_one(benchmark: Any, backend: ModuleType) -> None:
     g = _guard()
     msg = g.sign_message("user", "Help me with Python")
     assert benchmark(g.verify_message, msg) == (True, None)
 
 
-@pytest.mark.benchmark(group="memory_verify_message")
+@pytest.mark.benchmark(group="memory_verify_message", warmup=True)
 def test_memory_verify_one_raw_hmac(benchmark: Any) -> None:
     g = _guard()
     m = g.sign_message("user", "Help me with Python")
@@ -123,7 +123,7 @@ def test_raw_hmac_native(benchmark: Any, impl: ModuleType) -> None:
     benchmark(keys.sign, data)
 
 
-@pytest.mark.benchmark(group="capsule_create")
+@pytest.mark.benchmark(group="capsule_create", warmup=True)
 def test_capsule_create(benchmark: Any, backend: ModuleType) -> None:
     benchmark(
         IntentCapsule.create,
@@ -144,6 +144,7 @@ def _capsule_texts(c: IntentCapsule) -> list[bytes]:
     return [signed.encode(), c._sealed_text(signed).encode()]
 
 
+@pytest.mark.benchmark(warmup=True)
 @pytest.mark.parametrize("group", ["capsule_create", "capsule_create_primitive"])
 def test_capsule_create_raw_hmac(benchmark: Any, group: str) -> None:
     """HMAC of the capsule's two canonical texts, in one call: the yardstick of both the
@@ -154,7 +155,7 @@ def test_capsule_create_raw_hmac(benchmark: Any, group: str) -> None:
     assert benchmark(keys.sign_many, _capsule_texts(c)) == [c.signature, c.seal]
 
 
-@pytest.mark.benchmark(group="capsule_create_primitive")
+@pytest.mark.benchmark(group="capsule_create_primitive", warmup=True)
 def test_capsule_sign_primitive(benchmark: Any, backend: ModuleType) -> None:
     """The one native call IntentCapsule.create makes: both canonical texts + both MACs."""
     c = _capsule("database_query", "chart_generator")
@@ -170,13 +171,13 @@ def test_capsule_validate(benchmark: Any, backend: ModuleType) -> None:
     assert benchmark(guard.validate_tool_call, "database_query", args)
 
 
-@pytest.mark.benchmark(group="capsule_verify")
+@pytest.mark.benchmark(group="capsule_verify", warmup=True)
 def test_capsule_verify(benchmark: Any, backend: ModuleType) -> None:
     capsule = _capsule("database_query")
     assert benchmark(capsule.verify, KEY)
 
 
-@pytest.mark.benchmark(group="capsule_verify")
+@pytest.mark.benchmark(group="capsule_verify", warmup=True)
 def test_capsule_verify_raw_hmac(benchmark: Any) -> None:
     """Both tags of the capsule checked over its two canonical texts, in one call."""
     c = _capsule("database_query")

@@ -271,3 +271,44 @@ def test_capsule_create_matches_dataclass_init() -> None:
     s = Sub.create("u", "x", KEY, ttl_seconds=5)
     assert type(s) is Sub and s.verify(KEY)
     assert s.expires_at - s.created_at == timedelta(seconds=5)
+
+
+# -- capsule timestamps rendered once ----------------------------------------------------------
+
+
+def test_capsule_timestamps_rendered_once_stay_exact(impl: ModuleType) -> None:
+    """Exact UTC datetimes are immutable, so their text may be kept (natively, with the
+    object); every capsule still verifies exactly its own timestamps, after many others
+    have been rendered, and a replaced timestamp (equal value or not) is read anew."""
+    keys = impl.SigningKeys([KEY])
+    base = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    caps = []
+    for i in range(40):
+        c = IntentCapsule.create("u", f"read {i}", KEY, allowed_tools=["a"])
+        c.created_at = base + timedelta(seconds=i, microseconds=i)
+        c.expires_at = c.created_at + timedelta(hours=1)
+        c.signature, c.seal = impl.capsule_sign(keys, c, "{}")
+        caps.append(c)
+    for _ in range(2):
+        for i, c in enumerate(caps):
+            assert (
+                c.signature == hmac.new(KEY, c._signed_text().encode(), hashlib.sha256).hexdigest()
+            ), i
+            assert impl.capsule_verify(keys, c, "{}", False), i
+    c = caps[0]
+    c.created_at = datetime(2030, 1, 1, tzinfo=timezone.utc)  # equal value, new object
+    assert c.created_at is not base and impl.capsule_verify(keys, c, "{}", False)
+    c.created_at = c.created_at + timedelta(microseconds=1)
+    assert not impl.capsule_verify(keys, c, "{}", False)
+    c.created_at = c.created_at.astimezone(timezone(timedelta(hours=1)))  # same instant
+    assert not impl.capsule_verify(keys, c, "{}", False)  # another text
+
+    class Stamp(datetime):
+        def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+            return "STAMP"
+
+    s = caps[1]
+    s.created_at = Stamp(2030, 1, 1, 0, 0, 1, 1, tzinfo=timezone.utc)
+    sig, _ = impl.capsule_sign(keys, s, "{}")
+    assert sig == hmac.new(KEY, s._signed_text().encode(), hashlib.sha256).hexdigest()
+    assert s._signed_text().endswith("|STAMP")

@@ -289,3 +289,33 @@ def test_bad_input() -> None:
     for _ in range(105):
         c.record_tool_call("t")
     assert len(c.tool_calls) == 100
+
+
+def test_verify_finds_the_last_key_again_only_for_the_same_key_and_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """verify() remembers the plain key it used last (by identity, with the backend): every
+    other key, an equal key in another object, bytes keys and a switched backend still give
+    exactly the right answer."""
+    from proxilion import _core, _reference
+    from proxilion.security import _keys, intent_capsule
+
+    other = "another-capsule-key-0123456789"
+    a = IntentCapsule.create("u", "read it", KEY, allowed_tools=["t"])
+    b = IntentCapsule.create("u", "read it", other, allowed_tools=["t"])
+    raw = KEY.encode()
+    c = IntentCapsule.create("u", "read it", raw, allowed_tools=["t"])
+    equal = "".join(list(KEY))  # the same key in another object
+    assert equal is not KEY
+    for _ in range(2):
+        assert a.verify(KEY) and a.verify(KEY) and not b.verify(KEY)
+        assert b.verify(other) and not a.verify(other)
+        assert a.verify(equal) and not b.verify(equal)
+        assert c.verify(raw) and c.verify(KEY) and not c.verify(other.encode())
+        assert not a.verify(bytearray(b"x" * 32)) and a.verify(bytearray(raw))
+    for backend in (_reference, _core):
+        monkeypatch.setattr(intent_capsule, "impl", backend)
+        monkeypatch.setattr(_keys, "impl", backend)
+        assert a.verify(KEY) and not b.verify(KEY)
+        remembered, its_backend, keys = intent_capsule._last_keys
+        assert remembered is KEY and isinstance(keys, its_backend.SigningKeys)  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import gc
+import itertools
 import pickle
 import threading
 import weakref
@@ -443,3 +444,111 @@ def test_native_and_reference_guards_agree(
         assert results[0] == results[1]
     finally:
         memory_integrity.impl, _keys.impl = saved  # type: ignore[misc]
+
+
+# -- fields held natively until first read (system clock) ---------------------------------
+
+
+def _fresh(g: MemoryIntegrityGuard, n: int = 3) -> list[Any]:
+    return [g.sign_message("user" if i % 2 else "assistant", f"fresh {i}") for i in range(n)]
+
+
+def _signed_text(m: Any) -> str:
+    return f"{m.role}|{m.content}|{m.sequence}|{m.timestamp}|{m.previous_hash}"
+
+
+def test_messages_signed_on_the_system_clock_read_as_plain_fields(backend: ModuleType) -> None:
+    """With the default clock (time.time) the native chain keeps a message's sequence,
+    timestamp, signature and previous hash natively until they are read; every way of
+    reading them gives the same exact-type values, and signatures cover exactly them."""
+    g = MemoryIntegrityGuard(KEY)
+    keys = backend.SigningKeys([KEY])
+    msgs = _fresh(g, 4)
+    # Verified before any field is read: the natively held values.
+    assert [g.verify_message(m) for m in msgs] == [(True, None)] * 4
+    for prev, m in itertools.pairwise(msgs):
+        assert g.verify_message(m, prev.content_hash()) == (True, None)
+        ok, v = g.verify_message(m, "e" * 64)
+        assert not ok and v is not None and v.violation_type is T.HASH_CHAIN_BREAK
+    assert g.verify_context(msgs).valid
+    for i, m in enumerate(msgs):
+        vals = _vals(m)
+        assert [type(x) for x in vals[:6]] == [str, str, int, float, str, str]
+        assert m.sequence == i and m.timestamp is m.timestamp  # made once, then kept
+        assert m.signature == keys.sign(_signed_text(m))
+        assert m.previous_hash == ("0" * 64 if i == 0 else msgs[i - 1].content_hash())
+    assert g.get_state() == {"sequence_counter": 4, "last_hash": msgs[-1].content_hash()}
+    assert g.verify_context(msgs).valid
+
+
+def test_natively_held_fields_copy_pickle_compare_and_delete(backend: ModuleType) -> None:
+    g = MemoryIntegrityGuard(KEY)
+    a, b = _fresh(g, 2)
+    for clone in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert clone == a and _vals(clone) == _vals(a)
+        assert g.verify_message(clone) == (True, None)
+    c = copy.copy(b)  # the copy reads every field of b
+    assert repr(c) == repr(b) and dataclasses.astuple(c) == dataclasses.astuple(b)
+    if backend is _core:
+        fields, extra = g.sign_message("user", "state").__getstate__()
+        assert sorted(fields) == sorted(FIELDS) and extra is None
+        assert [type(fields[f]) for f in FIELDS[2:6]] == [int, float, str, str]
+    fresh = g.sign_message("user", "to delete")
+    for field in ("sequence", "timestamp", "signature", "previous_hash"):
+        d = g.sign_message("user", field)
+        delattr(d, field)
+        with pytest.raises(AttributeError, match=field):
+            getattr(d, field)
+        with pytest.raises(AttributeError, match=field):
+            g.verify_message(d)  # the general path reads the missing field
+        with pytest.raises(AttributeError):
+            delattr(d, field)
+        setattr(d, field, getattr(fresh, field))
+        assert getattr(d, field) == getattr(fresh, field)
+    assert g.verify_message(fresh) == (True, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("sequence", 99), ("timestamp", 1.0), ("signature", "0" * 64), ("previous_hash", "f" * 64)],
+)
+def test_setting_a_natively_held_field_replaces_it(
+    backend: ModuleType, field: str, value: Any
+) -> None:
+    g = MemoryIntegrityGuard(KEY)
+    m, nxt = _fresh(g, 2)
+    setattr(m, field, value)
+    assert getattr(m, field) == value
+    ok, v = g.verify_message(m)
+    assert not ok and v is not None and v.violation_type is T.SIGNATURE_MISMATCH
+    found = [x.violation_type for x in g.verify_context([m, nxt]).violations]
+    assert T.SIGNATURE_MISMATCH in found or T.HASH_CHAIN_BREAK in found
+
+
+def test_natively_held_fields_under_gc_and_threads(backend: ModuleType) -> None:
+    g = MemoryIntegrityGuard(KEY, max_context_size=10**6)
+    old = gc.get_threshold()
+    gc.set_threshold(1, 1, 1)
+    try:
+        msgs = _fresh(g, 20)
+        for m in msgs[::2]:
+            m.cycle = m
+        assert g.verify_context(msgs).valid
+    finally:
+        gc.set_threshold(*old)
+    shared = g.sign_message("user", "read by many threads")
+    seen: list[tuple[Any, ...]] = []
+    lock = threading.Lock()
+
+    def read() -> None:
+        for _ in range(50):
+            v = (shared.sequence, shared.timestamp, shared.signature, shared.previous_hash)
+            with lock:
+                seen.append(v)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 1 and g.verify_message(shared) == (True, None)

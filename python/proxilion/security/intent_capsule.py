@@ -149,6 +149,12 @@ def _keys_of(secret_key: str | bytes | KeyRing) -> Any:
     return cached_signing_keys(secret_key) or impl.SigningKeys([secret_key])
 
 
+#: ``(key, backend, signing keys)`` of the plain key :meth:`IntentCapsule.verify` used last,
+#: found again by identity (the same immutable ``str``/``bytes`` object is the same key)
+#: without the key cache's lookup. Only keys the cache holds (no weakness warning) go here.
+_last_keys: tuple[object, object, Any] = (None, None, None)
+
+
 def _as_set(values: Any) -> set[str]:
     if values is None:
         return set()
@@ -208,28 +214,36 @@ class IntentCapsule:
         ttl = _TTL_CACHE.get(ttl_seconds) if type(ttl_seconds) is int else None
         if ttl is None:
             ttl = _ttl_delta(ttl_seconds)
-        tools = set() if allowed_tools is None else _as_set(allowed_tools)
+        if allowed_tools is None:
+            tools = set()
+        elif type(allowed_tools) is list or type(allowed_tools) is set:
+            tools = set(allowed_tools)
+        else:
+            tools = _as_set(allowed_tools)
         actions = set() if allowed_actions is None else _as_set(allowed_actions)
         category = intent_category or _CATEGORIES[impl.intent_category(intent)]
         created = _now(_UTC)
         capsule: IntentCapsule
         if cls is IntentCapsule:
-            # The dataclass's __init__, field by field, without its call overhead.
+            # What the dataclass's __init__ makes (the same instance dict, fields in order),
+            # without its call overhead.
             capsule = _new_object(cls)
-            capsule.capsule_id = random_uuid4()
-            capsule.user_id = user_id
-            capsule.intent = intent
-            capsule.intent_category = category
-            capsule.allowed_tools = tools
-            capsule.allowed_actions = actions
-            capsule.constraints = dict(constraints) if constraints else {}
-            capsule.created_at = created
-            capsule.expires_at = created + ttl
-            capsule.signature = ""
-            capsule.metadata = dict(metadata) if metadata else {}
-            capsule.tool_calls = []
-            capsule._max_tool_calls = 100
-            capsule.seal = ""
+            capsule.__dict__ = {
+                "capsule_id": random_uuid4(),
+                "user_id": user_id,
+                "intent": intent,
+                "intent_category": category,
+                "allowed_tools": tools,
+                "allowed_actions": actions,
+                "constraints": dict(constraints) if constraints else {},
+                "created_at": created,
+                "expires_at": created + ttl,
+                "signature": "",
+                "metadata": dict(metadata) if metadata else {},
+                "tool_calls": [],
+                "_max_tool_calls": 100,
+                "seal": "",
+            }
         else:
             capsule = cls(
                 capsule_id=random_uuid4(),
@@ -246,8 +260,9 @@ class IntentCapsule:
             )
         # Both texts built and MACed in one native call (same bytes as _signed_text() and
         # _sealed_text()).
+        meta = capsule.metadata
         capsule.signature, capsule.seal = impl.capsule_sign(
-            keys, capsule, _meta_json(capsule.metadata)
+            keys, capsule, _meta_json(meta) if meta else "{}"
         )
         return capsule
 
@@ -273,16 +288,26 @@ class IntentCapsule:
         metadata are then unprotected). Expiry itself is checked by :meth:`is_expired`.
         Malformed capsules verify as False rather than raising.
         """
+        global _last_keys
         try:
-            # Both texts built and both tags checked in one native call.
-            return bool(
-                impl.capsule_verify(
-                    _keys_of(secret_key),
-                    self,
-                    _meta_json(self.metadata) if self.seal else "{}",
-                    bool(allow_legacy),
-                )
+            last = _last_keys
+            if last[0] is secret_key and last[1] is impl:
+                keys = last[2]
+            else:
+                keys = cached_signing_keys(secret_key)
+                if keys is None:
+                    keys = _keys_of(secret_key)
+                else:  # a plain key that validated cleanly (str or bytes: immutable)
+                    _last_keys = (secret_key, impl, keys)
+            metadata = self.metadata
+            # Both texts built and both tags checked in one native call (which answers a bool).
+            verified: bool = impl.capsule_verify(
+                keys,
+                self,
+                _meta_json(metadata) if metadata and self.seal else "{}",
+                allow_legacy is True or bool(allow_legacy),
             )
+            return verified
         except (TypeError, ValueError, AttributeError, ConfigurationError, UnicodeError):
             return False
 

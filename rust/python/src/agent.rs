@@ -59,6 +59,33 @@ fn push_rendered(out: &mut String, x: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// `str(sorted(values))` appended to `out`: natively for sets, frozensets, lists and tuples of
 /// exact, printable-ASCII `str`s; by Python for anything else (its errors propagate).
 fn push_sorted_repr(out: &mut String, values: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if values.cast_exact::<PySet>().is_ok_and(|s| s.is_empty()) {
+        out.push_str("[]"); // the usual empty `allowed_actions`
+        return Ok(true);
+    }
+    // One item (a capsule for one tool): nothing to collect or sort.
+    let single = if let Ok(s) = values.cast_exact::<PySet>() {
+        (s.len() == 1).then(|| s.iter().next()).flatten()
+    } else if let Ok(l) = values.cast_exact::<PyList>() {
+        (l.len() == 1).then(|| l.get_item(0).ok()).flatten()
+    } else {
+        None
+    };
+    if let Some(item) = single {
+        if let Some(t) = item
+            .cast_exact::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok())
+        {
+            let start = out.len();
+            out.push('[');
+            if core::write_str_repr(out, t) {
+                out.push(']');
+                return Ok(true);
+            }
+            out.truncate(start);
+        }
+    }
     let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(s) = values.cast_exact::<PySet>() {
         Some(s.iter().collect())
     } else if let Ok(s) = values.cast_exact::<PyFrozenSet>() {
@@ -137,24 +164,110 @@ fn datetime_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     .map(|u| u.bind(py))
 }
 
+/// Texts of the exact UTC `datetime`s rendered last. A `datetime` is immutable, and each
+/// entry holds its object (so no other object can take its identity): a capsule checked
+/// again reads its two timestamps here instead of through eight attribute reads each.
+struct IsoCache {
+    entries: Vec<(Py<PyAny>, String)>,
+    /// Slot the next new entry replaces once the cache is full.
+    next: usize,
+}
+
+const ISO_CACHE_SIZE: usize = 16;
+
+static ISO_CACHE: std::sync::Mutex<IsoCache> = std::sync::Mutex::new(IsoCache {
+    entries: Vec::new(),
+    next: 0,
+});
+
+/// Append the cached text of `dt`, if any.
+fn push_cached_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> bool {
+    let Ok(cache) = ISO_CACHE.lock() else {
+        return false;
+    };
+    match cache
+        .entries
+        .iter()
+        .find(|(o, _)| o.as_ptr() == dt.as_ptr())
+    {
+        Some((_, text)) => {
+            out.push_str(text);
+            true
+        }
+        None => false,
+    }
+}
+
+fn remember_isoformat(dt: &Bound<'_, PyAny>, text: &str) {
+    let entry = (dt.clone().unbind(), text.to_owned());
+    let evicted = {
+        let Ok(mut cache) = ISO_CACHE.lock() else {
+            return;
+        };
+        if cache.entries.len() < ISO_CACHE_SIZE {
+            cache.entries.push(entry);
+            None
+        } else {
+            let at = cache.next;
+            cache.next = (at + 1) % ISO_CACHE_SIZE;
+            Some(std::mem::replace(&mut cache.entries[at], entry))
+        }
+    };
+    // Released after the lock: dropping the last reference deallocates the object.
+    drop(evicted);
+}
+
+/// The fields of an exact `datetime` whose `tzinfo` is `timezone.utc`, else `None`, read
+/// from its pickle state in one call: `dt.__reduce__()` is `(datetime, (state, tzinfo))`,
+/// `state` the 10 bytes year (2, big-endian), month, day, hour, minute, second,
+/// microsecond (3, big-endian) of the `datetime` C type (protocol 2 form, no fold bit).
+fn utc_civil(dt: &Bound<'_, PyAny>) -> PyResult<Option<Civil>> {
+    let py = dt.py();
+    let reduced = dt.call_method0(intern!(py, "__reduce__"))?;
+    let Ok(reduced) = reduced.cast::<PyTuple>() else {
+        return Ok(None);
+    };
+    let Ok(args) = reduced.get_item(1) else {
+        return Ok(None);
+    };
+    let Ok(args) = args.cast::<PyTuple>() else {
+        return Ok(None);
+    };
+    if args.len() != 2 || !args.get_item(1)?.is(utc(py)?) {
+        return Ok(None);
+    }
+    let state = args.get_item(0)?;
+    let Ok(state) = state.cast::<PyBytes>() else {
+        return Ok(None);
+    };
+    let b = state.as_bytes();
+    if b.len() != 10 || b[2] > 12 {
+        return Ok(None);
+    }
+    let n = |i: usize| i64::from(b[i]);
+    Ok(Some(Civil {
+        year: n(0) << 8 | n(1),
+        month: n(2),
+        day: n(3),
+        hour: n(4),
+        minute: n(5),
+        second: n(6),
+        microsecond: n(7) << 16 | n(8) << 8 | n(9),
+    }))
+}
+
 /// `dt.isoformat()` appended to `out`: natively for exact `datetime`s in `timezone.utc`,
 /// else by the object's own `isoformat` (errors propagate).
 fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = dt.py();
     if dt.get_type().is(datetime_type(py)?) {
-        let tz = dt.getattr(intern!(py, "tzinfo"))?;
-        if tz.is(utc(py)?) {
-            let f = |name: &Bound<'_, PyString>| -> PyResult<i64> { dt.getattr(name)?.extract() };
-            let t = Civil {
-                year: f(intern!(py, "year"))?,
-                month: f(intern!(py, "month"))?,
-                day: f(intern!(py, "day"))?,
-                hour: f(intern!(py, "hour"))?,
-                minute: f(intern!(py, "minute"))?,
-                second: f(intern!(py, "second"))?,
-                microsecond: f(intern!(py, "microsecond"))?,
-            };
+        if push_cached_isoformat(out, dt) {
+            return Ok(true);
+        }
+        if let Some(t) = utc_civil(dt)? {
+            let start = out.len();
             core::write_isoformat_utc(out, &t);
+            remember_isoformat(dt, &out[start..]);
             return Ok(true);
         }
     }
@@ -162,14 +275,34 @@ fn push_isoformat(out: &mut String, dt: &Bound<'_, PyAny>) -> PyResult<bool> {
     push_rendered(out, &text)
 }
 
+/// Both canonical texts of a capsule in one buffer: the sealed text is its prefix, the
+/// signed text (the original's form), then the rest; the signed text is the range `signed`.
+struct CapsuleTexts {
+    sealed: String,
+    signed_end: usize,
+}
+
+impl CapsuleTexts {
+    fn signed(&self) -> &[u8] {
+        &self.sealed.as_bytes()[SEAL_PREFIX.len()..self.signed_end]
+    }
+
+    fn sealed(&self) -> &[u8] {
+        self.sealed.as_bytes()
+    }
+}
+
+const SEAL_PREFIX: &str = "proxilion-capsule-v2|";
+
 /// The capsule's two canonical texts: `signed` (the original's form) and `sealed`; `None`
 /// when some part holds lone surrogates.
 fn capsule_texts(
     capsule: &Bound<'_, PyAny>,
     meta: &Bound<'_, PyAny>,
-) -> PyResult<Option<(String, String)>> {
+) -> PyResult<Option<CapsuleTexts>> {
     let py = capsule.py();
-    let mut s = String::with_capacity(256);
+    let mut s = String::with_capacity(320);
+    s.push_str(SEAL_PREFIX);
     let mut ok = true;
     ok &= push_rendered(&mut s, &capsule.getattr(intern!(py, "capsule_id"))?)?;
     s.push('|');
@@ -194,9 +327,8 @@ fn capsule_texts(
     }
     s.push('|');
     ok &= push_isoformat(&mut s, &capsule.getattr(intern!(py, "created_at"))?)?;
-    let mut sealed = String::with_capacity(s.len() + 96);
-    sealed.push_str("proxilion-capsule-v2|");
-    sealed.push_str(&s);
+    let signed_end = s.len();
+    let mut sealed = s;
     sealed.push('|');
     ok &= push_isoformat(&mut sealed, &capsule.getattr(intern!(py, "expires_at"))?)?;
     sealed.push('|');
@@ -206,25 +338,36 @@ fn capsule_texts(
     )?;
     sealed.push('|');
     ok &= push_rendered(&mut sealed, meta)?;
-    Ok(ok.then_some((s, sealed)))
+    Ok(ok.then_some(CapsuleTexts { sealed, signed_end }))
 }
 
 /// `(signature, seal)` of an intent capsule (any object with the capsule's attributes):
 /// HMACs of its canonical text and of its sealed text, whose metadata part is `meta` (the
 /// caller's `json.dumps(metadata, sort_keys=True, default=str)`, or `"{}"`).
 #[pyfunction]
-fn capsule_sign(
-    keys: &Bound<'_, SigningKeys>,
-    capsule: &Bound<'_, PyAny>,
-    meta: &Bound<'_, PyAny>,
-) -> PyResult<(String, String)> {
-    let (signed, sealed) = capsule_texts(capsule, meta)?.ok_or_else(|| {
+fn capsule_sign<'py>(
+    keys: &Bound<'py, SigningKeys>,
+    capsule: &Bound<'py, PyAny>,
+    meta: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+    let py = capsule.py();
+    let texts = capsule_texts(capsule, meta)?.ok_or_else(|| {
         PyValueError::new_err(
             "messages[0] is not valid Unicode text (it contains surrogate code points)",
         )
     })?;
     let k = &keys.get().keys;
-    Ok((k.sign_hex(signed.as_bytes()), k.sign_hex(sealed.as_bytes())))
+    let hex = |text: &[u8]| -> PyResult<Bound<'py, PyString>> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, &b) in out.chunks_exact_mut(2).zip(k.tag(text).iter()) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyString::new(py, text))
+    };
+    Ok((hex(texts.signed())?, hex(texts.sealed())?))
 }
 
 fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a, str>>> {
@@ -249,23 +392,21 @@ fn capsule_verify(
         return Ok(false);
     }
     let signature = capsule.getattr(intern!(py, "signature"))?;
-    let Some((signed, sealed)) = capsule_texts(capsule, meta)? else {
+    let Some(texts) = capsule_texts(capsule, meta)? else {
         return Ok(false);
     };
     let k = &keys.get().keys;
     let Some(sig) = hex_tag(&signature)? else {
         return Ok(false);
     };
-    let sig_ok = k.verify(signed.as_bytes(), sig.as_bytes(), false).is_some();
+    let sig_ok = k.verify(texts.signed(), sig.as_bytes(), false).is_some();
     if legacy {
         return Ok(sig_ok);
     }
     let Some(seal) = hex_tag(&seal)? else {
         return Ok(false);
     };
-    let seal_ok = k
-        .verify(sealed.as_bytes(), seal.as_bytes(), false)
-        .is_some();
+    let seal_ok = k.verify(texts.sealed(), seal.as_bytes(), false).is_some();
     Ok(sig_ok & seal_ok)
 }
 

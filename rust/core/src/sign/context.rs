@@ -119,15 +119,70 @@ pub fn signing_bytes(
 
 /// `sha256(f"{role}:{content}:{sequence}:{timestamp}")` as lower-case hex bytes.
 pub fn content_hash_hex(role: &str, content: &str, seq: &str, ts: &str) -> [u8; 64] {
-    let mut h = Sha256::new();
-    h.update(role.as_bytes());
-    h.update(b":");
-    h.update(content.as_bytes());
-    h.update(b":");
-    h.update(seq.as_bytes());
-    h.update(b":");
-    h.update(ts.as_bytes());
-    hex64(&h.finalize().into())
+    let parts: [&[u8]; 7] = [
+        role.as_bytes(),
+        b":",
+        content.as_bytes(),
+        b":",
+        seq.as_bytes(),
+        b":",
+        ts.as_bytes(),
+    ];
+    with_joined(&parts, |data| hex64(&Sha256::digest(data).into()))
+}
+
+/// Largest text joined on the stack by [`with_joined`].
+const STACK_TEXT: usize = 256;
+
+/// `f(parts.concat())`, joined in a stack buffer when short (one hash update over the whole
+/// text costs less than one per part), on the heap otherwise.
+fn with_joined<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> R {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total > STACK_TEXT {
+        return f(&parts.concat());
+    }
+    let mut buf = [0u8; STACK_TEXT];
+    let mut at = 0;
+    for p in parts {
+        buf[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    f(&buf[..at])
+}
+
+/// `f(str(seq), repr(ts))`: the two numeric texts of a message, formatted on the stack for
+/// the usual values (Python's layout; see [`super::pyfmt::float_repr`]).
+pub fn with_number_texts<R>(seq: i128, ts: f64, f: impl FnOnce(&str, &str) -> R) -> R {
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    let mut n = seq.unsigned_abs();
+    // 64-bit divisions while the value fits (128-bit ones are library calls).
+    while n > u128::from(u64::MAX) {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u64;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if seq < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    let seq_text = std::str::from_utf8(&digits[at..]).unwrap_or_default();
+    let mut buf = ryu::Buffer::new();
+    if ts.is_finite() && (1e-4..1e16).contains(&ts.abs()) && !super::pyfmt::may_tie(ts.abs()) {
+        // ryu's layout equals Python's in this range (no tie possible).
+        f(seq_text, buf.format_finite(ts))
+    } else {
+        f(seq_text, &super::pyfmt::float_repr(ts))
+    }
 }
 
 /// Lower-case hex of a 32-byte digest.
@@ -163,18 +218,19 @@ pub fn sign(
     (text(sig), text(hash))
 }
 
-/// [`sign`] as lower-case hex bytes, without building the signed text.
-pub fn sign_hex(
+/// [`sign`] as lower-case hex bytes, without building the signed text (`prev` is the
+/// UTF-8 text of the previous hash).
+pub fn sign_hex<P: AsRef<[u8]> + ?Sized>(
     keys: &KeySet,
     role: &str,
     content: &str,
     seq: &str,
     ts: &str,
-    prev: &str,
+    prev: &P,
 ) -> ([u8; 64], [u8; 64]) {
-    let parts = signed_parts(role, content, seq, ts, prev);
+    let parts = signed_parts(role, content, seq, ts, prev.as_ref());
     (
-        hex64(&keys.tag_parts(&parts)),
+        with_joined(&parts, |data| hex64(&keys.tag(data))),
         content_hash_hex(role, content, seq, ts),
     )
 }
@@ -185,7 +241,7 @@ fn signed_parts<'a>(
     content: &'a str,
     seq: &'a str,
     ts: &'a str,
-    prev: &'a str,
+    prev: &'a [u8],
 ) -> [&'a [u8]; 9] {
     [
         role.as_bytes(),
@@ -196,23 +252,24 @@ fn signed_parts<'a>(
         b"|",
         ts.as_bytes(),
         b"|",
-        prev.as_bytes(),
+        prev,
     ]
 }
 
-/// Whether the hex `signature` authenticates the message under any key of `keys`.
-pub fn verify_one(
+/// Whether the hex `signature` authenticates the message under any key of `keys` (`prev`
+/// and `signature` are UTF-8 texts).
+pub fn verify_one<P: AsRef<[u8]> + ?Sized, S: AsRef<[u8]> + ?Sized>(
     keys: &KeySet,
     role: &str,
     content: &str,
     seq: &str,
     ts: &str,
-    prev: &str,
-    signature: &str,
+    prev: &P,
+    signature: &S,
 ) -> bool {
-    keys.verify_parts(
-        &signed_parts(role, content, seq, ts, prev),
-        signature.as_bytes(),
+    with_joined(
+        &signed_parts(role, content, seq, ts, prev.as_ref()),
+        |data| keys.verify(data, signature.as_ref(), false),
     )
     .is_some()
 }
@@ -324,6 +381,56 @@ pub fn verify_context(keys: &KeySet, entries: &[Entry<'_>], opts: &Options<'_>) 
 mod tests {
     use super::super::pyfmt::float_repr;
     use super::*;
+
+    #[test]
+    fn number_texts_are_str_and_repr() {
+        let seqs: [i128; 7] = [
+            0,
+            7,
+            -1,
+            255,
+            1 << 40,
+            i128::from(i64::MIN),
+            i128::from(u64::MAX),
+        ];
+        let tss = [
+            1712345678.1234567,
+            0.0,
+            -0.0,
+            0.5,
+            1e16,
+            1e-5,
+            -3.25,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1723995744893766.2,
+            123.0,
+        ];
+        for seq in seqs {
+            for ts in tss {
+                let (a, b) = with_number_texts(seq, ts, |a, b| (a.to_owned(), b.to_owned()));
+                assert_eq!(a, seq.to_string());
+                assert_eq!(b, float_repr(ts), "{ts}");
+            }
+        }
+    }
+
+    #[test]
+    fn joined_texts_hash_as_parts() {
+        let keys = KeySet::new(&[b"k".as_slice()]).unwrap();
+        let long = "x".repeat(STACK_TEXT + 10);
+        for content in ["", "hi", long.as_str()] {
+            let (sig, h) = sign_hex(&keys, "user", content, "3", "1.5", "p");
+            let text = format!("user|{content}|3|1.5|p");
+            assert_eq!(sig, hex64(&keys.tag(text.as_bytes())));
+            let hashed = format!("user:{content}:3:1.5");
+            assert_eq!(h, hex64(&Sha256::digest(hashed.as_bytes()).into()));
+            let sig = std::str::from_utf8(&sig).unwrap();
+            assert!(verify_one(&keys, "user", content, "3", "1.5", "p", sig));
+            assert!(!verify_one(&keys, "user", content, "3", "1.5", "q", sig));
+        }
+    }
 
     struct Owned {
         role: String,

@@ -7,7 +7,9 @@
 //!   the twin dataclass's `__init__`, `__repr__`, `__eq__`, methods and dataclass metadata
 //!   (`proxilion._reference.memory.SignedMessage`), so it behaves as that dataclass:
 //!   `dataclasses.fields/asdict/replace/is_dataclass`, construction rules and error messages,
-//!   equality, `repr`, extra attributes, pickling and copying.
+//!   equality, `repr`, extra attributes, pickling and copying. A message signed on the system
+//!   clock keeps `sequence`, `timestamp`, `signature` and `previous_hash` as native values
+//!   until one is first read (its Python object is then made once and kept).
 //! * `MemoryChain`: the signing state of one `MemoryIntegrityGuard` (next sequence number,
 //!   last content hash) behind a lock, with `sign_message` and `verify_message` each done in
 //!   one native call.
@@ -22,7 +24,7 @@ use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use proxilion_core::sign::{context, pyjson};
+use proxilion_core::sign::context;
 
 use super::SigningKeys;
 use crate::convert::str_arg;
@@ -59,6 +61,64 @@ pub struct PySignedMessage {
     /// the message is signed (exact `str`/`int`/`float` values, which cannot change in
     /// place), cleared whenever one of these four fields is set, deleted or restored.
     chash: Option<[u8; 64]>,
+    /// Values of fields that a signed message holds natively until they are first read: the
+    /// Python object (an exact `int`, `float` or `str`) is made on first access and kept.
+    stash: Stash,
+}
+
+/// Native values of `sequence`, `timestamp`, `signature` and `previous_hash` (fields 2 to
+/// 5) not yet made Python objects. A field is set when its object or its stash value is;
+/// never both.
+#[derive(Default, Clone, Copy)]
+struct Stash {
+    seq: Option<u64>,
+    ts: Option<f64>,
+    sig: Option<[u8; 64]>,
+    prev: Option<[u8; 64]>,
+}
+
+impl Stash {
+    fn is_set(&self, i: usize) -> bool {
+        match i {
+            2 => self.seq.is_some(),
+            3 => self.ts.is_some(),
+            4 => self.sig.is_some(),
+            5 => self.prev.is_some(),
+            _ => false,
+        }
+    }
+
+    fn clear(&mut self, i: usize) {
+        match i {
+            2 => self.seq = None,
+            3 => self.ts = None,
+            4 => self.sig = None,
+            5 => self.prev = None,
+            _ => {}
+        }
+    }
+
+    /// The Python object of field `i`, taken out of the stash.
+    fn take_object(&mut self, py: Python<'_>, i: usize) -> PyResult<Option<Py<PyAny>>> {
+        let hex = |h: [u8; 64]| -> PyResult<Py<PyAny>> {
+            let text = std::str::from_utf8(&h)
+                .map_err(|_| PyRuntimeError::new_err("hex digest is not ASCII"))?;
+            Ok(PyString::new(py, text).into_any().unbind())
+        };
+        Ok(match i {
+            2 => match self.seq.take() {
+                Some(v) => Some(v.into_pyobject(py)?.into_any().unbind()),
+                None => None,
+            },
+            3 => self
+                .ts
+                .take()
+                .map(|v| PyFloat::new(py, v).into_any().unbind()),
+            4 => self.sig.take().map(hex).transpose()?,
+            5 => self.prev.take().map(hex).transpose()?,
+            _ => None,
+        })
+    }
 }
 
 fn unset(name: &str) -> PyErr {
@@ -66,16 +126,44 @@ fn unset(name: &str) -> PyErr {
 }
 
 impl PySignedMessage {
-    fn field(&self, py: Python<'_>, i: usize) -> PyResult<Py<PyAny>> {
+    /// Make the Python object of field `i` if it is still held natively.
+    fn materialize(&mut self, py: Python<'_>, i: usize) -> PyResult<()> {
+        if self.fields[i].is_none() {
+            if let Some(obj) = self.stash.take_object(py, i)? {
+                self.fields[i] = Some(obj);
+            }
+        }
+        Ok(())
+    }
+
+    fn materialize_all(&mut self, py: Python<'_>) -> PyResult<()> {
+        for i in 2..6 {
+            self.materialize(py, i)?;
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, py: Python<'_>, i: usize) -> PyResult<Py<PyAny>> {
+        self.materialize(py, i)?;
         self.fields[i]
             .as_ref()
             .map(|o| o.clone_ref(py))
             .ok_or_else(|| unset(FIELDS[i]))
     }
 
+    fn set_field(&mut self, i: usize, value: Py<PyAny>) {
+        if i < 4 {
+            self.chash = None;
+        }
+        self.stash.clear(i);
+        self.fields[i] = Some(value);
+    }
+
     fn delete_field(&mut self, i: usize) -> PyResult<()> {
         self.chash = None;
-        if self.fields[i].take().is_none() {
+        let stashed = self.stash.is_set(i);
+        self.stash.clear(i);
+        if self.fields[i].take().is_none() && !stashed {
             return Err(unset(FIELDS[i]));
         }
         Ok(())
@@ -106,80 +194,77 @@ impl PySignedMessage {
             metadata: None,
             lazy_metadata: false,
             chash: None,
+            stash: Stash::default(),
         }
     }
 
     #[getter]
-    fn get_role(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_role(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.field(py, 0)
     }
     #[setter]
     fn set_role(&mut self, value: Py<PyAny>) {
-        self.chash = None;
-        self.fields[0] = Some(value);
+        self.set_field(0, value);
     }
     #[deleter]
     fn delete_role(&mut self) -> PyResult<()> {
         self.delete_field(0)
     }
     #[getter]
-    fn get_content(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_content(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.field(py, 1)
     }
     #[setter]
     fn set_content(&mut self, value: Py<PyAny>) {
-        self.chash = None;
-        self.fields[1] = Some(value);
+        self.set_field(1, value);
     }
     #[deleter]
     fn delete_content(&mut self) -> PyResult<()> {
         self.delete_field(1)
     }
     #[getter]
-    fn get_sequence(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_sequence(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.field(py, 2)
     }
     #[setter]
     fn set_sequence(&mut self, value: Py<PyAny>) {
-        self.chash = None;
-        self.fields[2] = Some(value);
+        self.set_field(2, value);
     }
     #[deleter]
     fn delete_sequence(&mut self) -> PyResult<()> {
         self.delete_field(2)
     }
     #[getter]
-    fn get_timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_timestamp(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.field(py, 3)
     }
     #[setter]
     fn set_timestamp(&mut self, value: Py<PyAny>) {
-        self.chash = None;
-        self.fields[3] = Some(value);
+        self.set_field(3, value);
     }
     #[deleter]
     fn delete_timestamp(&mut self) -> PyResult<()> {
         self.delete_field(3)
     }
     #[getter]
-    fn get_signature(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_signature(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.field(py, 4)
     }
     #[setter]
     fn set_signature(&mut self, value: Py<PyAny>) {
-        self.fields[4] = Some(value);
+        self.set_field(4, value);
     }
     #[deleter]
     fn delete_signature(&mut self) -> PyResult<()> {
         self.delete_field(4)
     }
     #[getter]
-    fn get_previous_hash(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_previous_hash(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.field(py, 5)
     }
     #[setter]
     fn set_previous_hash(&mut self, value: Py<PyAny>) {
-        self.fields[5] = Some(value);
+        self.set_field(5, value);
     }
     #[deleter]
     fn delete_previous_hash(&mut self) -> PyResult<()> {
@@ -221,7 +306,8 @@ impl PySignedMessage {
         let py = slf.py();
         let fields = PyDict::new(py);
         {
-            let me = slf.borrow();
+            let mut me = slf.borrow_mut();
+            me.materialize_all(py)?;
             for (i, f) in me.fields.iter().enumerate() {
                 if let Some(v) = f {
                     fields.set_item(FIELDS[i], v.bind(py))?;
@@ -274,7 +360,7 @@ impl PySignedMessage {
                         me.metadata = Some(v.unbind());
                         me.lazy_metadata = false;
                     }
-                    Some(i) => me.fields[i] = Some(v.unbind()),
+                    Some(i) => me.set_field(i, v.unbind()),
                     None if loose => rest.set_item(k, v)?,
                     None => {
                         return Err(PyValueError::new_err(format!(
@@ -307,6 +393,7 @@ impl PySignedMessage {
         self.metadata = None;
         self.lazy_metadata = false;
         self.chash = None;
+        self.stash = Stash::default();
     }
 }
 
@@ -323,7 +410,8 @@ pub(crate) fn native_fields<'py>(m: &Bound<'py, PyAny>) -> Option<NativeFields<'
         return None;
     }
     let m = m.cast::<PySignedMessage>().ok()?;
-    let me = m.try_borrow().ok()?;
+    let mut me = m.try_borrow_mut().ok()?;
+    me.materialize_all(py).ok()?;
     let get = |i: usize| me.fields[i].as_ref().map(|o| o.bind(py).clone());
     Some((
         [get(0)?, get(1)?, get(2)?, get(3)?, get(4)?, get(5)?],
@@ -389,11 +477,33 @@ struct ChainState {
     /// Sequence number of the next message.
     seq: u64,
     /// Content hash of the last message signed (or the genesis hash, or a restored value).
-    last_hash: Py<PyString>,
+    last_hash: LastHash,
     /// Most messages this chain signs.
     max_size: u64,
     /// `str(max_context_size)` as given (for the error message).
     max_text: String,
+}
+
+/// The link the next message carries: the hex content hash of the message signed last
+/// (held natively, as the message's own `previous_hash` is), or a `str` (the genesis hash,
+/// or a restored value).
+enum LastHash {
+    Hex([u8; 64]),
+    Str(Py<PyString>),
+}
+
+impl LastHash {
+    fn to_str(&self, py: Python<'_>) -> PyResult<Py<PyString>> {
+        Ok(match self {
+            LastHash::Hex(h) => PyString::new(py, ascii(h)?).unbind(),
+            LastHash::Str(s) => s.clone_ref(py),
+        })
+    }
+}
+
+/// The text of a hex digest.
+fn ascii(h: &[u8; 64]) -> PyResult<&str> {
+    std::str::from_utf8(h).map_err(|_| PyRuntimeError::new_err("hex digest is not ASCII"))
 }
 
 /// The signing state of one `MemoryIntegrityGuard` and its two per-message operations.
@@ -463,46 +573,65 @@ impl PyMemoryChain {
         message: &Bound<'_, PyAny>,
         expected: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let Some(([role, content, seq, ts, sig, prev], _)) = native_fields(message) else {
+        if !message.get_type().is(py.get_type::<PySignedMessage>()) {
+            return Ok(false);
+        }
+        let Ok(m) = message.cast::<PySignedMessage>() else {
             return Ok(false);
         };
-        let (Some(role), Some(content), Some(sig), Some(prev)) = (
-            exact_str(&role),
-            exact_str(&content),
-            exact_str(&sig),
-            exact_str(&prev),
-        ) else {
+        // The keys first: reading the ring is Python attribute access, which must not run
+        // while the message is borrowed.
+        let keys = self.keys(py)?;
+        let Ok(me) = m.try_borrow() else {
+            return Ok(false);
+        };
+        let text = |i: usize| me.fields[i].as_ref().and_then(|o| exact_str(o.bind(py)));
+        // A field is held natively or as an object of the plain type, else: general path.
+        let (Some(role), Some(content)) = (text(0), text(1)) else {
+            return Ok(false);
+        };
+        let sig = match &me.stash.sig {
+            Some(h) => Some(h.as_slice()),
+            None => text(4).map(str::as_bytes),
+        };
+        let prev = match &me.stash.prev {
+            Some(h) => Some(h.as_slice()),
+            None => text(5).map(str::as_bytes),
+        };
+        let (Some(sig), Some(prev)) = (sig, prev) else {
             return Ok(false);
         };
         if let Some(e) = expected {
             match exact_str(e) {
-                Some(e) if e == prev => {}
+                Some(e) if e.as_bytes() == prev => {}
                 _ => return Ok(false),
             }
         }
-        let (Ok(ts), true) = (
-            ts.cast_exact::<PyFloat>(),
-            seq.is_exact_instance_of::<PyInt>(),
-        ) else {
-            return Ok(false);
+        let seq = match (me.stash.seq, &me.fields[2]) {
+            (Some(v), _) => i128::from(v),
+            (None, Some(o)) => {
+                let o = o.bind(py);
+                if !o.is_exact_instance_of::<PyInt>() {
+                    return Ok(false);
+                }
+                match o.extract::<i64>() {
+                    Ok(v) => i128::from(v),
+                    Err(_) => return Ok(false),
+                }
+            }
+            (None, None) => return Ok(false),
         };
-        let Ok(seq) = seq.extract::<i64>() else {
-            return Ok(false);
+        let ts = match (me.stash.ts, &me.fields[3]) {
+            (Some(v), _) => v,
+            (None, Some(o)) => match o.bind(py).cast_exact::<PyFloat>() {
+                Ok(f) => f.value(),
+                Err(_) => return Ok(false),
+            },
+            (None, None) => return Ok(false),
         };
-        let mut text = String::with_capacity(48);
-        pyjson::write_int(&mut text, seq);
-        let seq_end = text.len();
-        pyjson::write_float_repr(&mut text, ts.value());
-        let keys = self.keys(py)?;
-        Ok(context::verify_one(
-            &keys.get().keys,
-            role,
-            content,
-            &text[..seq_end],
-            &text[seq_end..],
-            prev,
-            sig,
-        ))
+        Ok(context::with_number_texts(seq, ts, |seq, ts| {
+            context::verify_one(&keys.get().keys, role, content, seq, ts, prev, sig)
+        }))
     }
 }
 
@@ -527,7 +656,7 @@ impl PyMemoryChain {
             fallback: verify_fallback,
             state: Mutex::new(ChainState {
                 seq: 0,
-                last_hash: genesis.unbind(),
+                last_hash: LastHash::Str(genesis.unbind()),
                 max_size,
                 max_text,
             }),
@@ -561,47 +690,43 @@ impl PyMemoryChain {
                 format!("Message chain exceeds max_context_size ({})", st.max_text),
             )?);
         }
-        let ts = match self.system_clock.then(time_time).flatten() {
-            Some(t) => PyFloat::new(py, t),
+        // The timestamp: held natively when read from the system clock; the clock's own
+        // `float` object otherwise (`float(t)` of anything else).
+        let (ts_value, ts_obj, ts_stash) = match self.system_clock.then(time_time).flatten() {
+            Some(t) => (t, None, Some(t)),
             None => {
                 let t = self.clock.bind(py).call0()?;
-                match t.cast_exact::<PyFloat>() {
+                let f = match t.cast_exact::<PyFloat>() {
                     Ok(f) => f.clone(),
                     Err(_) => py
                         .get_type::<PyFloat>()
                         .call1((t,))?
                         .cast_into::<PyFloat>()?,
-                }
+                };
+                (f.value(), Some(f), None)
             }
         };
         let role_s = str_arg(role, "role")?;
         let content_s = str_arg(content, "content")?;
-        let prev = st.last_hash.clone_ref(py).into_bound(py);
-        let prev_s = str_arg(prev.as_any(), "previous_hash")?;
-        let mut text = String::with_capacity(48);
         let seq = st.seq;
-        match i64::try_from(seq) {
-            Ok(s) => pyjson::write_int(&mut text, s),
-            Err(_) => text.push_str(&seq.to_string()),
-        }
-        let seq_end = text.len();
-        pyjson::write_float_repr(&mut text, ts.value());
-        let (sig, hash) = context::sign_hex(
-            &keys.get().keys,
-            role_s,
-            content_s,
-            &text[..seq_end],
-            &text[seq_end..],
-            prev_s,
-        );
-        let hash_hex = hash;
-        let ascii = |h: &[u8; 64]| std::str::from_utf8(h).map(|s| PyString::new(py, s));
-        let (Ok(sig), Ok(hash)) = (ascii(&sig), ascii(&hash)) else {
-            return Err(PyRuntimeError::new_err("hex digest is not ASCII"));
+        let prev_obj = match &st.last_hash {
+            LastHash::Hex(_) => None,
+            LastHash::Str(p) => Some(p.clone_ref(py).into_bound(py)),
         };
-        let seq_obj = seq.into_pyobject(py)?.into_any().unbind();
+        let prev_s = match (&st.last_hash, &prev_obj) {
+            (LastHash::Hex(h), _) => h.as_slice(),
+            (_, Some(p)) => str_arg(p.as_any(), "previous_hash")?.as_bytes(),
+            (_, None) => return Err(PyRuntimeError::new_err("memory chain link missing")),
+        };
+        let (sig, hash) = context::with_number_texts(i128::from(seq), ts_value, |seq_t, ts_t| {
+            context::sign_hex(&keys.get().keys, role_s, content_s, seq_t, ts_t, prev_s)
+        });
+        let prev_hex = match &st.last_hash {
+            LastHash::Hex(h) => Some(*h),
+            LastHash::Str(_) => None,
+        };
         st.seq = seq + 1;
-        st.last_hash = hash.unbind();
+        st.last_hash = LastHash::Hex(hash);
         drop(st);
         let lazy = metadata.is_none();
         let exact =
@@ -612,14 +737,20 @@ impl PyMemoryChain {
                 fields: [
                     Some(role.clone().unbind()),
                     Some(content.clone().unbind()),
-                    Some(seq_obj),
-                    Some(ts.into_any().unbind()),
-                    Some(sig.into_any().unbind()),
-                    Some(prev.into_any().unbind()),
+                    None,
+                    ts_obj.map(|t| t.into_any().unbind()),
+                    None,
+                    prev_obj.map(|p| p.into_any().unbind()),
                 ],
                 metadata,
                 lazy_metadata: lazy,
-                chash: exact.then_some(hash_hex),
+                chash: exact.then_some(hash),
+                stash: Stash {
+                    seq: Some(seq),
+                    ts: ts_stash,
+                    sig: Some(sig),
+                    prev: prev_hex,
+                },
             },
         )
     }
@@ -648,7 +779,7 @@ impl PyMemoryChain {
     /// `(sequence_counter, last_hash)`.
     fn state(&self, py: Python<'_>) -> PyResult<(u64, Py<PyString>)> {
         let st = self.state.lock_py_attached(py).map_err(poisoned)?;
-        Ok((st.seq, st.last_hash.clone_ref(py)))
+        Ok((st.seq, st.last_hash.to_str(py)?))
     }
 
     /// Continue from `(sequence_counter, last_hash)` (checked by the caller).
@@ -670,7 +801,7 @@ impl PyMemoryChain {
         let last_hash = crate::convert::py_str(last_hash, "last_hash")?.clone();
         let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
         st.seq = sequence;
-        st.last_hash = last_hash.unbind();
+        st.last_hash = LastHash::Str(last_hash.unbind());
         Ok(())
     }
 
@@ -678,7 +809,7 @@ impl PyMemoryChain {
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
         let mut st = self.state.lock_py_attached(py).map_err(poisoned)?;
         st.seq = 0;
-        st.last_hash = self.genesis.clone_ref(py);
+        st.last_hash = LastHash::Str(self.genesis.clone_ref(py));
         Ok(())
     }
 
