@@ -13,6 +13,7 @@ from proxilion._reference.agent import (
     intent_category,
     uuid4_batch,
 )
+from proxilion._reference.agent_msg import AgentMessages, AgentSignedMessage
 from proxilion._reference.chain import (
     AUDIT_GENESIS_HASH,
     AuditChain,
@@ -57,6 +58,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUDIT_GENESIS_HASH",
+    # agent_msg
+    "AgentMessages",
+    "AgentSignedMessage",
     # scan
     "SCAN_DETACH_THRESHOLD",
     "AuditChain",
@@ -114,5 +118,5 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats"],
+        "features": ["agent", "agent_msg", "chain", "guard", "limit", "mac", "scan", "sign", "stats"],
     }

@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxilion._backend import impl
+from proxilion._backend import adopt_dataclass, impl
+from proxilion._reference.agent_msg import SignedMessage as _DataclassSignedMessage
 from proxilion.exceptions import AgentTrustError, ConfigurationError
 from proxilion.security._keys import KeyRing, random_uuid4
 
@@ -192,44 +193,24 @@ class DelegationToken:
         }
 
 
-@dataclass
-class SignedMessage:
-    """A signed message between agents."""
+#: The twin dataclass's methods the native ``SignedMessage`` takes over as they are.
+_DATACLASS_METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "signed_text", "to_dict")
 
-    message_id: str
-    from_agent: str
-    to_agent: str
-    action: str
-    payload: dict[str, Any]
-    timestamp: float
-    signature: str
-    delegation_token: DelegationToken | None = None
-    reply_to: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from proxilion._reference.agent_msg import SignedMessage as SignedMessage
+else:
+    # The dataclass of API.md 8.4 (fields: message_id, from_agent, to_agent, action, payload,
+    # timestamp, signature, delegation_token, reply_to, metadata; methods signed_text and
+    # to_dict). On the native backend it is a native class (its fields live in the object:
+    # much cheaper to build and to verify) given this dataclass's methods and metadata, so it
+    # behaves as the dataclass; see rust/python/src/agent_msg.rs.
+    SignedMessage = impl.AgentSignedMessage
+    try:  # complete the native class even when the reference backend is active
+        from proxilion import _core as _native
 
-    def signed_text(self) -> str:
-        """The canonical form that is signed (API.md section 10, point 3)."""
-        return (
-            f"{self.message_id}|{self.from_agent}|{self.to_agent}|{self.action}|"
-            f"{impl.sorted_json(self.payload)}|{self.timestamp}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the token nested as its ``to_dict``)."""
-        return {
-            "message_id": self.message_id,
-            "from_agent": self.from_agent,
-            "to_agent": self.to_agent,
-            "action": self.action,
-            "payload": self.payload,
-            "timestamp": self.timestamp,
-            "signature": self.signature,
-            "delegation_token": (
-                self.delegation_token.to_dict() if self.delegation_token else None
-            ),
-            "reply_to": self.reply_to,
-            "metadata": self.metadata,
-        }
+        adopt_dataclass(_native.AgentSignedMessage, _DataclassSignedMessage, _DATACLASS_METHODS)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
 @dataclass
@@ -410,6 +391,16 @@ class AgentTrustManager:
         self._revoked: set[str] = set()
         self._seen: dict[str, float] = {}
         self._replay_floor = -math.inf
+        # The message paths, natively: unless a subclass overrides them, the instance's
+        # ``create_signed_message`` and ``verify_message`` are the native object's own
+        # methods (one native call per message; anything but the common case comes back to
+        # ``_create_signed_message`` / ``_verify_message``).
+        self._messages = impl.AgentMessages(self, VerificationResult)
+        cls = type(self)
+        if cls.create_signed_message is AgentTrustManager.create_signed_message:
+            self.__dict__["create_signed_message"] = self._messages.sign
+        if cls.verify_message is AgentTrustManager.verify_message:
+            self.__dict__["verify_message"] = self._messages.verify
 
     def __repr__(self) -> str:
         return f"AgentTrustManager(agents={len(self._agents)}, keys={self._ring!r})"
@@ -755,7 +746,29 @@ class AgentTrustManager:
         reply_to: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> SignedMessage:
-        """Sign a message from a registered agent (trust above ``NONE``, unexpired)."""
+        """Sign a message from a registered agent (trust above ``NONE``, unexpired).
+
+        Raises:
+            AgentTrustError: unknown sender, expired credential, trust ``NONE``, or an
+                Ed25519 agent known only by its public key.
+            TypeError / ValueError: the payload is not JSON-serialisable, or a part of the
+                message is not encodable text.
+        """
+        return self._messages.sign(  # type: ignore[no-any-return]
+            from_agent, to_agent, action, payload, delegation_token, reply_to, metadata
+        )
+
+    def _create_signed_message(
+        self,
+        from_agent: str,
+        to_agent: str,
+        action: str,
+        payload: dict[str, Any],
+        delegation_token: DelegationToken | None,
+        reply_to: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> SignedMessage:
+        """The general path of :meth:`create_signed_message` (every sender, every error)."""
         # No lock: one dict read, and the per-agent key cache tolerates races (a stale
         # entry is detected by its key-ring generation).
         sender = self._agents.get(from_agent)
@@ -817,7 +830,15 @@ class AgentTrustManager:
         Order: replay, age, sender, sender expiry, signature, receiver, sender trust, then
         capability (own, or through a verified delegation token).
         """
-        now = float(self._clock())
+        return self._messages.verify(  # type: ignore[no-any-return]
+            message, check_replay, max_age_seconds
+        )
+
+    def _verify_message(
+        self, message: SignedMessage, check_replay: bool, max_age_seconds: float, now: float
+    ) -> VerificationResult:
+        """The general path of :meth:`verify_message` (every check, every error), at the
+        clock reading ``now``."""
         warnings: list[str] = []
         with self._lock:
             mid = message.message_id
