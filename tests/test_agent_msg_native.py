@@ -160,6 +160,9 @@ def test_native_class_has_the_dataclass_behaviour() -> None:
             pytest.fail("positional match failed")
 
 
+SEVEN = ("i", "a", "b", "x", {}, 1.0, "s")
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
@@ -171,8 +174,8 @@ def test_native_class_has_the_dataclass_behaviour() -> None:
         ),
         (("i", "a", "b", "x", {}, 1.0), {}, "missing 1 required positional argument: 'signature'"),
         (tuple(range(11)), {}, "takes from 8 to 11 positional arguments but 12 were given"),
-        (("i", "a", "b", "x", {}, 1.0, "s"), {"bogus": 3}, "got an unexpected keyword argument 'bogus'"),
-        (("i", "a", "b", "x", {}, 1.0, "s"), {"action": 3}, "got multiple values for argument 'action'"),
+        (SEVEN, {"bogus": 3}, "got an unexpected keyword argument 'bogus'"),
+        (SEVEN, {"action": 3}, "got multiple values for argument 'action'"),
     ],
 )
 def test_argument_errors_match_the_dataclass(
@@ -274,7 +277,7 @@ def test_gc_during_construction_copy_and_pickle(impl: ModuleType) -> None:
             m = _msg(impl.AgentSignedMessage, payload={"i": i}, metadata={"i": i})
             m.cycle = m
             keep.append(weakref.ref(m))
-            s = mgr.create_signed_message("worker", "boss", "web:search", {"i": i}, metadata={"i": i})
+            s = mgr.create_signed_message("boss", "worker", "x", {"i": i}, metadata={"i": i})
             s.cycle = [s]
             for c in (copy.copy(s), copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
                 assert c.payload == {"i": i} and c.metadata == {"i": i}
@@ -351,9 +354,10 @@ def test_sign_errors_match_the_general_path(backend: ModuleType) -> None:
         native = _outcome(m.create_signed_message, *args, **kw)
         general = _outcome(m._create_signed_message, *args, None, None, kw.get("metadata"))
         if isinstance(native, SignedMessage):
-            assert isinstance(general, SignedMessage) and native.signed_text().split("|", 1)[
-                1
-            ] == general.signed_text().split("|", 1)[1]
+            assert (
+                isinstance(general, SignedMessage)
+                and native.signed_text().split("|", 1)[1] == general.signed_text().split("|", 1)[1]
+            )
         else:
             assert native == general, args
     with pytest.raises(AgentTrustError, match="Unknown sender: ghost") as exc:
@@ -388,8 +392,8 @@ def test_forked_child_never_reuses_the_parents_ids(backend: ModuleType) -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
-            child = [m.create_signed_message("worker", "boss", "x", {}).message_id for _ in range(5)]
-            os.write(write, ",".join(child).encode())
+            ids = (m.create_signed_message("worker", "boss", "x", {}).message_id for _ in "12345")
+            os.write(write, ",".join(ids).encode())
         finally:
             os._exit(0)
     os.close(write)
@@ -561,9 +565,7 @@ def test_native_and_general_paths_agree(
 
 @settings(max_examples=30, deadline=None)
 @given(_payloads, st.sampled_from(["worker", "boss", "nobody", "ghost"]))
-def test_messages_signed_either_way_verify_either_way(
-    payload: dict[str, Any], sender: str
-) -> None:
+def test_messages_signed_either_way_verify_either_way(payload: dict[str, Any], sender: str) -> None:
     clock = Clock(1_700_000_000.0)
     native = _manager(_core, clock)
     general = _manager(_reference, clock)
@@ -579,3 +581,50 @@ def test_messages_signed_either_way_verify_either_way(
         assert _outcome(native.verify_message, m)[1] == (
             "Replay attack detected: message already processed"
         )
+
+
+def test_changes_to_agents_manager_and_ring_are_seen(backend: ModuleType) -> None:
+    """The fast paths read credentials, the manager's settings and the key ring on every
+    call (through their ``__dict__`` where that is what attribute access does)."""
+    clock = Clock()
+    m = _manager(backend, clock)
+    msg = m.create_signed_message("worker", "boss", "web:search", {})
+    cred = m._agents["worker"]
+    cred.capabilities = {"other"}
+    assert m.verify_message(msg, False).error == "Sender lacks capability for action 'web:search'"
+    cred.capabilities = frozenset({"*"})
+    assert m.verify_message(msg, False).valid
+    cred.trust_level = TrustLevel.NONE
+    assert m.verify_message(msg, False).error == "Sender has UNTRUSTED trust level"
+    with pytest.raises(AgentTrustError, match="NONE trust level"):
+        m.create_signed_message("worker", "boss", "web:search", {})
+    cred.trust_level = TrustLevel.LIMITED
+    cred.expires_at = agent_trust._utcnow() - timedelta(seconds=1)
+    assert m.verify_message(msg, False).error == "Sender credential has expired"
+    with pytest.raises(AgentTrustError, match="Sender credential has expired"):
+        m.create_signed_message("worker", "boss", "web:search", {})
+    cred.expires_at = None
+    m.unregister_agent("boss")
+    assert m.verify_message(msg, False).error == "Unknown receiver: boss"
+    m.require_explicit_trust = False
+    assert m.verify_message(msg, False).valid
+    m.rotate_key("another-master-key-0123456789abc", grace_seconds=0)
+    assert m.verify_message(msg, False).error == "Invalid signature"
+    fresh = m.create_signed_message("worker", "boss", "web:search", {})
+    assert m.verify_message(fresh, False).valid
+
+    class Strict(AgentTrustManager):
+        @property
+        def require_explicit_trust(self) -> bool:  # type: ignore[override]
+            return True
+
+        @require_explicit_trust.setter
+        def require_explicit_trust(self, value: bool) -> None:
+            pass
+
+    s = Strict(KEY, require_explicit_trust=False)
+    s.register_agent("a", TrustLevel.STANDARD, ["x"])
+    assert s._messages is not None
+    assert s.verify_message(s.create_signed_message("a", "ghost", "x", {})).error == (
+        "Unknown receiver: ghost"
+    )

@@ -58,11 +58,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUDIT_GENESIS_HASH",
+    # scan
+    "SCAN_DETACH_THRESHOLD",
     # agent_msg
     "AgentMessages",
     "AgentSignedMessage",
-    # scan
-    "SCAN_DETACH_THRESHOLD",
     "AuditChain",
     "AuditFileWriter",
     "DriftEngine",
@@ -118,5 +118,15 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["agent", "agent_msg", "chain", "guard", "limit", "mac", "scan", "sign", "stats"],
+        "features": [
+            "agent",
+            "agent_msg",
+            "chain",
+            "guard",
+            "limit",
+            "mac",
+            "scan",
+            "sign",
+            "stats",
+        ],
     }

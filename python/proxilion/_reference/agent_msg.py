@@ -6,11 +6,11 @@ The native backend defines the same class natively (its fields live in the objec
 building and reading one is cheap) and ``proxilion.security.agent_trust`` gives it this
 dataclass's methods and metadata, so both behave as the same dataclass.
 
-``AgentMessages(manager, result_type)`` is the manager's ``create_signed_message`` and
-``verify_message``. The native one answers the common cases itself (a plain HMAC sender; an
-intact message whose sender holds the action) and hands everything else to the manager's
-general paths; this twin hands every call to them, so it is the oracle the native fast
-paths are tested against.
+``AgentMessages(manager, result_type, credential_type)`` is the manager's
+``create_signed_message`` and ``verify_message``. The native one answers the common cases
+itself (a plain HMAC sender; an intact message whose sender holds the action) and hands
+everything else to the manager's general paths; this twin hands every call to them, so it is
+the oracle the native fast paths are tested against.
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ class AgentMessages:
     ``AgentTrustManager``: here, its general paths ``_create_signed_message`` and
     ``_verify_message`` (the latter given ``float(manager._clock())``, read first)."""
 
-    def __init__(self, manager: Any, result_type: type) -> None:
+    def __init__(self, manager: Any, result_type: type, credential_type: type) -> None:
         self._manager = manager
         self._result_type = result_type
+        self._credential_type = credential_type
 
     def __repr__(self) -> str:
         return f"AgentMessages(agents={len(self._manager._agents)})"

@@ -395,7 +395,7 @@ class AgentTrustManager:
         # ``create_signed_message`` and ``verify_message`` are the native object's own
         # methods (one native call per message; anything but the common case comes back to
         # ``_create_signed_message`` / ``_verify_message``).
-        self._messages = impl.AgentMessages(self, VerificationResult)
+        self._messages = impl.AgentMessages(self, VerificationResult, AgentCredential)
         cls = type(self)
         if cls.create_signed_message is AgentTrustManager.create_signed_message:
             self.__dict__["create_signed_message"] = self._messages.sign

@@ -454,16 +454,25 @@ fn default_max_age() -> Py<PyAny> {
 
 /// The message fast paths of one `AgentTrustManager` (see the module doc).
 ///
-/// `AgentMessages(manager, result_type)`: `manager` holds `_agents`, `_agent_keys`, `_ring`,
+/// `AgentMessages(manager, result_type, credential_type)`: `manager` holds `_agents`, `_agent_keys`, `_ring`,
 /// `_seen`, `_lock` and `_clock` (read once: they are never rebound), `_replay_floor`,
 /// `require_explicit_trust` and `replay_cache_size` (read per call), and the general paths
 /// `_create_signed_message(from, to, action, payload, token, reply_to, metadata)`,
 /// `_verify_message(message, check_replay, max_age_seconds, now)` and
 /// `_evict_seen(now, max_age_seconds)`. `result_type` is `VerificationResult`: results are
 /// made as `agent_trust._result` makes them (no `__init__`; `verified_at` from `_verified_ts`).
+/// `credential_type` is `AgentCredential`, whose exact instances are read through their
+/// `__dict__` (so are the manager and its key ring when their classes define none of the
+/// attributes read).
 #[pyclass(frozen, module = "proxilion._core", name = "AgentMessages")]
 pub struct PyAgentMessages {
     manager: Py<PyAny>,
+    /// `manager.__dict__`, when its class defines none of the attributes read per call.
+    manager_dict: Option<Py<PyDict>>,
+    /// `ring.__dict__`, when its class defines neither `_keys` nor `_generation`.
+    ring_dict: Option<Py<PyDict>>,
+    /// `AgentCredential`: its exact instances keep their fields in their `__dict__`.
+    credential_type: Py<PyType>,
     agents: Py<PyDict>,
     agent_keys: Py<PyDict>,
     ring: Py<PyAny>,
@@ -479,8 +488,40 @@ pub struct PyAgentMessages {
 
 /// A registered sender of plain HMAC messages whose cached per-agent keys are current.
 struct Sender<'py> {
-    cred: Bound<'py, PyAny>,
+    capabilities: Bound<'py, PyAny>,
     keys: Bound<'py, SigningKeys>,
+}
+
+/// `obj.__dict__`, if `obj` has one and its class defines none of `names` (so that reading
+/// them from the dict is what attribute access does).
+fn plain_dict<'py>(
+    obj: &Bound<'py, PyAny>,
+    names: &[&str],
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let cls = obj.get_type();
+    for name in names {
+        if cls.hasattr(*name)? {
+            return Ok(None);
+        }
+    }
+    Ok(obj
+        .getattr("__dict__")
+        .ok()
+        .and_then(|d| d.cast_into_exact::<PyDict>().ok()))
+}
+
+/// `obj.name`, read from `dict` when given and holding it.
+fn attr<'py>(
+    obj: &Bound<'py, PyAny>,
+    dict: Option<&Bound<'py, PyDict>>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(d) = dict {
+        if let Some(v) = d.get_item(name)? {
+            return Ok(v);
+        }
+    }
+    obj.getattr(name)
 }
 
 fn dict_attr<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyDict>> {
@@ -501,11 +542,22 @@ impl PyAgentMessages {
     /// The generation of the manager's key ring, read as `KeyRing.generation` does.
     fn ring_generation<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ring = self.ring.bind(py);
-        if ring.getattr(intern!(py, "_keys"))?.len()? == 1 {
-            ring.getattr(intern!(py, "_generation"))
+        let dict = self.ring_dict.as_ref().map(|d| d.bind(py));
+        if attr(ring, dict, intern!(py, "_keys"))?.len()? == 1 {
+            attr(ring, dict, intern!(py, "_generation"))
         } else {
             ring.getattr(intern!(py, "generation"))
         }
+    }
+
+    /// `manager.name`.
+    fn manager_attr<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dict = self.manager_dict.as_ref().map(|d| d.bind(py));
+        attr(self.manager.bind(py), dict, name)
     }
 
     /// `agent_id`'s credential and keys if it is registered, unexpired, above trust `NONE`,
@@ -518,14 +570,23 @@ impl PyAgentMessages {
         let Some(cred) = self.agents.bind(py).get_item(agent_id)? else {
             return Ok(None);
         };
-        if !cred.getattr(intern!(py, "expires_at"))?.is_none() {
+        let dict = if cred.get_type().is(self.credential_type.bind(py)) {
+            cred.getattr(intern!(py, "__dict__"))?
+                .cast_into_exact::<PyDict>()
+                .ok()
+        } else {
+            None
+        };
+        let dict = dict.as_ref();
+        if !attr(&cred, dict, intern!(py, "expires_at"))?.is_none() {
             return Ok(None);
         }
-        match cred.getattr(intern!(py, "trust_level"))?.extract::<i64>() {
+        match attr(&cred, dict, intern!(py, "trust_level"))?.extract::<i64>() {
             Ok(level) if level != 0 => {}
             _ => return Ok(None),
         }
-        let algorithm = cred.getattr(intern!(py, "algorithm"))?;
+        let capabilities = attr(&cred, dict, intern!(py, "capabilities"))?;
+        let algorithm = attr(&cred, dict, intern!(py, "algorithm"))?;
         match algorithm.cast_exact::<PyString>() {
             Ok(a) if a.to_cow().is_ok_and(|a| a == "hmac-sha256") => {}
             _ => return Ok(None),
@@ -540,21 +601,21 @@ impl PyAgentMessages {
             return Ok(None);
         }
         let generation = cached.get_item(0)?;
-        if !(generation.is_exact_instance_of::<PyInt>()
-            && generation.eq(self.ring_generation(py)?)?)
+        let current = self.ring_generation(py)?;
+        if !(generation.is(&current)
+            || (generation.is_exact_instance_of::<PyInt>() && generation.eq(current)?))
         {
             return Ok(None);
         }
         let Ok(keys) = cached.get_item(1)?.cast_into::<SigningKeys>() else {
             return Ok(None);
         };
-        Ok(Some(Sender { cred, keys }))
+        Ok(Some(Sender { capabilities, keys }))
     }
 
     /// Whether `action` is one of the sender's own capabilities (`"*"` or an exact match).
     /// Wildcard prefixes and delegations are left to the general path.
-    fn holds(py: Python<'_>, cred: &Bound<'_, PyAny>, action: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let caps = cred.getattr(intern!(py, "capabilities"))?;
+    fn holds(py: Python<'_>, caps: &Bound<'_, PyAny>, action: &Bound<'_, PyAny>) -> PyResult<bool> {
         if let Ok(s) = caps.cast_exact::<PySet>() {
             return Ok(s.contains(intern!(py, "*"))? || s.contains(action)?);
         }
@@ -585,7 +646,7 @@ impl PyAgentMessages {
             if seen.contains(mid)? {
                 return Ok(None);
             }
-            let floor = manager.getattr(intern!(py, "_replay_floor"))?;
+            let floor = self.manager_attr(py, intern!(py, "_replay_floor"))?;
             match floor.cast_exact::<PyFloat>() {
                 Ok(fl) if ts > fl.value() => {}
                 _ => return Ok(None),
@@ -613,19 +674,19 @@ impl PyAgentMessages {
         {
             return Ok(None);
         }
-        if manager
-            .getattr(intern!(py, "require_explicit_trust"))?
+        if self
+            .manager_attr(py, intern!(py, "require_explicit_trust"))?
             .is_truthy()?
             && !self.agents.bind(py).contains(to)?
         {
             return Ok(None);
         }
-        if !Self::holds(py, &sender.cred, action)? {
+        if !Self::holds(py, &sender.capabilities, action)? {
             return Ok(None);
         }
         if check_replay {
             seen.set_item(mid, timestamp)?;
-            let size = manager.getattr(intern!(py, "replay_cache_size"))?;
+            let size = self.manager_attr(py, intern!(py, "replay_cache_size"))?;
             let over = match size.extract::<i64>() {
                 Ok(n) => i64::try_from(seen.len()).map_or(true, |len| len > n),
                 Err(_) => seen.len().into_pyobject(py)?.gt(&size)?,
@@ -634,21 +695,32 @@ impl PyAgentMessages {
                 manager.call_method1(intern!(py, "_evict_seen"), (now, max_age_obj))?;
             }
         }
-        self.valid_result(py).map(Some)
+        self.valid_result(py, now).map(Some)
     }
 
-    /// `VerificationResult(valid=True, error=None, warnings=[])`, made as `_result` makes it.
-    fn valid_result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.object_new.bind(py).call1((self.result_type.bind(py),))?;
-        let d = r.getattr(intern!(py, "__dict__"))?.cast_into::<PyDict>()?;
-        d.set_item(intern!(py, "valid"), true)?;
-        d.set_item(intern!(py, "error"), py.None())?;
-        d.set_item(intern!(py, "warnings"), pyo3::types::PyList::empty(py))?;
-        let at = match time_time() {
-            Some(t) => PyFloat::new(py, t).into_any(),
-            None => py.import("time")?.getattr("time")?.call0()?,
+    /// `VerificationResult(valid=True, error=None, warnings=[])`, made as `_result` makes it
+    /// (`_verified_ts` is `now` when the clock is the system clock, whose reading it is).
+    fn valid_result<'py>(
+        &self,
+        py: Python<'py>,
+        now: &Bound<'py, PyFloat>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self
+            .object_new
+            .bind(py)
+            .call1((self.result_type.bind(py),))?;
+        r.setattr(intern!(py, "valid"), true)?;
+        r.setattr(intern!(py, "error"), py.None())?;
+        r.setattr(intern!(py, "warnings"), pyo3::types::PyList::empty(py))?;
+        let at = if self.system_clock {
+            now.clone().into_any()
+        } else {
+            match time_time() {
+                Some(t) => PyFloat::new(py, t).into_any(),
+                None => py.import("time")?.getattr("time")?.call0()?,
+            }
         };
-        d.set_item(intern!(py, "_verified_ts"), at)?;
+        r.setattr(intern!(py, "_verified_ts"), at)?;
         Ok(r)
     }
 }
@@ -664,7 +736,15 @@ fn plain_fields<'py>(m: &Bound<'py, PyAny>) -> Option<([Bound<'py, PyAny>; 7], f
     let m = m.cast::<PyAgentMessage>().ok()?;
     let me = m.try_borrow().ok()?;
     let get = |i: usize| me.fields[i].as_ref().map(|o| o.bind(py).clone());
-    let f = [get(0)?, get(1)?, get(2)?, get(3)?, get(4)?, get(5)?, get(6)?];
+    let f = [
+        get(0)?,
+        get(1)?,
+        get(2)?,
+        get(3)?,
+        get(4)?,
+        get(5)?,
+        get(6)?,
+    ];
     for i in [0, 1, 2, 3, 6] {
         if !f[i].is_exact_instance_of::<PyString>() {
             return None;
@@ -677,17 +757,34 @@ fn plain_fields<'py>(m: &Bound<'py, PyAny>) -> Option<([Bound<'py, PyAny>; 7], f
 #[pymethods]
 impl PyAgentMessages {
     #[new]
-    fn new(manager: &Bound<'_, PyAny>, result_type: Bound<'_, PyType>) -> PyResult<Self> {
+    fn new(
+        manager: &Bound<'_, PyAny>,
+        result_type: Bound<'_, PyType>,
+        credential_type: Bound<'_, PyType>,
+    ) -> PyResult<Self> {
         let py = manager.py();
         let lock = manager.getattr("_lock")?;
+        let ring = manager.getattr("_ring")?;
+        let manager_dict = plain_dict(
+            manager,
+            &[
+                "_replay_floor",
+                "require_explicit_trust",
+                "replay_cache_size",
+            ],
+        )?;
+        let ring_dict = plain_dict(&ring, &["_keys", "_generation"])?;
         let clock = manager.getattr("_clock")?;
         let system_clock = clock.is(py.import("time")?.getattr("time")?);
         let object_new = py.get_type::<PyAny>().getattr("__new__")?;
         Ok(PyAgentMessages {
             manager: manager.clone().unbind(),
+            manager_dict: manager_dict.map(Bound::unbind),
+            ring_dict: ring_dict.map(Bound::unbind),
+            credential_type: credential_type.unbind(),
             agents: dict_attr(manager, "_agents")?.unbind(),
             agent_keys: dict_attr(manager, "_agent_keys")?.unbind(),
-            ring: manager.getattr("_ring")?.unbind(),
+            ring: ring.unbind(),
             seen: dict_attr(manager, "_seen")?.unbind(),
             acquire: lock.getattr("acquire")?.unbind(),
             release: lock.getattr("release")?.unbind(),
@@ -762,7 +859,9 @@ impl PyAgentMessages {
             _ => None,
         };
         let lazy = metadata.is_none();
-        let opt = |o: Option<&Bound<'py, PyAny>>| Some(o.map_or_else(|| py.None(), |v| v.clone().unbind()));
+        let opt = |o: Option<&Bound<'py, PyAny>>| {
+            Some(o.map_or_else(|| py.None(), |v| v.clone().unbind()))
+        };
         Ok(Bound::new(
             py,
             PyAgentMessage {
@@ -796,7 +895,10 @@ impl PyAgentMessages {
         let now = self.now(py)?;
         let check_replay = check_replay.into_bound(py);
         let max_age_obj = max_age_seconds.into_bound(py);
-        let replay = check_replay.cast_exact::<PyBool>().ok().map(|b| b.is_true());
+        let replay = check_replay
+            .cast_exact::<PyBool>()
+            .ok()
+            .map(|b| b.is_true());
         let max_age = if let Ok(f) = max_age_obj.cast_exact::<PyFloat>() {
             Some(f.value())
         } else if max_age_obj.is_exact_instance_of::<PyInt>() {
@@ -830,6 +932,9 @@ impl PyAgentMessages {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.manager)?;
+        visit.call(&self.manager_dict)?;
+        visit.call(&self.ring_dict)?;
+        visit.call(&self.credential_type)?;
         visit.call(&self.agents)?;
         visit.call(&self.agent_keys)?;
         visit.call(&self.ring)?;

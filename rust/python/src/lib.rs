@@ -46,7 +46,15 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item(
         "features",
         vec![
-            "agent", "agent_msg", "chain", "guard", "limit", "mac", "scan", "sign", "stats",
+            "agent",
+            "agent_msg",
+            "chain",
+            "guard",
+            "limit",
+            "mac",
+            "scan",
+            "sign",
+            "stats",
         ],
     )?;
     Ok(d)
