@@ -22,7 +22,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import Any
 
@@ -628,3 +628,81 @@ def test_changes_to_agents_manager_and_ring_are_seen(backend: ModuleType) -> Non
     assert s.verify_message(s.create_signed_message("a", "ghost", "x", {})).error == (
         "Unknown receiver: ghost"
     )
+
+
+# -- VerificationResult ---------------------------------------------------------------------
+
+RESULT_FIELDS = ["valid", "error", "warnings", "verified_at"]
+AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+
+
+def test_result_class_has_the_dataclass_behaviour(impl: ModuleType) -> None:
+    from proxilion._backend import impl as active
+
+    assert VerificationResult is active.AgentVerificationResult
+    assert [f.name for f in dataclasses.fields(VerificationResult)] == RESULT_FIELDS
+    cls = impl.AgentVerificationResult
+    r = cls(False, "bad", ["w"], AT)
+    twin = _reference.AgentVerificationResult(False, "bad", ["w"], AT)
+    assert repr(r) == repr(twin) and r.to_dict() == twin.to_dict()
+    assert r == cls(False, "bad", ["w"], AT) and r != cls(False, "bad", [], AT)
+    assert dataclasses.asdict(r) == dataclasses.asdict(twin)
+    assert dataclasses.replace(r, valid=True).valid is True
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(r)
+    fresh = cls(True)
+    assert fresh.warnings == [] and fresh.error is None and fresh.verified_at.tzinfo is not None
+    with pytest.raises(TypeError, match=r"VerificationResult.__init__\(\) missing 1 required"):
+        cls()
+    bare = cls.__new__(cls)
+    with pytest.raises(AttributeError, match="valid"):
+        _ = bare.valid
+    r.extra = 1
+    for clone in (pickle.loads(pickle.dumps(r)), copy.copy(r), copy.deepcopy(r)):
+        assert type(clone) is cls and clone == r and clone.extra == 1
+
+
+def test_stamped_results_make_their_lazy_fields_once(impl: ModuleType) -> None:
+    before = datetime.now(timezone.utc)
+    r = impl.agent_result(True, None, None)
+    after = datetime.now(timezone.utc)
+    assert (r.valid, r.error, r.warnings) == (True, None, [])
+    assert r.warnings is r.warnings
+    at = r.verified_at
+    assert at is r.verified_at and at.tzinfo is timezone.utc
+    assert before - timedelta(milliseconds=1) <= at <= after + timedelta(milliseconds=1)
+    w = ["x"]
+    assert impl.agent_result(False, "e", w).warnings is w
+    s = impl.agent_result(True)
+    s.verified_at = AT
+    assert s.verified_at is AT
+    t = impl.agent_result(True)
+    del t.warnings
+    with pytest.raises(AttributeError, match="warnings"):
+        _ = t.warnings
+    with pytest.raises(AttributeError, match="warnings"):
+        del t.warnings
+    clone = pickle.loads(pickle.dumps(impl.agent_result(True, None, ["w"])))
+    assert clone.warnings == ["w"] and clone.verified_at.tzinfo is timezone.utc
+
+
+def test_result_pickles_of_the_dataclass_load_as_the_active_class() -> None:
+    for twin in (
+        _reference.agent_result(False, "e", ["w"]),  # verified_at kept as _verified_ts
+        _reference.AgentVerificationResult(True, None, [], AT),  # ... as _verified_at
+    ):
+        twin.extra = "x"
+        data = pickle.dumps(twin, protocol=2).replace(
+            b"proxilion._reference.agent_msg", b"proxilion.security.agent_trust"
+        )
+        back = pickle.loads(data)
+        assert type(back) is VerificationResult and back.extra == "x"
+        assert [getattr(back, f) for f in RESULT_FIELDS] == [
+            getattr(twin, f) for f in RESULT_FIELDS
+        ]
+    native = _core.AgentVerificationResult.__new__(_core.AgentVerificationResult)
+    for bad in (5, (1, 2, 3), ([], None)):
+        with pytest.raises(TypeError, match="state must be a dict or"):
+            native.__setstate__(bad)
+    with pytest.raises(ValueError, match='has no field "bogus"'):
+        native.__setstate__(({"bogus": 1}, None))

@@ -67,6 +67,8 @@ __all__ = [
     # agent_msg
     "AgentMessages",
     "AgentSignedMessage",
+    "AgentVerificationResult",
+    "agent_result",
 ]
 
 def version() -> str: ...
@@ -609,7 +611,7 @@ class AgentSignedMessage:
 
 @final
 class AgentMessages:
-    def __new__(cls, manager: Any, result_type: type, credential_type: type) -> AgentMessages: ...
+    def __new__(cls, manager: Any, credential_type: type) -> AgentMessages: ...
     def sign(
         self,
         from_agent: str,
@@ -621,3 +623,35 @@ class AgentMessages:
         metadata: dict[str, Any] | None = None,
     ) -> Any: ...
     def verify(self, message: Any, check_replay: Any = ..., max_age_seconds: Any = ...) -> Any: ...
+
+@disjoint_base
+class AgentVerificationResult:
+    valid: Any
+    error: Any
+    warnings: Any
+    verified_at: Any
+    # __init__, to_dict and the dataclass metadata are the twin dataclass's, set by
+    # proxilion.security.agent_trust (__new__ takes any arguments).
+    def __new__(
+        cls,
+        valid: bool,
+        error: str | None = None,
+        warnings: list[str] = ...,
+        verified_at: Any = ...,
+    ) -> AgentVerificationResult: ...
+    def __init__(
+        self,
+        valid: bool,
+        error: str | None = None,
+        warnings: list[str] = ...,
+        verified_at: Any = ...,
+    ) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any] | None]: ...
+    def __setstate__(self, state: Any) -> None: ...
+    __match_args__: ClassVar[tuple[str, ...]]
+
+def agent_result(
+    valid: bool, error: str | None = None, warnings: list[str] | None = None
+) -> AgentVerificationResult: ...

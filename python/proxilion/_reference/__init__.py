@@ -13,7 +13,12 @@ from proxilion._reference.agent import (
     intent_category,
     uuid4_batch,
 )
-from proxilion._reference.agent_msg import AgentMessages, AgentSignedMessage
+from proxilion._reference.agent_msg import (
+    AgentMessages,
+    AgentSignedMessage,
+    AgentVerificationResult,
+    agent_result,
+)
 from proxilion._reference.chain import (
     AUDIT_GENESIS_HASH,
     AuditChain,
@@ -63,6 +68,7 @@ __all__ = [
     # agent_msg
     "AgentMessages",
     "AgentSignedMessage",
+    "AgentVerificationResult",
     "AuditChain",
     "AuditFileWriter",
     "DriftEngine",
@@ -78,6 +84,7 @@ __all__ = [
     "SigningKeys",
     "Welford",
     "__version__",
+    "agent_result",
     "audit_authorization_hash",
     "audit_event_hash",
     "audit_event_line",

@@ -37,11 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from proxilion._backend import adopt_dataclass, impl
 from proxilion._reference.agent_msg import SignedMessage as _DataclassSignedMessage
+from proxilion._reference.agent_msg import VerificationResult as _DataclassResult
 from proxilion.exceptions import AgentTrustError, ConfigurationError
 from proxilion.security._keys import KeyRing, random_uuid4
 
@@ -213,64 +213,31 @@ else:
         pass
 
 
-@dataclass
-class VerificationResult:
-    """Outcome of a message or chain verification.
+#: The twin dataclass's methods the native ``VerificationResult`` takes over as they are.
+_RESULT_METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "to_dict")
 
-    ``verified_at`` is the time of verification. Results made by
-    :meth:`AgentTrustManager.verify_message` record it as a float and build the ``datetime``
-    on first read (the same instant; the ``datetime`` costs more than the HMAC check).
-    """
+if TYPE_CHECKING:
+    from proxilion._reference.agent_msg import VerificationResult as VerificationResult
+else:
+    # The outcome of a message or chain verification (fields: valid, error, warnings,
+    # verified_at). On the native backend a native class given the twin dataclass's methods
+    # and metadata, as SignedMessage above; results of verify_message make ``warnings`` and
+    # the ``verified_at`` datetime only when they are read.
+    VerificationResult = impl.AgentVerificationResult
+    try:
+        from proxilion import _core as _native
 
-    valid: bool
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    verified_at: datetime = field(default_factory=partial(datetime.now, timezone.utc))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "valid": self.valid,
-            "error": self.error,
-            "warnings": list(self.warnings),
-            "verified_at": self.verified_at.isoformat(),
-        }
-
-
-class _VerifiedAt:
-    """``VerificationResult.verified_at``: a stored ``datetime``, or one made on first read
-    from the epoch seconds that :func:`_result` stored in ``_verified_ts``."""
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        d = obj.__dict__
-        value = d.get("_verified_at")
-        if value is None:
-            value = datetime.fromtimestamp(d["_verified_ts"], timezone.utc)
-            d["_verified_at"] = value
-        return value
-
-    def __set__(self, obj: object, value: datetime) -> None:
-        obj.__dict__["_verified_at"] = value
-
-
-setattr(VerificationResult, "verified_at", _VerifiedAt())  # noqa: B010 - after @dataclass
-_new_object = object.__new__
-_time = time.time
+        adopt_dataclass(_native.AgentVerificationResult, _DataclassResult, _RESULT_METHODS)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
 def _result(
     valid: bool, error: str | None = None, warnings: list[str] | None = None
 ) -> VerificationResult:
-    """A :class:`VerificationResult` without its ``__init__`` (whose ``datetime.now`` costs
-    more than the whole check): same fields, ``verified_at`` made when first read."""
-    r: VerificationResult = _new_object(VerificationResult)
-    r.valid = valid
-    r.error = error
-    r.warnings = [] if warnings is None else warnings
-    r._verified_ts = _time()  # type: ignore[attr-defined]
-    return r
+    """A :class:`VerificationResult` stamped now, without its ``__init__`` (whose
+    ``datetime.now`` costs more than the whole check): ``verified_at`` is made when read."""
+    return impl.agent_result(valid, error, warnings)  # type: ignore[no-any-return]
 
 
 class DelegationChain:
@@ -395,7 +362,7 @@ class AgentTrustManager:
         # ``create_signed_message`` and ``verify_message`` are the native object's own
         # methods (one native call per message; anything but the common case comes back to
         # ``_create_signed_message`` / ``_verify_message``).
-        self._messages = impl.AgentMessages(self, VerificationResult, AgentCredential)
+        self._messages = impl.AgentMessages(self, AgentCredential)
         cls = type(self)
         if cls.create_signed_message is AgentTrustManager.create_signed_message:
             self.__dict__["create_signed_message"] = self._messages.sign

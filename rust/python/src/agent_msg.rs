@@ -435,6 +435,300 @@ fn as_float<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyFloat>> {
     }
 }
 
+// -- verification results ------------------------------------------------------------------
+
+/// Field names of `VerificationResult`, in dataclass order.
+const RESULT_FIELDS: [&str; 4] = ["valid", "error", "warnings", "verified_at"];
+
+/// The outcome of a message or chain verification: the `VerificationResult` class of
+/// `proxilion.security.agent_trust` on the native backend, completed there with the twin
+/// dataclass's `__init__`, `__repr__`, `__eq__`, `to_dict` and metadata.
+///
+/// A result made by a verification keeps `warnings` (an empty list) and `verified_at` (a
+/// `datetime` of the verification time, kept as epoch seconds) unmade until they are read.
+#[pyclass(
+    module = "proxilion.security.agent_trust",
+    name = "VerificationResult",
+    subclass,
+    dict,
+    weakref
+)]
+pub struct PyAgentResult {
+    fields: [Option<Py<PyAny>>; 4],
+    /// `warnings` is an empty list made on first access.
+    lazy_warnings: bool,
+    /// `verified_at` is `datetime.fromtimestamp(ts, timezone.utc)`, made on first access.
+    lazy_ts: Option<f64>,
+}
+
+fn result_unset(name: &str) -> PyErr {
+    PyAttributeError::new_err(format!(
+        "'VerificationResult' object has no attribute '{name}'"
+    ))
+}
+
+/// `datetime.fromtimestamp(ts, timezone.utc)`.
+fn utc_datetime(py: Python<'_>, ts: f64) -> PyResult<Bound<'_, PyAny>> {
+    static PARTS: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+    let (fromtimestamp, utc) = PARTS.get_or_try_init(py, || {
+        let dt = py.import("datetime")?;
+        Ok::<_, PyErr>((
+            dt.getattr("datetime")?.getattr("fromtimestamp")?.unbind(),
+            dt.getattr("timezone")?.getattr("utc")?.unbind(),
+        ))
+    })?;
+    fromtimestamp.bind(py).call1((ts, utc.bind(py)))
+}
+
+impl PyAgentResult {
+    fn made(
+        valid: bool,
+        error: Option<Py<PyAny>>,
+        warnings: Option<Py<PyAny>>,
+        ts: f64,
+        py: Python<'_>,
+    ) -> Self {
+        let lazy_warnings = warnings.is_none();
+        PyAgentResult {
+            fields: [
+                Some(PyBool::new(py, valid).to_owned().into_any().unbind()),
+                Some(error.unwrap_or_else(|| py.None())),
+                warnings,
+                None,
+            ],
+            lazy_warnings,
+            lazy_ts: Some(ts),
+        }
+    }
+
+    fn field(&mut self, py: Python<'_>, i: usize) -> PyResult<Py<PyAny>> {
+        if i == 2 && self.lazy_warnings {
+            self.lazy_warnings = false;
+            self.fields[2] = Some(pyo3::types::PyList::empty(py).into_any().unbind());
+        }
+        if i == 3 {
+            if let Some(ts) = self.lazy_ts {
+                let at = utc_datetime(py, ts)?.unbind();
+                self.lazy_ts = None;
+                self.fields[3] = Some(at);
+            }
+        }
+        self.fields[i]
+            .as_ref()
+            .map(|o| o.clone_ref(py))
+            .ok_or_else(|| result_unset(RESULT_FIELDS[i]))
+    }
+
+    fn set_field(&mut self, i: usize, value: Option<Py<PyAny>>) {
+        if i == 2 {
+            self.lazy_warnings = false;
+        }
+        if i == 3 {
+            self.lazy_ts = None;
+        }
+        self.fields[i] = value;
+    }
+
+    fn delete_field(&mut self, i: usize) -> PyResult<()> {
+        let lazy = (i == 2 && self.lazy_warnings) || (i == 3 && self.lazy_ts.is_some());
+        let had = self.fields[i].take().is_some();
+        self.set_field(i, None);
+        if !(had || lazy) {
+            return Err(result_unset(RESULT_FIELDS[i]));
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl PyAgentResult {
+    /// Allocate an instance with no field set; the dataclass `__init__` (installed by
+    /// `proxilion.security.agent_trust`) assigns the fields.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyAgentResult {
+            fields: Default::default(),
+            lazy_warnings: false,
+            lazy_ts: None,
+        }
+    }
+
+    #[getter]
+    fn get_valid(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 0)
+    }
+    #[setter]
+    fn set_valid(&mut self, value: Py<PyAny>) {
+        self.set_field(0, Some(value));
+    }
+    #[deleter]
+    fn delete_valid(&mut self) -> PyResult<()> {
+        self.delete_field(0)
+    }
+    #[getter]
+    fn get_error(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 1)
+    }
+    #[setter]
+    fn set_error(&mut self, value: Py<PyAny>) {
+        self.set_field(1, Some(value));
+    }
+    #[deleter]
+    fn delete_error(&mut self) -> PyResult<()> {
+        self.delete_field(1)
+    }
+    #[getter]
+    fn get_warnings(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 2)
+    }
+    #[setter]
+    fn set_warnings(&mut self, value: Py<PyAny>) {
+        self.set_field(2, Some(value));
+    }
+    #[deleter]
+    fn delete_warnings(&mut self) -> PyResult<()> {
+        self.delete_field(2)
+    }
+    #[getter]
+    fn get_verified_at(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.field(py, 3)
+    }
+    #[setter]
+    fn set_verified_at(&mut self, value: Py<PyAny>) {
+        self.set_field(3, Some(value));
+    }
+    #[deleter]
+    fn delete_verified_at(&mut self) -> PyResult<()> {
+        self.delete_field(3)
+    }
+
+    /// `(copyreg.__newobj__, (type(self),), state)`, as for `SignedMessage`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let newobj = py.import("copyreg")?.getattr(intern!(py, "__newobj__"))?;
+        let state = Self::__getstate__(slf)?;
+        let cls = PyTuple::new(py, [slf.get_type()])?;
+        PyTuple::new(py, [newobj, cls.into_any(), state.into_any()])
+    }
+
+    /// `(fields, dict)`: the fields that are set (lazy ones made), and the instance
+    /// `__dict__` (extra attributes) or `None` when empty.
+    fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let fields = PyDict::new(py);
+        {
+            let mut me = slf.borrow_mut();
+            for (i, name) in RESULT_FIELDS.iter().enumerate() {
+                if let Ok(v) = me.field(py, i) {
+                    fields.set_item(*name, v)?;
+                }
+            }
+        }
+        let extra = slf.getattr(intern!(py, "__dict__"))?;
+        let extra = if extra.is_truthy()? {
+            extra
+        } else {
+            py.None().into_bound(py)
+        };
+        PyTuple::new(py, [fields.into_any(), extra])
+    }
+
+    /// Restore what `__getstate__` gave, or the `__dict__` of a pickled twin dataclass
+    /// instance (whose verification time may be kept as `_verified_ts` or `_verified_at`).
+    fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let bad = || {
+            PyTypeError::new_err(
+                "VerificationResult state must be a dict or a (dict, dict | None) pair",
+            )
+        };
+        let (fields, extra, loose) = if let Ok(d) = state.cast::<PyDict>() {
+            (d.clone(), None, true)
+        } else {
+            let t = state.cast::<PyTuple>().map_err(|_| bad())?;
+            if t.len() != 2 {
+                return Err(bad());
+            }
+            let fields = t.get_item(0)?.cast_into::<PyDict>().map_err(|_| bad())?;
+            (fields, Some(t.get_item(1)?), false)
+        };
+        let rest = PyDict::new(py);
+        {
+            let mut me = slf.borrow_mut();
+            for (k, v) in fields.iter() {
+                let name = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?;
+                match RESULT_FIELDS.iter().position(|f| *f == name) {
+                    Some(i) => me.set_field(i, Some(v.unbind())),
+                    None if loose && name == "_verified_at" => me.set_field(3, Some(v.unbind())),
+                    None if loose && name == "_verified_ts" => {
+                        let ts = v.extract::<f64>()?;
+                        me.fields[3] = None;
+                        me.lazy_ts = Some(ts);
+                    }
+                    None if loose => rest.set_item(k, v)?,
+                    None => {
+                        return Err(PyValueError::new_err(format!(
+                            "VerificationResult has no field {name:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        let dict = slf.getattr(intern!(py, "__dict__"))?;
+        if !rest.is_empty() {
+            dict.call_method1(intern!(py, "update"), (rest,))?;
+        }
+        if let Some(extra) = extra.filter(|e| !e.is_none()) {
+            dict.call_method1(intern!(py, "update"), (extra,))?;
+        }
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for f in &self.fields {
+            visit.call(f)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.fields = Default::default();
+        self.lazy_warnings = false;
+        self.lazy_ts = None;
+    }
+}
+
+/// A `VerificationResult` stamped with the current time (`verified_at` made when first
+/// read); `warnings=None` gives an empty list.
+#[pyfunction]
+#[pyo3(signature = (valid, error=None, warnings=None))]
+fn agent_result<'py>(
+    py: Python<'py>,
+    valid: bool,
+    error: Option<Bound<'py, PyAny>>,
+    warnings: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAgentResult>> {
+    let ts = match time_time() {
+        Some(t) => t,
+        None => py
+            .import("time")?
+            .getattr("time")?
+            .call0()?
+            .extract::<f64>()?,
+    };
+    Bound::new(
+        py,
+        PyAgentResult::made(
+            valid,
+            error.map(Bound::unbind),
+            warnings.map(Bound::unbind),
+            ts,
+            py,
+        ),
+    )
+}
+
 // -- the manager's fast paths --------------------------------------------------------------
 
 /// Largest integer every float represents exactly.
@@ -454,14 +748,13 @@ fn default_max_age() -> Py<PyAny> {
 
 /// The message fast paths of one `AgentTrustManager` (see the module doc).
 ///
-/// `AgentMessages(manager, result_type, credential_type)`: `manager` holds `_agents`, `_agent_keys`, `_ring`,
-/// `_seen`, `_lock` and `_clock` (read once: they are never rebound), `_replay_floor`,
-/// `require_explicit_trust` and `replay_cache_size` (read per call), and the general paths
-/// `_create_signed_message(from, to, action, payload, token, reply_to, metadata)`,
-/// `_verify_message(message, check_replay, max_age_seconds, now)` and
-/// `_evict_seen(now, max_age_seconds)`. `result_type` is `VerificationResult`: results are
-/// made as `agent_trust._result` makes them (no `__init__`; `verified_at` from `_verified_ts`).
-/// `credential_type` is `AgentCredential`, whose exact instances are read through their
+/// `AgentMessages(manager, credential_type)`: `manager` holds `_agents`, `_agent_keys`,
+/// `_ring`, `_seen`, `_lock` and `_clock` (read once: they are never rebound),
+/// `_replay_floor`, `require_explicit_trust` and `replay_cache_size` (read per call), and the
+/// general paths `_create_signed_message(from, to, action, payload, token, reply_to,
+/// metadata)`, `_verify_message(message, check_replay, max_age_seconds, now)` and
+/// `_evict_seen(now, max_age_seconds)`. Valid results are native `VerificationResult`s made
+/// as `agent_result` makes them. `credential_type` is `AgentCredential`, whose exact instances are read through their
 /// `__dict__` (so are the manager and its key ring when their classes define none of the
 /// attributes read).
 #[pyclass(frozen, module = "proxilion._core", name = "AgentMessages")]
@@ -482,8 +775,6 @@ pub struct PyAgentMessages {
     clock: Py<PyAny>,
     /// `clock` is `time.time` itself: read the same system clock natively.
     system_clock: bool,
-    result_type: Py<PyType>,
-    object_new: Py<PyAny>,
 }
 
 /// A registered sender of plain HMAC messages whose cached per-agent keys are current.
@@ -698,30 +989,26 @@ impl PyAgentMessages {
         self.valid_result(py, now).map(Some)
     }
 
-    /// `VerificationResult(valid=True, error=None, warnings=[])`, made as `_result` makes it
-    /// (`_verified_ts` is `now` when the clock is the system clock, whose reading it is).
+    /// `VerificationResult(valid=True, error=None, warnings=[])` at the verification time
+    /// (`now` when the clock is the system clock, whose reading it is).
     fn valid_result<'py>(
         &self,
         py: Python<'py>,
         now: &Bound<'py, PyFloat>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let r = self
-            .object_new
-            .bind(py)
-            .call1((self.result_type.bind(py),))?;
-        r.setattr(intern!(py, "valid"), true)?;
-        r.setattr(intern!(py, "error"), py.None())?;
-        r.setattr(intern!(py, "warnings"), pyo3::types::PyList::empty(py))?;
-        let at = if self.system_clock {
-            now.clone().into_any()
+        let ts = if self.system_clock {
+            now.value()
         } else {
             match time_time() {
-                Some(t) => PyFloat::new(py, t).into_any(),
-                None => py.import("time")?.getattr("time")?.call0()?,
+                Some(t) => t,
+                None => py
+                    .import("time")?
+                    .getattr("time")?
+                    .call0()?
+                    .extract::<f64>()?,
             }
         };
-        r.setattr(intern!(py, "_verified_ts"), at)?;
-        Ok(r)
+        Ok(Bound::new(py, PyAgentResult::made(true, None, None, ts, py))?.into_any())
     }
 }
 
@@ -757,11 +1044,7 @@ fn plain_fields<'py>(m: &Bound<'py, PyAny>) -> Option<([Bound<'py, PyAny>; 7], f
 #[pymethods]
 impl PyAgentMessages {
     #[new]
-    fn new(
-        manager: &Bound<'_, PyAny>,
-        result_type: Bound<'_, PyType>,
-        credential_type: Bound<'_, PyType>,
-    ) -> PyResult<Self> {
+    fn new(manager: &Bound<'_, PyAny>, credential_type: Bound<'_, PyType>) -> PyResult<Self> {
         let py = manager.py();
         let lock = manager.getattr("_lock")?;
         let ring = manager.getattr("_ring")?;
@@ -776,7 +1059,6 @@ impl PyAgentMessages {
         let ring_dict = plain_dict(&ring, &["_keys", "_generation"])?;
         let clock = manager.getattr("_clock")?;
         let system_clock = clock.is(py.import("time")?.getattr("time")?);
-        let object_new = py.get_type::<PyAny>().getattr("__new__")?;
         Ok(PyAgentMessages {
             manager: manager.clone().unbind(),
             manager_dict: manager_dict.map(Bound::unbind),
@@ -790,8 +1072,6 @@ impl PyAgentMessages {
             release: lock.getattr("release")?.unbind(),
             clock: clock.unbind(),
             system_clock,
-            result_type: result_type.unbind(),
-            object_new: object_new.unbind(),
         })
     }
 
@@ -942,8 +1222,6 @@ impl PyAgentMessages {
         visit.call(&self.acquire)?;
         visit.call(&self.release)?;
         visit.call(&self.clock)?;
-        visit.call(&self.result_type)?;
-        visit.call(&self.object_new)?;
         Ok(())
     }
 }
@@ -951,6 +1229,8 @@ impl PyAgentMessages {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("AgentSignedMessage", py.get_type::<PyAgentMessage>())?;
+    m.add("AgentVerificationResult", py.get_type::<PyAgentResult>())?;
+    m.add_function(wrap_pyfunction!(agent_result, m)?)?;
     m.add_class::<PyAgentMessages>()?;
     let os = py.import("os")?;
     if os.hasattr("register_at_fork")? {
