@@ -6,6 +6,10 @@
 //!   costs no dictionary work. `proxilion.security.agent_trust` completes the class with the
 //!   twin dataclass's `__init__`, `__repr__`, `__eq__`, methods and dataclass metadata
 //!   (`proxilion._reference.agent_msg.SignedMessage`), so it behaves as that dataclass.
+//! * `AgentVerificationResult`: `agent_trust.VerificationResult` on the native backend, made
+//!   the same way (twin dataclass in `proxilion._reference.agent_msg`); results of a
+//!   verification make their `warnings` list and `verified_at` datetime only when read.
+//!   `agent_result(valid, error, warnings)` makes one stamped with the current time.
 //! * `AgentMessages`: the message fast paths of one `AgentTrustManager`. `sign` does the whole
 //!   `create_signed_message` of a plain HMAC sender (registry checks, message id, clock,
 //!   canonical text, MAC, message object); `verify` does the whole `verify_message` of an
