@@ -122,7 +122,8 @@ def test_signed_message_is_the_dataclass_with_the_original_signature() -> None:
     m.register_agent("b", TrustLevel.STANDARD, ["x"])
     meta = {"k": 1}
     msg = m.create_signed_message("a", "b", "x", {"q": [1, 2.5]}, reply_to="r", metadata=meta)
-    assert list(msg.__dict__) == [f.name for f in dataclasses.fields(SignedMessage)]
+    assert dataclasses.is_dataclass(msg) and type(msg) is SignedMessage
+    assert list(dataclasses.asdict(msg)) == [f.name for f in dataclasses.fields(SignedMessage)]
     assert msg.metadata == meta and msg.metadata is not meta
     assert msg.timestamp == 1712345678.25 and msg.reply_to == "r"
     secret = hmac.new(KEY, b"agent:a", hashlib.sha256).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -276,7 +277,7 @@ def test_key_rotation_grace() -> None:
     assert old.signature != new.signature
     assert m.verify_message(old).valid and m.verify_message(new).valid
     clock.t += 31
-    late = type(old)(**{**old.__dict__, "message_id": "other", "timestamp": old.timestamp})
+    late = dataclasses.replace(old, message_id="other")
     assert m.verify_message(late).error == "Invalid signature"
     assert KEY not in repr(m)
 

@@ -64,6 +64,11 @@ __all__ = [
     "capsule_verify",
     "intent_category",
     "uuid4_batch",
+    # agent_msg
+    "AgentMessages",
+    "AgentSignedMessage",
+    "AgentVerificationResult",
+    "agent_result",
 ]
 
 def version() -> str: ...
@@ -554,3 +559,99 @@ def uuid4_batch(data: bytes) -> list[str]: ...
 def capsule_sign(keys: SigningKeys, capsule: Any, meta: object) -> tuple[str, str]: ...
 def capsule_verify(keys: SigningKeys, capsule: Any, meta: object, allow_legacy: bool) -> bool: ...
 def intent_category(text: str) -> int: ...
+
+# --- agent_msg: agent messages signed and verified in one call (rust/python/src/agent_msg.rs)
+
+@disjoint_base
+class AgentSignedMessage:
+    message_id: Any
+    from_agent: Any
+    to_agent: Any
+    action: Any
+    payload: Any
+    timestamp: Any
+    signature: Any
+    delegation_token: Any
+    reply_to: Any
+    metadata: Any
+    # __init__, signed_text, to_dict and the dataclass metadata are the twin dataclass's, set
+    # by proxilion.security.agent_trust (__new__ takes any arguments).
+    def __new__(
+        cls,
+        message_id: str,
+        from_agent: str,
+        to_agent: str,
+        action: str,
+        payload: dict[str, Any],
+        timestamp: float,
+        signature: str,
+        delegation_token: Any = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] = ...,
+    ) -> AgentSignedMessage: ...
+    def __init__(
+        self,
+        message_id: str,
+        from_agent: str,
+        to_agent: str,
+        action: str,
+        payload: dict[str, Any],
+        timestamp: float,
+        signature: str,
+        delegation_token: Any = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] = ...,
+    ) -> None: ...
+    def signed_text(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any] | None]: ...
+    def __setstate__(self, state: Any) -> None: ...
+    __match_args__: ClassVar[tuple[str, ...]]
+
+@final
+class AgentMessages:
+    def __new__(cls, manager: Any, credential_type: type) -> AgentMessages: ...
+    def sign(
+        self,
+        from_agent: str,
+        to_agent: str,
+        action: str,
+        payload: dict[str, Any],
+        delegation_token: Any = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Any: ...
+    def verify(self, message: Any, check_replay: Any = ..., max_age_seconds: Any = ...) -> Any: ...
+
+@disjoint_base
+class AgentVerificationResult:
+    valid: Any
+    error: Any
+    warnings: Any
+    verified_at: Any
+    # __init__, to_dict and the dataclass metadata are the twin dataclass's, set by
+    # proxilion.security.agent_trust (__new__ takes any arguments).
+    def __new__(
+        cls,
+        valid: bool,
+        error: str | None = None,
+        warnings: list[str] = ...,
+        verified_at: Any = ...,
+    ) -> AgentVerificationResult: ...
+    def __init__(
+        self,
+        valid: bool,
+        error: str | None = None,
+        warnings: list[str] = ...,
+        verified_at: Any = ...,
+    ) -> None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any] | None]: ...
+    def __setstate__(self, state: Any) -> None: ...
+    __match_args__: ClassVar[tuple[str, ...]]
+
+def agent_result(
+    valid: bool, error: str | None = None, warnings: list[str] | None = None
+) -> AgentVerificationResult: ...

@@ -13,6 +13,12 @@ from proxilion._reference.agent import (
     intent_category,
     uuid4_batch,
 )
+from proxilion._reference.agent_msg import (
+    AgentMessages,
+    AgentSignedMessage,
+    AgentVerificationResult,
+    agent_result,
+)
 from proxilion._reference.chain import (
     AUDIT_GENESIS_HASH,
     AuditChain,
@@ -59,6 +65,10 @@ __all__ = [
     "AUDIT_GENESIS_HASH",
     # scan
     "SCAN_DETACH_THRESHOLD",
+    # agent_msg
+    "AgentMessages",
+    "AgentSignedMessage",
+    "AgentVerificationResult",
     "AuditChain",
     "AuditFileWriter",
     "DriftEngine",
@@ -74,6 +84,7 @@ __all__ = [
     "SigningKeys",
     "Welford",
     "__version__",
+    "agent_result",
     "audit_authorization_hash",
     "audit_event_hash",
     "audit_event_line",
@@ -114,5 +125,15 @@ def build_info() -> dict[str, object]:
         "version": __version__,
         "backend": "reference",
         "profile": "python",
-        "features": ["agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats"],
+        "features": [
+            "agent",
+            "agent_msg",
+            "chain",
+            "guard",
+            "limit",
+            "mac",
+            "scan",
+            "sign",
+            "stats",
+        ],
     }

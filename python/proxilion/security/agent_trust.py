@@ -37,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxilion._backend import impl
+from proxilion._backend import adopt_dataclass, impl
+from proxilion._reference.agent_msg import SignedMessage as _DataclassSignedMessage
+from proxilion._reference.agent_msg import VerificationResult as _DataclassResult
 from proxilion.exceptions import AgentTrustError, ConfigurationError
 from proxilion.security._keys import KeyRing, random_uuid4
 
@@ -192,104 +193,51 @@ class DelegationToken:
         }
 
 
-@dataclass
-class SignedMessage:
-    """A signed message between agents."""
+#: The twin dataclass's methods the native ``SignedMessage`` takes over as they are.
+_DATACLASS_METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "signed_text", "to_dict")
 
-    message_id: str
-    from_agent: str
-    to_agent: str
-    action: str
-    payload: dict[str, Any]
-    timestamp: float
-    signature: str
-    delegation_token: DelegationToken | None = None
-    reply_to: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from proxilion._reference.agent_msg import SignedMessage as SignedMessage
+else:
+    # The dataclass of API.md 8.4 (fields: message_id, from_agent, to_agent, action, payload,
+    # timestamp, signature, delegation_token, reply_to, metadata; methods signed_text and
+    # to_dict). On the native backend it is a native class (its fields live in the object:
+    # much cheaper to build and to verify) given this dataclass's methods and metadata, so it
+    # behaves as the dataclass; see rust/python/src/agent_msg.rs.
+    SignedMessage = impl.AgentSignedMessage
+    try:  # complete the native class even when the reference backend is active
+        from proxilion import _core as _native
 
-    def signed_text(self) -> str:
-        """The canonical form that is signed (API.md section 10, point 3)."""
-        return (
-            f"{self.message_id}|{self.from_agent}|{self.to_agent}|{self.action}|"
-            f"{impl.sorted_json(self.payload)}|{self.timestamp}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the token nested as its ``to_dict``)."""
-        return {
-            "message_id": self.message_id,
-            "from_agent": self.from_agent,
-            "to_agent": self.to_agent,
-            "action": self.action,
-            "payload": self.payload,
-            "timestamp": self.timestamp,
-            "signature": self.signature,
-            "delegation_token": (
-                self.delegation_token.to_dict() if self.delegation_token else None
-            ),
-            "reply_to": self.reply_to,
-            "metadata": self.metadata,
-        }
+        adopt_dataclass(_native.AgentSignedMessage, _DataclassSignedMessage, _DATACLASS_METHODS)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
-@dataclass
-class VerificationResult:
-    """Outcome of a message or chain verification.
+#: The twin dataclass's methods the native ``VerificationResult`` takes over as they are.
+_RESULT_METHODS = ("__init__", "__repr__", "__eq__", "__hash__", "to_dict")
 
-    ``verified_at`` is the time of verification. Results made by
-    :meth:`AgentTrustManager.verify_message` record it as a float and build the ``datetime``
-    on first read (the same instant; the ``datetime`` costs more than the HMAC check).
-    """
+if TYPE_CHECKING:
+    from proxilion._reference.agent_msg import VerificationResult as VerificationResult
+else:
+    # The outcome of a message or chain verification (fields: valid, error, warnings,
+    # verified_at). On the native backend a native class given the twin dataclass's methods
+    # and metadata, as SignedMessage above; results of verify_message make ``warnings`` and
+    # the ``verified_at`` datetime only when they are read.
+    VerificationResult = impl.AgentVerificationResult
+    try:
+        from proxilion import _core as _native
 
-    valid: bool
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    verified_at: datetime = field(default_factory=partial(datetime.now, timezone.utc))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "valid": self.valid,
-            "error": self.error,
-            "warnings": list(self.warnings),
-            "verified_at": self.verified_at.isoformat(),
-        }
-
-
-class _VerifiedAt:
-    """``VerificationResult.verified_at``: a stored ``datetime``, or one made on first read
-    from the epoch seconds that :func:`_result` stored in ``_verified_ts``."""
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        d = obj.__dict__
-        value = d.get("_verified_at")
-        if value is None:
-            value = datetime.fromtimestamp(d["_verified_ts"], timezone.utc)
-            d["_verified_at"] = value
-        return value
-
-    def __set__(self, obj: object, value: datetime) -> None:
-        obj.__dict__["_verified_at"] = value
-
-
-setattr(VerificationResult, "verified_at", _VerifiedAt())  # noqa: B010 - after @dataclass
-_new_object = object.__new__
-_time = time.time
+        adopt_dataclass(_native.AgentVerificationResult, _DataclassResult, _RESULT_METHODS)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
 def _result(
     valid: bool, error: str | None = None, warnings: list[str] | None = None
 ) -> VerificationResult:
-    """A :class:`VerificationResult` without its ``__init__`` (whose ``datetime.now`` costs
-    more than the whole check): same fields, ``verified_at`` made when first read."""
-    r: VerificationResult = _new_object(VerificationResult)
-    r.valid = valid
-    r.error = error
-    r.warnings = [] if warnings is None else warnings
-    r._verified_ts = _time()  # type: ignore[attr-defined]
-    return r
+    """A :class:`VerificationResult` stamped now, without its ``__init__`` (whose
+    ``datetime.now`` costs more than the whole check): ``verified_at`` is made when read."""
+    return impl.agent_result(valid, error, warnings)  # type: ignore[no-any-return]
 
 
 class DelegationChain:
@@ -410,6 +358,16 @@ class AgentTrustManager:
         self._revoked: set[str] = set()
         self._seen: dict[str, float] = {}
         self._replay_floor = -math.inf
+        # The message paths, natively: unless a subclass overrides them, the instance's
+        # ``create_signed_message`` and ``verify_message`` are the native object's own
+        # methods (one native call per message; anything but the common case comes back to
+        # ``_create_signed_message`` / ``_verify_message``).
+        self._messages = impl.AgentMessages(self, AgentCredential)
+        cls = type(self)
+        if cls.create_signed_message is AgentTrustManager.create_signed_message:
+            self.__dict__["create_signed_message"] = self._messages.sign
+        if cls.verify_message is AgentTrustManager.verify_message:
+            self.__dict__["verify_message"] = self._messages.verify
 
     def __repr__(self) -> str:
         return f"AgentTrustManager(agents={len(self._agents)}, keys={self._ring!r})"
@@ -755,7 +713,29 @@ class AgentTrustManager:
         reply_to: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> SignedMessage:
-        """Sign a message from a registered agent (trust above ``NONE``, unexpired)."""
+        """Sign a message from a registered agent (trust above ``NONE``, unexpired).
+
+        Raises:
+            AgentTrustError: unknown sender, expired credential, trust ``NONE``, or an
+                Ed25519 agent known only by its public key.
+            TypeError / ValueError: the payload is not JSON-serialisable, or a part of the
+                message is not encodable text.
+        """
+        return self._messages.sign(  # type: ignore[no-any-return]
+            from_agent, to_agent, action, payload, delegation_token, reply_to, metadata
+        )
+
+    def _create_signed_message(
+        self,
+        from_agent: str,
+        to_agent: str,
+        action: str,
+        payload: dict[str, Any],
+        delegation_token: DelegationToken | None,
+        reply_to: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> SignedMessage:
+        """The general path of :meth:`create_signed_message` (every sender, every error)."""
         # No lock: one dict read, and the per-agent key cache tolerates races (a stale
         # entry is detected by its key-ring generation).
         sender = self._agents.get(from_agent)
@@ -817,7 +797,15 @@ class AgentTrustManager:
         Order: replay, age, sender, sender expiry, signature, receiver, sender trust, then
         capability (own, or through a verified delegation token).
         """
-        now = float(self._clock())
+        return self._messages.verify(  # type: ignore[no-any-return]
+            message, check_replay, max_age_seconds
+        )
+
+    def _verify_message(
+        self, message: SignedMessage, check_replay: bool, max_age_seconds: float, now: float
+    ) -> VerificationResult:
+        """The general path of :meth:`verify_message` (every check, every error), at the
+        clock reading ``now``."""
         warnings: list[str] = []
         with self._lock:
             mid = message.message_id

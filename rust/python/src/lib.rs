@@ -10,6 +10,7 @@
 use pyo3::prelude::*;
 
 mod agent;
+mod agent_msg;
 mod chain;
 mod convert;
 mod guard;
@@ -45,7 +46,15 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item(
         "features",
         vec![
-            "agent", "chain", "guard", "limit", "mac", "scan", "sign", "stats",
+            "agent",
+            "agent_msg",
+            "chain",
+            "guard",
+            "limit",
+            "mac",
+            "scan",
+            "sign",
+            "stats",
         ],
     )?;
     Ok(d)
@@ -57,6 +66,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     agent::register(m)?;
+    agent_msg::register(m)?;
     chain::register(m)?;
     mac::register(m)?;
     limit::register(m)?;

@@ -604,7 +604,7 @@ fn sorted_json(obj: &Bound<'_, PyAny>, default_str: bool) -> PyResult<String> {
 /// The signed text of an agent message,
 /// `f"{message_id}|{from}|{to}|{action}|{json.dumps(payload, sort_keys=True)}|{timestamp}"`;
 /// `None` if some part holds lone surrogates (no UTF-8 form, so no valid signature).
-fn agent_text(parts: [&Bound<'_, PyAny>; 6]) -> PyResult<Option<String>> {
+pub(crate) fn agent_text(parts: [&Bound<'_, PyAny>; 6]) -> PyResult<Option<String>> {
     let mut out = String::with_capacity(160);
     let mut encodable = true;
     for (j, part) in parts.iter().enumerate() {
