@@ -865,7 +865,7 @@ impl PyAgentMessages {
         let Some(cred) = self.agents.bind(py).get_item(agent_id)? else {
             return Ok(None);
         };
-        let dict = if cred.get_type().is(self.credential_type.bind(py)) {
+        let dict = if cred.get_type_ptr() == self.credential_type.bind(py).as_type_ptr() {
             cred.getattr(intern!(py, "__dict__"))?
                 .cast_into_exact::<PyDict>()
                 .ok()
@@ -1021,10 +1021,7 @@ impl PyAgentMessages {
 /// `None` otherwise.
 fn plain_fields<'py>(m: &Bound<'py, PyAny>) -> Option<([Bound<'py, PyAny>; 7], f64)> {
     let py = m.py();
-    if !m.get_type().is(py.get_type::<PyAgentMessage>()) {
-        return None;
-    }
-    let m = m.cast::<PyAgentMessage>().ok()?;
+    let m = m.cast_exact::<PyAgentMessage>().ok()?;
     let me = m.try_borrow().ok()?;
     let get = |i: usize| me.fields[i].as_ref().map(|o| o.bind(py).clone());
     let f = [

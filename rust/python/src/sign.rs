@@ -126,21 +126,48 @@ impl Text<'_> {
     }
 }
 
-/// [`render`], writing the text of exact `int`s and `float`s into `arena`.
+/// [`render`], writing the text of exact `int`s and `float`s into `arena`. Exact `str`s are
+/// tested first (the common case): each exact-type test is one pointer comparison.
 fn render_into<'a>(obj: &'a Bound<'_, PyAny>, arena: &mut String) -> PyResult<(Text<'a>, bool)> {
-    let start = arena.len();
-    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        if let Ok(t) = s.to_str() {
+            return Ok((Text::Cow(Cow::Borrowed(t)), true));
+        }
+    } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        let start = arena.len();
         pyjson::write_float_repr(arena, f.value());
         return Ok((Text::Arena(start, arena.len()), true));
-    }
-    if obj.is_exact_instance_of::<PyInt>() {
-        if let Ok(v) = obj.extract::<i64>() {
+    } else if let Ok(i) = obj.cast_exact::<PyInt>() {
+        if let Ok(v) = i.extract::<i64>() {
+            let start = arena.len();
             pyjson::write_int(arena, v);
             return Ok((Text::Arena(start, arena.len()), true));
         }
     }
     let (t, ok) = render(obj)?;
     Ok((Text::Cow(t), ok))
+}
+
+/// Append `f"{obj}"` to `out` (exact `str`, `float` and `int` without any call into Python);
+/// returns whether the text encodes as UTF-8 (no lone surrogates).
+fn push_rendered(obj: &Bound<'_, PyAny>, out: &mut String) -> PyResult<bool> {
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        if let Ok(t) = s.to_str() {
+            out.push_str(t);
+            return Ok(true);
+        }
+    } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        pyjson::write_float_repr(out, f.value());
+        return Ok(true);
+    } else if let Ok(i) = obj.cast_exact::<PyInt>() {
+        if let Ok(v) = i.extract::<i64>() {
+            pyjson::write_int(out, v);
+            return Ok(true);
+        }
+    }
+    let (t, ok) = render(obj)?;
+    out.push_str(&t);
+    Ok(ok)
 }
 
 /// An integer sequence number within i64, if the value is an `int` (bools included).
@@ -478,6 +505,7 @@ fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult
     if depth > JSON_MAX_DEPTH {
         return Ok(false);
     }
+    // Exact-type tests only (one pointer comparison each), most common types first.
     if let Ok(s) = obj.cast_exact::<PyString>() {
         return Ok(match s.to_str() {
             Ok(t) => {
@@ -487,16 +515,8 @@ fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult
             Err(_) => false,
         });
     }
-    if obj.is_none() {
-        out.push_str("null");
-        return Ok(true);
-    }
-    if let Ok(b) = obj.cast_exact::<PyBool>() {
-        out.push_str(if b.is_true() { "true" } else { "false" });
-        return Ok(true);
-    }
-    if obj.is_exact_instance_of::<PyInt>() {
-        return Ok(match obj.extract::<i64>() {
+    if let Ok(i) = obj.cast_exact::<PyInt>() {
+        return Ok(match i.extract::<i64>() {
             Ok(v) => {
                 pyjson::write_int(out, v);
                 true
@@ -509,41 +529,94 @@ fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult
         return Ok(true);
     }
     if let Ok(d) = obj.cast_exact::<PyDict>() {
-        let mut items: Vec<(Bound<'_, PyString>, Bound<'_, PyAny>)> = Vec::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            match k.cast_into_exact::<PyString>() {
-                // A key with lone surrogates has no UTF-8 form: Python's encoder handles it.
-                Ok(k) if k.to_str().is_ok() => items.push((k, v)),
-                _ => return Ok(false),
-            }
-        }
-        // Python sorts str keys by code point, which is the byte order of their UTF-8 (every
-        // key was checked to have one above).
-        items.sort_unstable_by(|a, b| {
-            let (a, b) = (a.0.to_str(), b.0.to_str());
-            a.unwrap_or_default().cmp(b.unwrap_or_default())
-        });
-        out.push('{');
-        for (j, (k, v)) in items.iter().enumerate() {
-            if j > 0 {
-                out.push_str(", ");
-            }
-            pyjson::write_str(out, k.to_str().unwrap_or_default());
-            out.push_str(": ");
-            if !json_into(v, out, depth + 1)? {
-                return Ok(false);
-            }
-        }
-        out.push('}');
-        return Ok(true);
+        return json_dict(d, out, depth);
     }
     if let Ok(l) = obj.cast_exact::<PyList>() {
         return json_array(l.iter(), out, depth);
+    }
+    if let Ok(b) = obj.cast_exact::<PyBool>() {
+        out.push_str(if b.is_true() { "true" } else { "false" });
+        return Ok(true);
+    }
+    if obj.is_none() {
+        out.push_str("null");
+        return Ok(true);
     }
     if let Ok(t) = obj.cast_exact::<PyTuple>() {
         return json_array(t.iter(), out, depth);
     }
     Ok(false)
+}
+
+/// Dicts of at most this many items are sorted in arrays on the stack (no allocation).
+const SMALL_DICT: usize = 16;
+
+/// A dict item whose key is an exact `str`.
+type Item<'py> = Option<(Bound<'py, PyString>, Bound<'py, PyAny>)>;
+
+/// The object of an exact `dict`, keys sorted (see [`json_into`]).
+fn json_dict(d: &Bound<'_, PyDict>, out: &mut String, depth: usize) -> PyResult<bool> {
+    let n = d.len();
+    if n <= SMALL_DICT {
+        let mut items: [Item<'_>; SMALL_DICT] = Default::default();
+        let mut order = [("", 0usize); SMALL_DICT];
+        json_items(d, &mut items[..n], &mut order[..n], out, depth)
+    } else {
+        let mut items: Vec<Item<'_>> = (0..n).map(|_| None).collect();
+        let mut order = vec![("", 0usize); n];
+        json_items(d, &mut items, &mut order, out, depth)
+    }
+}
+
+/// Fill `items` with the `items.len()` items of `d` (false if a key is not an exact `str`, or
+/// the count differs), sort their UTF-8 keys into `order` and write the object.
+fn json_items<'s, 'py>(
+    d: &Bound<'py, PyDict>,
+    items: &'s mut [Item<'py>],
+    order: &mut [(&'s str, usize)],
+    out: &mut String,
+    depth: usize,
+) -> PyResult<bool> {
+    let mut count = 0;
+    for (k, v) in d.iter() {
+        let (Ok(k), Some(slot)) = (k.cast_into_exact::<PyString>(), items.get_mut(count)) else {
+            return Ok(false);
+        };
+        *slot = Some((k, v));
+        count += 1;
+    }
+    if count != items.len() {
+        return Ok(false);
+    }
+    let items: &'s [Item<'py>] = items;
+    for (j, (slot, item)) in order.iter_mut().zip(items).enumerate() {
+        let Some((k, _)) = item else {
+            return Ok(false);
+        };
+        // A key with lone surrogates has no UTF-8 form: Python's encoder handles it.
+        let Ok(text) = k.to_str() else {
+            return Ok(false);
+        };
+        *slot = (text, j);
+    }
+    // Python sorts str keys by code point, which is the byte order of their UTF-8.
+    order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (j, (key, i)) in order.iter().enumerate() {
+        if j > 0 {
+            out.push_str(", ");
+        }
+        pyjson::write_str(out, key);
+        out.push_str(": ");
+        let Some(Some((_, v))) = items.get(*i) else {
+            return Ok(false);
+        };
+        if !json_into(v, out, depth + 1)? {
+            return Ok(false);
+        }
+    }
+    out.push('}');
+    Ok(true)
 }
 
 fn json_array<'py>(
@@ -615,11 +688,7 @@ pub(crate) fn agent_text(parts: [&Bound<'_, PyAny>; 6]) -> PyResult<Option<Strin
             sorted_json_into(part, false, &mut out)?;
             continue;
         }
-        let (t, enc) = render_into(part, &mut out)?;
-        encodable &= enc;
-        if let Text::Cow(c) = t {
-            out.push_str(&c);
-        }
+        encodable &= push_rendered(part, &mut out)?;
     }
     Ok(encodable.then_some(out))
 }

@@ -19,13 +19,20 @@ pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
     let mut b = *raw;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    let mut text = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            at += 1; // the '-' already there
         }
-        out.push(HEX[(byte >> 4) as usize] as char);
-        out.push(HEX[(byte & 0x0f) as usize] as char);
+        if let Some(pair) = text.get_mut(at..at + 2) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
+        }
+        at += 2;
     }
+    // Every byte is an ASCII hex digit or '-'.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
 /// Append Python's `repr(s)` if every character of `s` is printable ASCII, tab, newline or

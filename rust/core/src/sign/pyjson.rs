@@ -9,11 +9,18 @@ use super::pyfmt;
 /// does: `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`; every other character outside `' '..='~'`
 /// as `\uXXXX` (lower-case hex; characters beyond the BMP as a surrogate pair).
 pub fn write_str(out: &mut String, s: &str) {
-    out.push('"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    if bytes.iter().all(|&b| plain(b)) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    out.push('"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+        if plain(b) {
             continue;
         }
         if b >= 0x80 && !is_char_start(b) {
@@ -43,6 +50,11 @@ pub fn write_str(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// A byte written as itself: printable ASCII other than `"` and `\`.
+fn plain(b: u8) -> bool {
+    (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\'
 }
 
 fn is_char_start(b: u8) -> bool {
@@ -100,9 +112,8 @@ pub fn write_int(out: &mut String, v: i64) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        out.push(d as char);
-    }
+    // Every byte is an ASCII digit.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 #[cfg(test)]
