@@ -549,7 +549,7 @@ fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult
 }
 
 /// Dicts of at most this many items are sorted in arrays on the stack (no allocation).
-const SMALL_DICT: usize = 16;
+const SMALL_DICT: usize = 8;
 
 /// A dict item whose key is an exact `str`.
 type Item<'py> = Option<(Bound<'py, PyString>, Bound<'py, PyAny>)>;

@@ -118,9 +118,11 @@ pub fn may_tie(x: f64) -> bool {
         if k > 27 {
             return false; // m * 5^k has more than 18 digits
         }
-        u128::from(m) * 5u128.pow(k)
+        u128::from(m) * u128::from(5u64.pow(k)) // 5^27 < 2^63
     };
-    while v % 10 == 0 {
+    // Strip trailing decimal zeros; `v` is odd (none) whenever `e < 0`, so the 128-bit
+    // division runs only for integral values.
+    while v & 1 == 0 && v % 5 == 0 {
         v /= 10;
     }
     v < 1_000_000_000_000_000_000 // at most 18 digits
