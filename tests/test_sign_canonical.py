@@ -234,3 +234,116 @@ def test_agent_verify_rejects_bad_signatures_and_text(mod: ModuleType) -> None:
     assert keys.agent_sign(Color.RED, "a", None, "act", [], math.pi) == _expected_sign(
         Color.RED, "a", None, "act", [], math.pi
     )
+
+
+# -- fast paths of the canonical text (exact types first, stack-sorted small dicts) ---------
+
+
+class MyInt(int):
+    def __format__(self, spec: str) -> str:
+        return f"myint-{int(self)}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_texts, _values, min_size=7, max_size=20))
+def test_sorted_json_dicts_around_the_stack_limit(obj: dict[str, Any]) -> None:
+    """Dicts of up to 8 items are sorted on the stack, larger ones in a vector."""
+    want = _outcome(_python, obj)
+    assert _outcome(_core.sorted_json, obj) == want
+    assert _outcome(_reference.sorted_json, obj) == want
+
+
+def _keys(n: int) -> dict[Any, Any]:
+    return {f"k{(i * 7) % n:02d}": i for i in range(n)}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        _keys(8),
+        _keys(9),
+        _keys(17),
+        {**_keys(8), 1: "int key last"},
+        {**_keys(12), "\udc00": "surrogate key"},
+        {**_keys(12), "s": MyStr("sub")},
+        {**_keys(3), "i": MyInt(4), "b": True, "f": MyFloat(2.5)},
+        {"outer": _keys(10), "list": [_keys(9), {"é": "\ud83d\ude00", "z": -(2**63)}]},
+        {"n": float("nan"), "i": float("inf"), "m": -float("inf"), "h": 2**63, "l": -(2**63)},
+        [True, False, None, 0, -1, 2**63 - 1, -(2**63), 1e16, 1e-5, -0.0],
+        {"big": 10**30, **_keys(9)},
+    ],
+)
+def test_sorted_json_fast_path_edge_cases(obj: Any) -> None:
+    want = _outcome(_python, obj)
+    assert _outcome(_core.sorted_json, obj) == want
+    assert _outcome(_reference.sorted_json, obj) == want
+
+
+_field_values = [
+    "plain",
+    "",
+    "é|€😀",
+    "\ud800",
+    MyStr("sub"),
+    0,
+    -7,
+    2**63 - 1,
+    -(2**63),
+    2**64,
+    -(10**30),
+    True,
+    False,
+    Color.RED,
+    MyInt(3),
+    0.0,
+    -0.0,
+    1712345678.0,
+    1712345678.1234567,
+    1723995744893766.2,
+    1e15,
+    2.0**50,
+    1e16,
+    1e-4,
+    5e-324,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    MyFloat(1.5),
+    None,
+]
+
+
+@pytest.mark.parametrize("value", _field_values, ids=repr)
+@pytest.mark.parametrize("mod", [_core, _reference], ids=["native", "reference"])
+def test_agent_sign_field_types(mod: ModuleType, value: Any) -> None:
+    """Every field is formatted as the f-string does: exact str/int/float natively, bools,
+    subclasses and huge ints through their own ``__format__``."""
+    keys = mod.SigningKeys([KEY])
+    for args in (
+        (value, "a", "b", "act", {"v": 1}, 1712345678.25),
+        ("id", value, value, value, {"v": 1}, value),
+    ):
+        want = _outcome(_expected_sign, *args)
+        if want[0] == "UnicodeEncodeError":
+            want = (
+                "ValueError",
+                "message is not valid Unicode text (it contains surrogate code points)",
+            )
+        got = _outcome(keys.agent_sign, *args)
+        assert got == want
+        if got[0] == "ok":
+            assert keys.agent_verify(*args, got[1]) == 0
+        else:
+            assert keys.agent_verify(*args, "0" * 64) == -1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=-(2**53), max_value=2**53).map(float)
+    | st.integers(min_value=1, max_value=10**6).map(lambda n: n / 1024)
+    | st.floats(min_value=1e-4, max_value=1e16)
+)
+def test_agent_sign_timestamps_with_few_digits(ts: float) -> None:
+    """Integral and short binary fractions: the values near the float-repr tie test."""
+    args = ("id", "a", "b", "act", {}, ts)
+    assert _core.SigningKeys([KEY]).agent_sign(*args) == _expected_sign(*args)
