@@ -630,6 +630,53 @@ def test_changes_to_agents_manager_and_ring_are_seen(backend: ModuleType) -> Non
     )
 
 
+def test_subclassed_messages_and_credentials_are_read_by_attribute_access(
+    backend: ModuleType,
+) -> None:
+    """Only exact ``SignedMessage`` / ``AgentCredential`` instances are read directly; a
+    subclass (here one whose property hides the stored value) goes through attribute access."""
+    clock = Clock()
+    m = _manager(backend, clock)
+    msg = m.create_signed_message("worker", "boss", "web:search", {"n": 1, "s": "x"})
+
+    class Plain(SignedMessage):  # type: ignore[misc, valid-type]
+        pass
+
+    p = Plain(**{f: getattr(msg, f) for f in FIELDS})
+    assert m.verify_message(p, False).valid
+
+    class Shouting(SignedMessage):  # type: ignore[misc, valid-type]
+        @property  # type: ignore[override]
+        def action(self) -> str:
+            return str(self.__dict__["action"]).upper()
+
+        @action.setter
+        def action(self, value: str) -> None:
+            self.__dict__["action"] = value
+
+    loud = Shouting(**{f: getattr(msg, f) for f in FIELDS})
+    assert m.verify_message(loud, False).error == "Invalid signature"
+
+    class Untrusted(agent_trust.AgentCredential):
+        @property  # type: ignore[override]
+        def trust_level(self) -> TrustLevel:
+            return TrustLevel.NONE
+
+        @trust_level.setter
+        def trust_level(self, value: TrustLevel) -> None:
+            self.__dict__["trust_level"] = value
+
+    cred = m._agents["worker"]
+    sub = Untrusted(**{f.name: getattr(cred, f.name) for f in dataclasses.fields(cred)})
+    assert sub.__dict__["trust_level"] == TrustLevel.LIMITED
+    m._agents["worker"] = sub
+    assert m.verify_message(msg, False).error == "Sender has UNTRUSTED trust level"
+    with pytest.raises(AgentTrustError, match="NONE trust level"):
+        m.create_signed_message("worker", "boss", "web:search", {})
+    m._agents["worker"] = cred
+    assert m.verify_message(msg, False).valid
+
+
 # -- VerificationResult ---------------------------------------------------------------------
 
 RESULT_FIELDS = ["valid", "error", "warnings", "verified_at"]
