@@ -1194,9 +1194,12 @@ impl PyAgentMessages {
         if let (Some(replay), Some(max_age), Some((fields, ts))) =
             (replay, max_age, plain_fields(message))
         {
+            let release = self.release.bind(py);
             self.acquire.bind(py).call0()?;
+            let held = Held(Some(release));
             let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
-            self.release.bind(py).call0()?;
+            held.disarm();
+            release.call0()?;
             if let Some(result) = out? {
                 return Ok(result);
             }
@@ -1224,6 +1227,27 @@ impl PyAgentMessages {
         visit.call(&self.release)?;
         visit.call(&self.clock)?;
         Ok(())
+    }
+}
+
+/// The manager's lock, held: released when this is dropped armed, that is if the checks
+/// unwind (a panic, which PyO3 turns into an exception), so the lock is never left held.
+struct Held<'a, 'py>(Option<&'a Bound<'py, PyAny>>);
+
+impl Held<'_, '_> {
+    /// The normal path releases the lock itself (and reports a failure to).
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(release) = self.0 {
+            if let Err(e) = release.call0() {
+                e.write_unraisable(release.py(), None);
+            }
+        }
     }
 }
 
