@@ -149,12 +149,6 @@ def _keys_of(secret_key: str | bytes | KeyRing) -> Any:
     return cached_signing_keys(secret_key) or impl.SigningKeys([secret_key])
 
 
-#: ``(key, backend, signing keys)`` of the plain key :meth:`IntentCapsule.verify` used last,
-#: found again by identity (the same immutable ``str``/``bytes`` object is the same key)
-#: without the key cache's lookup. Only keys the cache holds (no weakness warning) go here.
-_last_keys: tuple[object, object, Any] = (None, None, None)
-
-
 def _as_set(values: Any) -> set[str]:
     if values is None:
         return set()
@@ -288,17 +282,8 @@ class IntentCapsule:
         metadata are then unprotected). Expiry itself is checked by :meth:`is_expired`.
         Malformed capsules verify as False rather than raising.
         """
-        global _last_keys
         try:
-            last = _last_keys
-            if last[0] is secret_key and last[1] is impl:
-                keys = last[2]
-            else:
-                keys = cached_signing_keys(secret_key)
-                if keys is None:
-                    keys = _keys_of(secret_key)
-                else:  # a plain key that validated cleanly (str or bytes: immutable)
-                    _last_keys = (secret_key, impl, keys)
+            keys = _keys_of(secret_key)
             metadata = self.metadata
             # Both texts built and both tags checked in one native call (which answers a bool).
             verified: bool = impl.capsule_verify(

@@ -34,6 +34,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use proxilion_core::agent::write_uuid4;
 
 use crate::sign::{agent_text, SigningKeys};
+use crate::state;
 
 /// Field names, in dataclass order (`metadata` last).
 const FIELDS: [&str; 10] = [
@@ -242,18 +243,12 @@ impl PyAgentMessage {
         Ok(())
     }
 
-    /// `(copyreg.__newobj__, (type(self),), state)`: copies and unpickled objects are made
-    /// by `__new__` plus `__setstate__`, without running `__init__`, as a dataclass's are.
+    /// `(copyreg.__newobj__, (type(self),), state)` (see [`crate::state`]).
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let newobj = py.import("copyreg")?.getattr(intern!(py, "__newobj__"))?;
-        let state = Self::__getstate__(slf)?;
-        let cls = PyTuple::new(py, [slf.get_type()])?;
-        PyTuple::new(py, [newobj, cls.into_any(), state.into_any()])
+        state::reduce_newobj(slf.as_any(), Self::__getstate__(slf)?)
     }
 
-    /// `(fields, dict)`: `fields` maps the name of every field that is set to its value,
-    /// `dict` is the instance `__dict__` (extra attributes) or `None` when empty.
+    /// `(fields, dict)` (see [`crate::state`]).
     fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let fields = PyDict::new(py);
@@ -273,61 +268,28 @@ impl PyAgentMessage {
             let meta = slf.borrow_mut().metadata_obj(py)?;
             fields.set_item(FIELDS[9], meta)?;
         }
-        let extra = slf.getattr(intern!(py, "__dict__"))?;
-        let extra = if extra.is_truthy()? {
-            extra
-        } else {
-            py.None().into_bound(py)
-        };
-        PyTuple::new(py, [fields.into_any(), extra])
+        state::state_pair(slf.as_any(), fields)
     }
 
-    /// Restore what `__getstate__` gave, or the state of a pickled dataclass instance (its
-    /// `__dict__`: fields and extra attributes together), so pickles made with the twin
-    /// dataclass (the reference backend, earlier versions) load here.
+    /// Restore what `__getstate__` gave, or the `__dict__` of a pickled twin dataclass
+    /// instance (see [`crate::state`]).
     fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let bad = || {
-            PyTypeError::new_err("SignedMessage state must be a dict or a (dict, dict | None) pair")
-        };
-        let (fields, extra, loose) = if let Ok(d) = state.cast::<PyDict>() {
-            (d.clone(), None, true)
-        } else {
-            let t = state.cast::<PyTuple>().map_err(|_| bad())?;
-            if t.len() != 2 {
-                return Err(bad());
-            }
-            let fields = t.get_item(0)?.cast_into::<PyDict>().map_err(|_| bad())?;
-            (fields, Some(t.get_item(1)?), false)
-        };
-        let rest = PyDict::new(py);
+        let restore = state::Restore::new("SignedMessage", state)?;
         {
             let mut me = slf.borrow_mut();
-            for (k, v) in fields.iter() {
-                let name = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?;
+            restore.each(|name, v| {
                 match FIELDS.iter().position(|f| *f == name) {
                     Some(9) => {
                         me.metadata = Some(v.unbind());
                         me.lazy_metadata = false;
                     }
                     Some(i) => me.fields[i] = Some(v.unbind()),
-                    None if loose => rest.set_item(k, v)?,
-                    None => {
-                        return Err(PyValueError::new_err(format!(
-                            "SignedMessage has no field {name:?}"
-                        )))
-                    }
+                    None => return Ok(false),
                 }
-            }
+                Ok(true)
+            })?;
         }
-        let dict = slf.getattr(intern!(py, "__dict__"))?;
-        if !rest.is_empty() {
-            dict.call_method1(intern!(py, "update"), (rest,))?;
-        }
-        if let Some(extra) = extra.filter(|e| !e.is_none()) {
-            dict.call_method1(intern!(py, "update"), (extra,))?;
-        }
-        Ok(())
+        restore.finish(slf.as_any())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -607,17 +569,12 @@ impl PyAgentResult {
         self.delete_field(3)
     }
 
-    /// `(copyreg.__newobj__, (type(self),), state)`, as for `SignedMessage`.
+    /// `(copyreg.__newobj__, (type(self),), state)` (see [`crate::state`]).
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let newobj = py.import("copyreg")?.getattr(intern!(py, "__newobj__"))?;
-        let state = Self::__getstate__(slf)?;
-        let cls = PyTuple::new(py, [slf.get_type()])?;
-        PyTuple::new(py, [newobj, cls.into_any(), state.into_any()])
+        state::reduce_newobj(slf.as_any(), Self::__getstate__(slf)?)
     }
 
-    /// `(fields, dict)`: the fields that are set (lazy ones made), and the instance
-    /// `__dict__` (extra attributes) or `None` when empty.
+    /// `(fields, dict)` (see [`crate::state`]): the fields that are set, lazy ones made.
     fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let fields = PyDict::new(py);
@@ -629,39 +586,17 @@ impl PyAgentResult {
                 }
             }
         }
-        let extra = slf.getattr(intern!(py, "__dict__"))?;
-        let extra = if extra.is_truthy()? {
-            extra
-        } else {
-            py.None().into_bound(py)
-        };
-        PyTuple::new(py, [fields.into_any(), extra])
+        state::state_pair(slf.as_any(), fields)
     }
 
     /// Restore what `__getstate__` gave, or the `__dict__` of a pickled twin dataclass
     /// instance (whose verification time may be kept as `_verified_ts` or `_verified_at`).
     fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let bad = || {
-            PyTypeError::new_err(
-                "VerificationResult state must be a dict or a (dict, dict | None) pair",
-            )
-        };
-        let (fields, extra, loose) = if let Ok(d) = state.cast::<PyDict>() {
-            (d.clone(), None, true)
-        } else {
-            let t = state.cast::<PyTuple>().map_err(|_| bad())?;
-            if t.len() != 2 {
-                return Err(bad());
-            }
-            let fields = t.get_item(0)?.cast_into::<PyDict>().map_err(|_| bad())?;
-            (fields, Some(t.get_item(1)?), false)
-        };
-        let rest = PyDict::new(py);
+        let restore = state::Restore::new("VerificationResult", state)?;
+        let loose = restore.loose();
         {
             let mut me = slf.borrow_mut();
-            for (k, v) in fields.iter() {
-                let name = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?;
+            restore.each(|name, v| {
                 match RESULT_FIELDS.iter().position(|f| *f == name) {
                     Some(i) => me.set_field(i, Some(v.unbind())),
                     None if loose && name == "_verified_at" => me.set_field(3, Some(v.unbind())),
@@ -670,23 +605,12 @@ impl PyAgentResult {
                         me.fields[3] = None;
                         me.lazy_ts = Some(ts);
                     }
-                    None if loose => rest.set_item(k, v)?,
-                    None => {
-                        return Err(PyValueError::new_err(format!(
-                            "VerificationResult has no field {name:?}"
-                        )))
-                    }
+                    None => return Ok(false),
                 }
-            }
+                Ok(true)
+            })?;
         }
-        let dict = slf.getattr(intern!(py, "__dict__"))?;
-        if !rest.is_empty() {
-            dict.call_method1(intern!(py, "update"), (rest,))?;
-        }
-        if let Some(extra) = extra.filter(|e| !e.is_none()) {
-            dict.call_method1(intern!(py, "update"), (extra,))?;
-        }
-        Ok(())
+        restore.finish(slf.as_any())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -18,6 +18,7 @@ mod limit;
 mod mac;
 mod scan;
 mod sign;
+mod state;
 mod stats;
 
 /// Version of the native module (the Rust crate version).

@@ -262,14 +262,18 @@ fn key_features<'a>(k: &'a Bound<'_, PyAny>, budget: &mut i64) -> PyResult<(f64,
     // call into the interpreter under the stable ABI.
     if let Ok(s) = k.cast_exact::<PyString>().or_else(|_| k.cast::<PyString>()) {
         let n = s.code_point_len()?;
-        let tok = if n <= MAX_KEY_CHARS {
-            s.to_str().unwrap_or(OTHER_KEY)
-        } else {
-            OTHER_KEY
-        };
-        return Ok((n as f64, tok));
+        return Ok((n as f64, str_key_token(s, n)));
     }
     Ok((size_of(k, 1, budget)?, OTHER_KEY))
+}
+
+/// The key token of a `str` key of `n` code points: itself when short and encodable.
+fn str_key_token<'a>(s: &'a Bound<'_, PyString>, n: usize) -> &'a str {
+    if n <= MAX_KEY_CHARS {
+        s.to_str().unwrap_or(OTHER_KEY)
+    } else {
+        OTHER_KEY
+    }
 }
 
 /// Size and raw features of a top-level value (`size_of` and the twin's `_value` in one type
@@ -426,10 +430,8 @@ impl<'a> RawArgs<'a> {
             // The walk stopped early (size budget): the key set still names every key.
             for (k, _) in &items[keys.len()..] {
                 let tok = match k.cast::<PyString>() {
-                    Ok(s) if s.code_point_len()? <= MAX_KEY_CHARS => {
-                        s.to_str().unwrap_or(OTHER_KEY)
-                    }
-                    _ => OTHER_KEY,
+                    Ok(s) => str_key_token(s, s.code_point_len()?),
+                    Err(_) => OTHER_KEY,
                 };
                 keys.push(tok);
             }
