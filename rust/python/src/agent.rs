@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyFrozenSet, PyList, PySet, PyString, PyTuple};
 
 use proxilion_core::agent::{self as core, Civil};
 
+use crate::convert::hex_str;
 use crate::sign::{render, sorted_json_into, SigningKeys};
 
 /// Version-4 UUID texts, one per 16 bytes of `data` (its length must be a multiple of 16).
@@ -357,17 +358,8 @@ fn capsule_sign<'py>(
         )
     })?;
     let k = &keys.get().keys;
-    let hex = |text: &[u8]| -> PyResult<Bound<'py, PyString>> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 64];
-        for (pair, &b) in out.chunks_exact_mut(2).zip(k.tag(text).iter()) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 15)];
-        }
-        let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(PyString::new(py, text))
-    };
-    Ok((hex(texts.signed())?, hex(texts.sealed())?))
+    let hex = |text: &[u8]| hex_str(py, &k.sign_hex_array(text));
+    Ok((hex(texts.signed()), hex(texts.sealed())))
 }
 
 fn hex_tag<'a>(tag: &'a Bound<'_, PyAny>) -> PyResult<Option<std::borrow::Cow<'a, str>>> {

@@ -33,6 +33,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 
 use proxilion_core::agent::write_uuid4;
 
+use crate::convert::hex_str;
 use crate::sign::{agent_text, SigningKeys};
 use crate::state;
 
@@ -1044,17 +1045,7 @@ impl PyAgentMessages {
                 "message is not valid Unicode text (it contains surrogate code points)",
             )
         })?;
-        let tag = sender.keys.get().keys.tag(text.as_bytes());
-        let mut hex = [0u8; 64];
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (pair, &b) in hex.chunks_exact_mut(2).zip(tag.iter()) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 15)];
-        }
-        let signature = PyString::new(
-            py,
-            std::str::from_utf8(&hex).map_err(|_| PyRuntimeError::new_err("hex is not ASCII"))?,
-        );
+        let signature = hex_str(py, &sender.keys.get().keys.sign_hex_array(text.as_bytes()));
         // `dict(metadata) if metadata else {}` ({} created on first access).
         let metadata = match metadata {
             Some(m) if m.is_truthy()? => Some(match m.cast_exact::<PyDict>() {

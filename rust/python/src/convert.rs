@@ -12,8 +12,10 @@ use pyo3::types::{PyByteArray, PyBytes, PyString};
 /// `ValueError` naming the argument; any other type is a `TypeError` naming the type.
 pub fn text_or_bytes<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = obj.cast::<PyString>() {
+        // Borrowed: a `str` is immutable and caches its UTF-8 form for its whole life, so the
+        // bytes stay valid (and unchanged) while the caller holds `obj`, GIL released or not.
         return match s.to_str() {
-            Ok(t) => Ok(Cow::Owned(t.as_bytes().to_vec())),
+            Ok(t) => Ok(Cow::Borrowed(t.as_bytes())),
             Err(_) => Err(PyValueError::new_err(format!(
                 "{what} is not valid Unicode text (it contains surrogate code points)"
             ))),
@@ -29,6 +31,12 @@ pub fn text_or_bytes<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<
         "{what} must be str or bytes, not {}",
         obj.get_type().name()?
     )))
+}
+
+/// A 64-character lower-case hex digest (from [`proxilion_core::mac::hex32`]) as a `str`,
+/// built straight from the stack buffer.
+pub fn hex_str<'py>(py: Python<'py>, hex: &[u8; 64]) -> Bound<'py, PyString> {
+    PyString::new(py, proxilion_core::mac::hex32_str(hex))
 }
 
 /// The `str` argument `obj`, or a `TypeError` "`{what}` must be str, not {type}".

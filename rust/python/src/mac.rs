@@ -2,11 +2,11 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use proxilion_core::mac as core;
 
-use crate::convert::text_or_bytes;
+use crate::convert::{hex_str, text_or_bytes};
 
 /// Inputs at least this long are hashed with the GIL released.
 const DETACH_THRESHOLD: usize = 64 * 1024;
@@ -25,14 +25,15 @@ fn run<T: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> T + Send) -> T {
 
 /// HMAC-SHA256 of `message` under `key`, as 64 lower-case hex characters.
 #[pyfunction]
-fn hmac_sha256_hex(
-    py: Python<'_>,
-    key: &Bound<'_, PyAny>,
-    message: &Bound<'_, PyAny>,
-) -> PyResult<String> {
+fn hmac_sha256_hex<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+    message: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyString>> {
     let k = text_or_bytes(key, "key")?;
     let m = text_or_bytes(message, "message")?;
-    run(py, m.len(), || core::hmac_sha256_hex(&k, &m)).map_err(map_err)
+    let tag = run(py, m.len(), || core::hmac_sha256(&k, &m)).map_err(map_err)?;
+    Ok(hex_str(py, &core::hex32(&tag)))
 }
 
 /// HMAC-SHA256 of `message` under `key`, as 32 raw bytes.
@@ -79,9 +80,10 @@ fn constant_time_eq(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool
 
 /// SHA-256 of `data`, as 64 lower-case hex characters.
 #[pyfunction]
-fn sha256_hex(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<String> {
+fn sha256_hex<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
     let d = text_or_bytes(data, "data")?;
-    Ok(run(py, d.len(), || core::sha256_hex(&d)))
+    let digest = run(py, d.len(), || core::sha256(&d));
+    Ok(hex_str(py, &core::hex32(&digest)))
 }
 
 /// Keyed BLAKE3 of `message` (key: exactly 32 bytes), as 64 lower-case hex characters.

@@ -12,7 +12,7 @@ use pyo3::types::{
 
 use proxilion_core::sign::{context, pyfmt, pyjson, roles, KeySet};
 
-use crate::convert::{str_arg, text_or_bytes};
+use crate::convert::{hex_str, str_arg, text_or_bytes};
 
 mod memory;
 
@@ -234,13 +234,17 @@ impl SigningKeys {
     }
 
     /// Hex HMAC-SHA256 of `message` under the signing key.
-    fn sign(&self, message: &Bound<'_, PyAny>) -> PyResult<String> {
+    fn sign<'py>(&self, message: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
         let m = text_or_bytes(message, "message")?;
-        Ok(self.keys.sign_hex(&m))
+        Ok(hex_str(message.py(), &self.keys.sign_hex_array(&m)))
     }
 
     /// Hex tags of every message, in one call.
-    fn sign_many(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    fn sign_many<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyString>>> {
         let items = seq_items(messages, "messages")?;
         let mut data = Vec::with_capacity(items.len());
         for (i, m) in items.iter().enumerate() {
@@ -248,12 +252,17 @@ impl SigningKeys {
         }
         let total: usize = data.iter().map(|d| d.len()).sum();
         let keys = &self.keys;
-        let job = || data.iter().map(|d| keys.sign_hex(d)).collect::<Vec<_>>();
-        Ok(if total >= DETACH_THRESHOLD {
+        let job = || {
+            data.iter()
+                .map(|d| keys.sign_hex_array(d))
+                .collect::<Vec<_>>()
+        };
+        let tags = if total >= DETACH_THRESHOLD {
             py.detach(job)
         } else {
             job()
-        })
+        };
+        Ok(tags.iter().map(|t| hex_str(py, t)).collect())
     }
 
     /// Index of the key that authenticates `message` under `tag` (hex or raw), or -1.
@@ -335,22 +344,25 @@ impl SigningKeys {
     /// `f"{message_id}|{from_agent}|{to_agent}|{action}|{json.dumps(payload, sort_keys=True)}|{timestamp}"`,
     /// built and MACed in one call.
     #[allow(clippy::too_many_arguments)]
-    fn agent_sign(
+    fn agent_sign<'py>(
         &self,
-        message_id: &Bound<'_, PyAny>,
-        from_agent: &Bound<'_, PyAny>,
-        to_agent: &Bound<'_, PyAny>,
-        action: &Bound<'_, PyAny>,
-        payload: &Bound<'_, PyAny>,
-        timestamp: &Bound<'_, PyAny>,
-    ) -> PyResult<String> {
+        message_id: &Bound<'py, PyAny>,
+        from_agent: &Bound<'py, PyAny>,
+        to_agent: &Bound<'py, PyAny>,
+        action: &Bound<'py, PyAny>,
+        payload: &Bound<'py, PyAny>,
+        timestamp: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyString>> {
         let text = agent_text([message_id, from_agent, to_agent, action, payload, timestamp])?
             .ok_or_else(|| {
                 PyValueError::new_err(
                     "message is not valid Unicode text (it contains surrogate code points)",
                 )
             })?;
-        Ok(self.keys.sign_hex(text.as_bytes()))
+        Ok(hex_str(
+            payload.py(),
+            &self.keys.sign_hex_array(text.as_bytes()),
+        ))
     }
 
     /// Index of the key under which the hex `signature` authenticates the agent message (see

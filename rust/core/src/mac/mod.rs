@@ -48,9 +48,33 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; TAG_LEN], MacError
     Ok(mac.finalize().into_bytes().into())
 }
 
+/// Lower-case hex of a 32-byte digest or tag, on the stack (no allocation, no per-character
+/// UTF-8 encoding: the 64 bytes are ASCII).
+pub fn hex32(digest: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(digest.iter()) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+    out
+}
+
+/// The text of [`hex32`]'s output.
+pub fn hex32_str(hex: &[u8; 64]) -> &str {
+    // Every byte comes from the ASCII table above, so the slice is valid UTF-8 and the
+    // fallback is unreachable; it keeps this function free of panics and `unsafe`.
+    std::str::from_utf8(hex).unwrap_or_default()
+}
+
+/// [`hex32`] as an owned `String` (one allocation).
+pub fn hex32_string(digest: &[u8; 32]) -> String {
+    hex32_str(&hex32(digest)).to_owned()
+}
+
 /// Lower-case hex HMAC-SHA256, the form the Python API stores in signatures.
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> Result<String, MacError> {
-    Ok(hex::encode(hmac_sha256(key, message)?))
+    Ok(hex32_string(&hmac_sha256(key, message)?))
 }
 
 /// Constant-time equality of two byte strings. Lengths are not secret.
@@ -81,7 +105,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha256(data))
+    hex32_string(&sha256(data))
 }
 
 /// Keyed BLAKE3 (`blake3::keyed_hash`); the key must be exactly 32 bytes.
@@ -139,6 +163,16 @@ mod tests {
                 "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
             ),
         ]
+    }
+
+    #[test]
+    fn hex32_is_lower_case_hex() {
+        for seed in [0u8, 1, 0x0f, 0xf0, 0xa5, 0xff] {
+            let d: [u8; 32] = std::array::from_fn(|i| seed.wrapping_mul(i as u8 + 1) ^ i as u8);
+            assert_eq!(hex32_str(&hex32(&d)), hex::encode(d));
+            assert_eq!(hex32_string(&d), hex::encode(d));
+        }
+        assert_eq!(hex32_str(&hex32(&[0xab; 32])), "ab".repeat(32));
     }
 
     #[test]

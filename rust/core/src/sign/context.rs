@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::roles;
 use super::KeySet;
+use crate::mac::hex32 as hex64;
 
 /// The fields of one signed message, already rendered as the text Python's f-string gives.
 #[derive(Debug, Clone)]
@@ -185,23 +186,9 @@ pub fn with_number_texts<R>(seq: i128, ts: f64, f: impl FnOnce(&str, &str) -> R)
     }
 }
 
-/// Lower-case hex of a 32-byte digest.
-fn hex64(digest: &[u8; 32]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (pair, &b) in out.chunks_exact_mut(2).zip(digest.iter()) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
-    }
-    out
-}
-
 /// `sha256_hex(f"{role}:{content}:{sequence}:{timestamp}")`.
 pub fn content_hash(role: &str, content: &str, seq: &str, ts: &str) -> String {
-    content_hash_hex(role, content, seq, ts)
-        .iter()
-        .map(|&b| b as char)
-        .collect()
+    crate::mac::hex32_str(&content_hash_hex(role, content, seq, ts)).to_owned()
 }
 
 /// Sign a message: (signature hex, content hash hex).
@@ -214,7 +201,7 @@ pub fn sign(
     prev: &str,
 ) -> (String, String) {
     let (sig, hash) = sign_hex(keys, role, content, seq, ts, prev);
-    let text = |h: [u8; 64]| h.iter().map(|&b| b as char).collect::<String>();
+    let text = |h: [u8; 64]| crate::mac::hex32_str(&h).to_owned();
     (text(sig), text(hash))
 }
 

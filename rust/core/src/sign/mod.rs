@@ -138,10 +138,12 @@ impl KeySet {
 
     /// Lower-case hex tag of `message` under the signing key.
     pub fn sign_hex(&self, message: &[u8]) -> String {
-        let mut out = [0u8; 2 * TAG_LEN];
-        // Cannot fail: the output is exactly twice the tag length.
-        let _ = hex::encode_to_slice(self.tag(message), &mut out);
-        out.iter().map(|&b| b as char).collect()
+        crate::mac::hex32_string(&self.tag(message))
+    }
+
+    /// [`KeySet::sign_hex`] on the stack: the 64 ASCII bytes of the lower-case hex tag.
+    pub fn sign_hex_array(&self, message: &[u8]) -> [u8; 2 * TAG_LEN] {
+        crate::mac::hex32(&self.tag(message))
     }
 
     /// Index of the first key under which `tag` (hex of either case, or 32 raw bytes when

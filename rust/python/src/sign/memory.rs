@@ -27,7 +27,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use proxilion_core::sign::context;
 
 use super::SigningKeys;
-use crate::convert::str_arg;
+use crate::convert::{hex_str, str_arg};
 use crate::state;
 
 /// Field names, in dataclass order (`metadata` last).
@@ -101,11 +101,7 @@ impl Stash {
 
     /// The Python object of field `i`, taken out of the stash.
     fn take_object(&mut self, py: Python<'_>, i: usize) -> PyResult<Option<Py<PyAny>>> {
-        let hex = |h: [u8; 64]| -> PyResult<Py<PyAny>> {
-            let text = std::str::from_utf8(&h)
-                .map_err(|_| PyRuntimeError::new_err("hex digest is not ASCII"))?;
-            Ok(PyString::new(py, text).into_any().unbind())
-        };
+        let hex = |h: [u8; 64]| -> PyResult<Py<PyAny>> { Ok(hex_str(py, &h).into_any().unbind()) };
         Ok(match i {
             2 => match self.seq.take() {
                 Some(v) => Some(v.into_pyobject(py)?.into_any().unbind()),
@@ -457,15 +453,10 @@ enum LastHash {
 impl LastHash {
     fn to_str(&self, py: Python<'_>) -> PyResult<Py<PyString>> {
         Ok(match self {
-            LastHash::Hex(h) => PyString::new(py, ascii(h)?).unbind(),
+            LastHash::Hex(h) => hex_str(py, h).unbind(),
             LastHash::Str(s) => s.clone_ref(py),
         })
     }
-}
-
-/// The text of a hex digest.
-fn ascii(h: &[u8; 64]) -> PyResult<&str> {
-    std::str::from_utf8(h).map_err(|_| PyRuntimeError::new_err("hex digest is not ASCII"))
 }
 
 /// The signing state of one `MemoryIntegrityGuard` and its two per-message operations.
