@@ -178,14 +178,18 @@ mod tests {
             for t in &group.tests {
                 let tag = hmac_sha256(&t.key, &t.msg).unwrap();
                 let ok = hmac_sha256_verify(&t.key, &t.msg, &t.tag).unwrap();
-                let ok_hex =
-                    hmac_sha256_verify_hex(&t.key, &t.msg, &hex::encode(&*t.tag)).unwrap();
+                let ok_hex = hmac_sha256_verify_hex(&t.key, &t.msg, &hex::encode(&*t.tag)).unwrap();
                 let ks = crate::sign::KeySet::new(&[t.key.to_vec()]).unwrap();
                 let ok_keyset = ks.verify(&t.msg, &t.tag, true).is_some();
                 let valid = matches!(t.result, TestResult::Valid);
                 if group.tag_size == 256 {
                     full += 1;
-                    assert_eq!(tag.as_slice() == t.tag.as_slice(), valid, "tcId {}", t.tc_id);
+                    assert_eq!(
+                        tag.as_slice() == t.tag.as_slice(),
+                        valid,
+                        "tcId {}",
+                        t.tc_id
+                    );
                     assert_eq!(ok, valid, "tcId {}", t.tc_id);
                     assert_eq!(ok_hex, valid, "tcId {}", t.tc_id);
                     assert_eq!(ok_keyset, valid, "tcId {}", t.tc_id);
