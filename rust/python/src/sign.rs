@@ -36,7 +36,8 @@ enum Tag<'a> {
 fn tag_arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Tag<'a>> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(match s.to_str() {
-            Ok(t) => Tag::Hex(Cow::Owned(t.as_bytes().to_vec())),
+            // Borrowed (a `str` is immutable; see `convert::text_or_bytes`).
+            Ok(t) => Tag::Hex(Cow::Borrowed(t.as_bytes())),
             Err(_) => Tag::Invalid,
         });
     }

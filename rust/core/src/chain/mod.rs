@@ -101,9 +101,7 @@ pub fn parse_tagged(h: &str) -> Option<(HashAlg, [u8; 32])> {
     if hx.len() != 64 || hx.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hx, &mut out).ok()?;
-    Some((alg, out))
+    Some((alg, crate::mac::unhex32(hx.as_bytes())?))
 }
 
 /// The pieces of an entry other than `data`, already in their JSON text form except the

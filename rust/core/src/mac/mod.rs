@@ -60,6 +60,39 @@ pub fn hex32(digest: &[u8; 32]) -> [u8; 64] {
     out
 }
 
+/// Nibble value of each byte for hex decoding (`0xff`: not a hex digit; either case).
+const UNHEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The 32 bytes of a 64-digit hex string (either case), or `None` for any other length or a
+/// non-hex character. One table lookup per digit and a single validity test at the end: the
+/// input is a tag or hash supplied by the caller, not a secret, so the early length exit
+/// reveals nothing.
+pub fn unhex32(hex: &[u8]) -> Option<[u8; 32]> {
+    let pairs: &[u8; 64] = hex.try_into().ok()?;
+    let mut out = [0u8; 32];
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(pairs.chunks_exact(2)) {
+        let (hi, lo) = (UNHEX[usize::from(pair[0])], UNHEX[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 15);
+    }
+    (bad & 0xf0 == 0).then_some(out)
+}
+
 /// The text of [`hex32`]'s output.
 pub fn hex32_str(hex: &[u8; 64]) -> &str {
     // Every byte comes from the ASCII table above, so the slice is valid UTF-8 and the
@@ -92,9 +125,9 @@ pub fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> Result<bool
 /// a string that is not hex is simply not a valid tag (returns `Ok(false)`).
 pub fn hmac_sha256_verify_hex(key: &[u8], message: &[u8], tag_hex: &str) -> Result<bool, MacError> {
     let expected = hmac_sha256(key, message)?;
-    match hex::decode(tag_hex) {
-        Ok(tag) => Ok(ct_eq(&expected, &tag)),
-        Err(_) => Ok(false),
+    match unhex32(tag_hex.as_bytes()) {
+        Some(tag) => Ok(ct_eq(&expected, &tag)),
+        None => Ok(false),
     }
 }
 
@@ -207,6 +240,33 @@ mod tests {
         }
         assert_eq!((full, truncated), (87, 87));
         assert!(rejected > 100, "{rejected}");
+    }
+
+    #[test]
+    fn unhex32_decodes_64_hex_digits_only() {
+        for seed in [0u8, 1, 0x0f, 0xf0, 0xa5, 0xff] {
+            let d: [u8; 32] = std::array::from_fn(|i| seed.wrapping_mul(i as u8 + 1) ^ i as u8);
+            let lower = hex::encode(d);
+            assert_eq!(unhex32(lower.as_bytes()), Some(d));
+            assert_eq!(unhex32(lower.to_uppercase().as_bytes()), Some(d));
+        }
+        let good = "0123456789abcdefABCDEF".repeat(3);
+        let good = &good.as_bytes()[..64];
+        assert!(unhex32(good).is_some());
+        assert_eq!(unhex32(&good[..63]), None);
+        assert_eq!(unhex32(&[good, b"0"].concat()), None);
+        assert_eq!(unhex32(b""), None);
+        // Every single non-hex byte, at the first and the last position, is refused.
+        for b in 0..=255u8 {
+            if b.is_ascii_hexdigit() {
+                continue;
+            }
+            for at in [0, 63] {
+                let mut t = good.to_vec();
+                t[at] = b;
+                assert_eq!(unhex32(&t), None, "byte {b:#x} at {at}");
+            }
+        }
     }
 
     #[test]

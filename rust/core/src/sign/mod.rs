@@ -74,9 +74,7 @@ fn tags_equal(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> bool {
 
 /// Decode a hex tag (either case) of exactly [`TAG_LEN`] bytes.
 fn decode_tag(tag_hex: &[u8]) -> Option<[u8; TAG_LEN]> {
-    let mut out = [0u8; TAG_LEN];
-    hex::decode_to_slice(tag_hex, &mut out).ok()?;
-    Some(out)
+    crate::mac::unhex32(tag_hex)
 }
 
 impl KeySet {
