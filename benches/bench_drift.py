@@ -17,6 +17,9 @@ not take (a tight loop outruns the worker), and min/median are per call.
 * ``drift_record_burst`` / ``drift_record_burst_args``: bursts of 1024 calls on an idle
   monitor (the previous burst folded, untimed, before each round), native against the plain
   method: what the caller pays while the fold worker keeps up. Times are per burst.
+* ``drift_record_cpu`` / ``drift_record_cpu_args``: the CPU time of the whole process (the
+  caller and the fold worker together, ``time.process_time``) per round of 1024 calls
+  including their folds: the total cost of recording, wherever it runs.
 * ``drift_check_1k`` / ``drift_check_100k``: ``check_drift()`` on a locked monitor that has
   recorded 10^3 or 10^5 calls: equal times show the check does not depend on the history.
 
@@ -27,6 +30,7 @@ kind of machine (API.md section 14); divide by the native figures for the speed-
 from __future__ import annotations
 
 import random
+import time
 from types import ModuleType
 from typing import Any
 
@@ -141,6 +145,30 @@ def test_record_burst(benchmark: Any, who: str, args: Any) -> None:
         _timed_burst(benchmark, mon.record_tool_call, mon.get_current_metrics, args, 42.0)
     else:
         _timed_burst(benchmark, _Plain().record_tool_call, lambda: None, args, 42.0)
+
+
+def _recorded_and_folded(record: Any, flush: Any, args: Any, latency: float | None) -> None:
+    _burst(record, args, latency)
+    flush()
+
+
+@pytest.mark.benchmark(timer=time.process_time)
+@pytest.mark.parametrize("args", [None, ARGS], ids=["", "_args"])
+@pytest.mark.parametrize("who", ["native", "python_method"])
+def test_record_cpu(benchmark: Any, who: str, args: Any) -> None:
+    """CPU time of the whole process (every thread: the caller's and the fold worker's) for a
+    round of ``CALLS_PER_ROUND`` calls and their folds (flushed at the end of the round): what
+    recording costs in total, wherever the work runs. Per round: divide by
+    ``CALLS_PER_ROUND``."""
+    benchmark.group = "drift_record_cpu" + ("_args" if args else "")
+    if who == "native":
+        mon = BehavioralMonitor("bench", _impl=_core)
+        record, flush = mon.record_tool_call, mon.get_current_metrics
+    else:
+        record, flush = _Plain().record_tool_call, lambda: None
+    benchmark.pedantic(
+        _recorded_and_folded, args=(record, flush, args, 42.0), rounds=60, warmup_rounds=2
+    )
 
 
 @pytest.mark.benchmark(group="drift_check_1k")
