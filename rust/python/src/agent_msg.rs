@@ -329,7 +329,7 @@ fn pool() -> MutexGuard<'static, IdPool> {
 
 /// The next unused id of the pool, refilled from `os.urandom` when empty. Each id is handed
 /// out once (taken under the pool's mutex, which is never held while Python runs).
-fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
+pub(crate) fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
     loop {
         {
             let mut p = pool();
