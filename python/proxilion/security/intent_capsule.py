@@ -39,6 +39,7 @@ from typing import Any
 from proxilion._backend import impl
 from proxilion.exceptions import ConfigurationError, IntentHijackError
 from proxilion.security._keys import (
+    _KEYS_CACHE,
     KeyRing,
     cached_signing_keys,
     random_uuid4,
@@ -196,13 +197,18 @@ class IntentCapsule:
         """Create and sign a capsule. ``allowed_tools=None`` allows no tool at all."""
         # Validates the key (errors, weak-key warnings) before anything else, as the original
         # (a plain key that validated cleanly before is not validated again).
-        keys = cached_signing_keys(secret_key)
-        if keys is None:
-            keys = (
-                secret_key.signing_keys()
-                if isinstance(secret_key, KeyRing)
-                else signing_keys_for(secret_key, stacklevel=2)
-            )
+        # (`cached_signing_keys`, inline: a plain key seen before.)
+        hit = _KEYS_CACHE.get(secret_key) if type(secret_key) is str else None
+        if hit is not None and hit[0] is impl:
+            keys = hit[1]
+        else:
+            keys = cached_signing_keys(secret_key)
+            if keys is None:
+                keys = (
+                    secret_key.signing_keys()
+                    if isinstance(secret_key, KeyRing)
+                    else signing_keys_for(secret_key, stacklevel=2)
+                )
         if cls is IntentCapsule:
             # Plain arguments: the whole capsule (id, clock, category, both texts and tags, the
             # instance) in one native call. It answers None, having done nothing, for anything

@@ -345,9 +345,12 @@ pub(crate) fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
                 return Ok(PyString::new(py, &s));
             }
         }
-        let fresh = py
-            .import("os")?
-            .getattr("urandom")?
+        static URANDOM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let urandom = URANDOM.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("os")?.getattr("urandom")?.unbind())
+        })?;
+        let fresh = urandom
+            .bind(py)
             .call1((POOL_BYTES,))?
             .cast_into::<PyBytes>()?;
         let bytes = fresh.as_bytes();

@@ -21,7 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySet, PyString, 
 
 use proxilion_core::agent::{self as core, civil, Civil};
 
-use super::{datetime_type, remember_isoformat, utc, SEAL_PREFIX};
+use super::{datetime_type, utc, SEAL_PREFIX};
 use crate::agent_msg::next_id;
 use crate::sign::{json_into, SigningKeys};
 
@@ -53,24 +53,56 @@ fn name_items<'py>(values: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyString
 /// `str(sorted(set(items)))` appended to `out`, if every item is printable ASCII (see
 /// `write_str_repr`); false otherwise.
 fn push_names(out: &mut String, items: &[Bound<'_, PyString>]) -> bool {
-    let mut texts = Vec::with_capacity(items.len());
-    for it in items {
-        match it.to_str() {
-            Ok(t) => texts.push(t),
-            Err(_) => return false,
+    match items.len() {
+        0 => {
+            out.push_str("[]");
+            return true;
         }
+        1 => {
+            let Ok(t) = items[0].to_str() else {
+                return false;
+            };
+            out.push('[');
+            let ok = core::write_str_repr(out, t);
+            out.push(']');
+            return ok;
+        }
+        _ => {}
     }
+    let mut small: arrayvec::ArrayVec<&str, 16> = arrayvec::ArrayVec::new();
+    let mut large: Vec<&str> = Vec::new();
+    let texts: &mut [&str] = if items.len() <= small.capacity() {
+        for it in items {
+            match it.to_str() {
+                Ok(t) => small.push(t),
+                Err(_) => return false,
+            }
+        }
+        &mut small
+    } else {
+        for it in items {
+            match it.to_str() {
+                Ok(t) => large.push(t),
+                Err(_) => return false,
+            }
+        }
+        &mut large
+    };
     // Python's code-point order is the byte order of UTF-8; equal texts are one set item.
     texts.sort_unstable();
-    texts.dedup();
     out.push('[');
-    for (j, t) in texts.iter().enumerate() {
-        if j > 0 {
+    let mut last: Option<&str> = None;
+    for t in texts.iter() {
+        if last == Some(*t) {
+            continue;
+        }
+        if last.is_some() {
             out.push_str(", ");
         }
         if !core::write_str_repr(out, t) {
             return false;
         }
+        last = Some(t);
     }
     out.push(']');
     true
@@ -106,10 +138,19 @@ fn dict_copy<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<
 fn category_index(intent: &Bound<'_, PyString>, text: &str) -> PyResult<usize> {
     if text.is_ascii() {
         // ASCII lowercasing is exactly `str.lower()` on ASCII text.
-        if text.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Ok(core::intent_category(&text.to_ascii_lowercase()));
+        if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Ok(core::intent_category(text));
         }
-        return Ok(core::intent_category(text));
+        if text.len() <= SHORT_INTENT {
+            let mut buf = [0u8; SHORT_INTENT];
+            let lowered = &mut buf[..text.len()];
+            lowered.copy_from_slice(text.as_bytes());
+            lowered.make_ascii_lowercase();
+            if let Ok(t) = std::str::from_utf8(lowered) {
+                return Ok(core::intent_category(t));
+            }
+        }
+        return Ok(core::intent_category(&text.to_ascii_lowercase()));
     }
     // Other text: Python's own lowering (its Unicode rules, e.g. KELVIN SIGN to "k").
     let lowered = intent.call_method0(intern!(intent.py(), "lower"))?;
@@ -121,6 +162,43 @@ fn category_index(intent: &Bound<'_, PyString>, text: &str) -> PyResult<usize> {
 fn utc_datetime<'py>(py: Python<'py>, t: &Civil) -> PyResult<Bound<'py, PyAny>> {
     let state = PyBytes::new(py, &civil::pickle_state(t));
     datetime_type(py)?.call1((state, utc(py)?))
+}
+
+/// `timedelta(seconds=ttl)` of the lifetimes used last (a capsule's expiry is its creation
+/// time plus this: one `datetime` addition instead of a second construction).
+static DELTAS: std::sync::Mutex<Vec<(i64, Py<PyAny>)>> = std::sync::Mutex::new(Vec::new());
+const DELTAS_SIZE: usize = 8;
+
+fn ttl_delta<'py>(py: Python<'py>, ttl: i64) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(cache) = DELTAS.lock() {
+        if let Some((_, d)) = cache.iter().find(|(t, _)| *t == ttl) {
+            return Ok(d.bind(py).clone());
+        }
+    }
+    static TIMEDELTA: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let delta = TIMEDELTA
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("datetime")?.getattr("timedelta")?.unbind())
+        })?
+        .bind(py)
+        .call1((0, ttl))?;
+    let evicted = match DELTAS.lock() {
+        Ok(mut cache) => {
+            let entry = (ttl, delta.clone().unbind());
+            if cache.len() < DELTAS_SIZE {
+                cache.push(entry);
+                None
+            } else {
+                Some(std::mem::replace(
+                    &mut cache[(ttl as usize) % DELTAS_SIZE],
+                    entry,
+                ))
+            }
+        }
+        Err(_) => None,
+    };
+    drop(evicted); // after the lock: dropping a reference can run Python code
+    Ok(delta)
 }
 
 fn object_new(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
@@ -136,15 +214,65 @@ fn object_new(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     .map(|n| n.bind(py))
 }
 
-fn hex_tag<'py>(py: Python<'py>, tag: &[u8]) -> Bound<'py, PyString> {
+/// Two lowercase hex digits of every byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * tag.len());
-    for &b in tag {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
+    let mut out = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        out[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
     }
-    PyString::new(py, &out)
+    out
+};
+
+fn hex_tag<'py>(py: Python<'py>, tag: &[u8; 32]) -> PyResult<Bound<'py, PyString>> {
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(tag.iter()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+    let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyString::new(py, text))
 }
+
+/// Names of the instance fields, in the dataclass's order.
+#[allow(dead_code)]
+const FIELDS: [&str; 14] = [
+    "capsule_id",
+    "user_id",
+    "intent",
+    "intent_category",
+    "allowed_tools",
+    "allowed_actions",
+    "constraints",
+    "created_at",
+    "expires_at",
+    "signature",
+    "metadata",
+    "tool_calls",
+    "_max_tool_calls",
+    "seal",
+];
+
+/// A dict of every field (interned names, `None` values) whose copy is the new instance's
+/// `__dict__`: copying it clones its key table at once, and setting a field then only
+/// replaces a value (a dict built item by item grows three times).
+#[allow(dead_code)]
+fn dict_template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+    TEMPLATE
+        .get_or_try_init(py, || {
+            let d = PyDict::new(py);
+            for name in FIELDS {
+                d.set_item(PyString::intern(py, name), py.None())?;
+            }
+            Ok::<_, PyErr>(d.unbind())
+        })
+        .map(|d| d.bind(py))
+}
+
+/// Lowered ASCII intents up to this length are lowered on the stack.
+const SHORT_INTENT: usize = 256;
 
 /// A new signed capsule: an instance of `cls` made by `object.__new__` whose `__dict__` holds
 /// every field (as `IntentCapsule.__init__` sets them), or `None` when some argument is not a
@@ -293,13 +421,10 @@ fn capsule_create<'py>(
     ) else {
         return Ok(None);
     };
-    let created_at = text.len();
     core::write_isoformat_utc(&mut text, &created);
     let signed_end = text.len();
     text.push('|');
-    let expires_at = text.len();
     core::write_isoformat_utc(&mut text, &expires);
-    let expires_end = text.len();
     text.push('|');
     proxilion_core::sign::pyjson::write_int(&mut text, MAX_TOOL_CALLS);
     text.push('|');
@@ -320,32 +445,29 @@ fn capsule_create<'py>(
     let signature = hex_tag(
         py,
         &k.tag(&text.as_bytes()[SEAL_PREFIX.len()..at(signed_end)]),
-    );
-    let seal = hex_tag(py, &k.tag(text.as_bytes()));
+    )?;
+    let seal = hex_tag(py, &k.tag(text.as_bytes()))?;
 
     let created_dt = utc_datetime(py, &created)?;
-    let expires_dt = utc_datetime(py, &expires)?;
-    // A capsule is usually verified soon after (IntentGuard): its timestamps' texts are kept.
-    remember_isoformat(&created_dt, &text[at(created_at)..at(signed_end)]);
-    remember_isoformat(&expires_dt, &text[at(expires_at)..at(expires_end)]);
+    let expires_dt = created_dt.add(ttl_delta(py, ttl)?)?;
 
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "capsule_id"), id)?;
-    d.set_item(intern!(py, "user_id"), user)?;
-    d.set_item(intern!(py, "intent"), intent_str)?;
-    d.set_item(intern!(py, "intent_category"), category)?;
-    d.set_item(intern!(py, "allowed_tools"), PySet::new(py, &tools)?)?;
-    d.set_item(intern!(py, "allowed_actions"), PySet::new(py, &actions)?)?;
-    d.set_item(intern!(py, "constraints"), dict_copy(py, constraints)?)?;
-    d.set_item(intern!(py, "created_at"), created_dt)?;
-    d.set_item(intern!(py, "expires_at"), expires_dt)?;
-    d.set_item(intern!(py, "signature"), signature)?;
-    d.set_item(intern!(py, "metadata"), dict_copy(py, metadata)?)?;
-    d.set_item(intern!(py, "tool_calls"), PyList::empty(py))?;
-    d.set_item(intern!(py, "_max_tool_calls"), MAX_TOOL_CALLS)?;
-    d.set_item(intern!(py, "seal"), seal)?;
+    // Fields set in the dataclass's order, as its `__init__` does (the instance keeps them in
+    // the class's shared-key table, like any instance made by `__init__`).
     let capsule = object_new(py)?.call1((cls,))?;
-    capsule.setattr(intern!(py, "__dict__"), d)?;
+    capsule.setattr(intern!(py, "capsule_id"), id)?;
+    capsule.setattr(intern!(py, "user_id"), user)?;
+    capsule.setattr(intern!(py, "intent"), intent_str)?;
+    capsule.setattr(intern!(py, "intent_category"), category)?;
+    capsule.setattr(intern!(py, "allowed_tools"), PySet::new(py, &tools)?)?;
+    capsule.setattr(intern!(py, "allowed_actions"), PySet::new(py, &actions)?)?;
+    capsule.setattr(intern!(py, "constraints"), dict_copy(py, constraints)?)?;
+    capsule.setattr(intern!(py, "created_at"), created_dt)?;
+    capsule.setattr(intern!(py, "expires_at"), expires_dt)?;
+    capsule.setattr(intern!(py, "signature"), signature)?;
+    capsule.setattr(intern!(py, "metadata"), dict_copy(py, metadata)?)?;
+    capsule.setattr(intern!(py, "tool_calls"), PyList::empty(py))?;
+    capsule.setattr(intern!(py, "_max_tool_calls"), MAX_TOOL_CALLS)?;
+    capsule.setattr(intern!(py, "seal"), seal)?;
     Ok(Some(capsule))
 }
 
