@@ -174,10 +174,11 @@ def _plain_names(values: object) -> list[str] | None:
         return []
     if type(values) not in (list, tuple, set, frozenset):
         return None
-    items = list(values)  # type: ignore[call-overload]
-    for item in items:
+    items: list[str] = []
+    for item in values:  # type: ignore[attr-defined]
         if type(item) is not str or not _REPR_SAFE.issuperset(item):
             return None
+        items.append(item)
     return items
 
 
