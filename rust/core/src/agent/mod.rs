@@ -6,7 +6,7 @@
 //!   form holds `str(sorted(tools))`, a list of such reprs).
 //! * `write_isoformat_utc`: `datetime.isoformat()` of an aware UTC datetime.
 //! * `intent_category`: the intent-category keyword test of `detect_category`.
-//! * [`civil`]: UTC civil time from microseconds since the epoch (capsule clocks).
+//! * `civil`: UTC civil time from microseconds since the epoch (capsule clocks).
 
 use std::sync::OnceLock;
 
