@@ -235,42 +235,6 @@ fn hex_tag<'py>(py: Python<'py>, tag: &[u8; 32]) -> PyResult<Bound<'py, PyString
     Ok(PyString::new(py, text))
 }
 
-/// Names of the instance fields, in the dataclass's order.
-#[allow(dead_code)]
-const FIELDS: [&str; 14] = [
-    "capsule_id",
-    "user_id",
-    "intent",
-    "intent_category",
-    "allowed_tools",
-    "allowed_actions",
-    "constraints",
-    "created_at",
-    "expires_at",
-    "signature",
-    "metadata",
-    "tool_calls",
-    "_max_tool_calls",
-    "seal",
-];
-
-/// A dict of every field (interned names, `None` values) whose copy is the new instance's
-/// `__dict__`: copying it clones its key table at once, and setting a field then only
-/// replaces a value (a dict built item by item grows three times).
-#[allow(dead_code)]
-fn dict_template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
-    static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-    TEMPLATE
-        .get_or_try_init(py, || {
-            let d = PyDict::new(py);
-            for name in FIELDS {
-                d.set_item(PyString::intern(py, name), py.None())?;
-            }
-            Ok::<_, PyErr>(d.unbind())
-        })
-        .map(|d| d.bind(py))
-}
-
 /// Lowered ASCII intents up to this length are lowered on the stack.
 const SHORT_INTENT: usize = 256;
 
