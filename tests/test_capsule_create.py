@@ -257,6 +257,18 @@ def test_duplicates_and_quotes_in_names() -> None:
         assert made.signature == _hmac(made._signed_text())
 
 
+def test_huge_texts_are_signed_the_same() -> None:
+    """Texts past 64 KiB are MACed with the GIL released; the tags do not change."""
+    intent = "Please summarize " + "the quarterly sales figures " * 4000
+    n, r = _both(
+        *_args(intent=intent, metadata={"notes": "x" * 70_000}), capsule_id="c", now_us=NOW
+    )
+    assert len(n._sealed_text()) > 64 * 1024
+    assert vars(n) == vars(r) and n.intent_category is IntentCategory.ANALYZE
+    assert n.signature == _hmac(n._signed_text()) and n.seal == _hmac(n._sealed_text())
+    assert n.verify(KEY)
+
+
 # -- the general path (None) and errors ------------------------------------------------------
 
 

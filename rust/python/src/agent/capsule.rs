@@ -235,6 +235,9 @@ fn hex_tag<'py>(py: Python<'py>, tag: &[u8; 32]) -> PyResult<Bound<'py, PyString
     Ok(PyString::new(py, text))
 }
 
+/// Texts of at least this many bytes are MACed with the GIL released.
+const DETACH_THRESHOLD: usize = 64 * 1024;
+
 /// Lowered ASCII intents up to this length are lowered on the stack.
 const SHORT_INTENT: usize = 256;
 
@@ -406,11 +409,17 @@ fn capsule_create<'py>(
     text.insert_str(id_at, id_text);
     let at = |i: usize| i + id_text.len();
     let k = &keys.get().keys;
-    let signature = hex_tag(
-        py,
-        &k.tag(&text.as_bytes()[SEAL_PREFIX.len()..at(signed_end)]),
-    )?;
-    let seal = hex_tag(py, &k.tag(text.as_bytes()))?;
+    let sealed = text.as_bytes();
+    let signed = &sealed[SEAL_PREFIX.len()..at(signed_end)];
+    let job = || (k.tag(signed), k.tag(sealed));
+    // Huge texts (a long intent or metadata) are MACed with the GIL released.
+    let (signature, seal) = if sealed.len() >= DETACH_THRESHOLD {
+        py.detach(job)
+    } else {
+        job()
+    };
+    let signature = hex_tag(py, &signature)?;
+    let seal = hex_tag(py, &seal)?;
 
     let created_dt = utc_datetime(py, &created)?;
     let expires_dt = created_dt.add(ttl_delta(py, ttl)?)?;
