@@ -60,6 +60,7 @@ __all__ = [
     "Welford",
     "drift_metric_names",
     # agent
+    "capsule_create",
     "capsule_sign",
     "capsule_verify",
     "intent_category",
@@ -655,3 +656,22 @@ class AgentVerificationResult:
 def agent_result(
     valid: bool, error: str | None = None, warnings: list[str] | None = None
 ) -> AgentVerificationResult: ...
+
+# --- agent/capsule: a whole new intent capsule in one call (rust/python/src/agent/capsule.rs)
+
+def capsule_create(
+    cls: type[Any],
+    keys: SigningKeys,
+    categories: tuple[Any, ...],
+    user_id: object,
+    intent: object,
+    allowed_tools: object,
+    allowed_actions: object,
+    constraints: object,
+    ttl_seconds: object,
+    metadata: object,
+    intent_category: object,
+    /,
+    capsule_id: str | None = None,
+    now_us: int | None = None,
+) -> Any: ...

@@ -8,6 +8,7 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 from __future__ import annotations
 
 from proxilion._reference.agent import (
+    capsule_create,
     capsule_sign,
     capsule_verify,
     intent_category,
@@ -93,6 +94,7 @@ __all__ = [
     "blake3_keyed_hex",
     "build_info",
     "canonical_json",
+    "capsule_create",
     "capsule_sign",
     "capsule_verify",
     "constant_time_eq",

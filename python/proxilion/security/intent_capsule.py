@@ -39,6 +39,7 @@ from typing import Any
 from proxilion._backend import impl
 from proxilion.exceptions import ConfigurationError, IntentHijackError
 from proxilion.security._keys import (
+    _KEYS_CACHE,
     KeyRing,
     cached_signing_keys,
     random_uuid4,
@@ -196,69 +197,49 @@ class IntentCapsule:
         """Create and sign a capsule. ``allowed_tools=None`` allows no tool at all."""
         # Validates the key (errors, weak-key warnings) before anything else, as the original
         # (a plain key that validated cleanly before is not validated again).
-        keys = cached_signing_keys(secret_key)
-        if keys is None:
-            keys = (
-                secret_key.signing_keys()
-                if isinstance(secret_key, KeyRing)
-                else signing_keys_for(secret_key, stacklevel=2)
-            )
-        if not isinstance(user_id, str) or not isinstance(intent, str):
-            raise TypeError("user_id and intent must be str")
-        ttl = _TTL_CACHE.get(ttl_seconds) if type(ttl_seconds) is int else None
-        if ttl is None:
-            ttl = _ttl_delta(ttl_seconds)
-        if allowed_tools is None:
-            tools = set()
-        elif type(allowed_tools) is list or type(allowed_tools) is set:
-            tools = set(allowed_tools)
+        # (`cached_signing_keys`, inline: a plain key seen before.)
+        hit = _KEYS_CACHE.get(secret_key) if type(secret_key) is str else None
+        if hit is not None and hit[0] is impl:
+            keys = hit[1]
         else:
-            tools = _as_set(allowed_tools)
-        actions = set() if allowed_actions is None else _as_set(allowed_actions)
-        category = intent_category or _CATEGORIES[impl.intent_category(intent)]
-        created = _now(_UTC)
-        capsule: IntentCapsule
+            keys = cached_signing_keys(secret_key)
+            if keys is None:
+                keys = (
+                    secret_key.signing_keys()
+                    if isinstance(secret_key, KeyRing)
+                    else signing_keys_for(secret_key, stacklevel=2)
+                )
         if cls is IntentCapsule:
-            # What the dataclass's __init__ makes (the same instance dict, fields in order),
-            # without its call overhead.
-            capsule = _new_object(cls)
-            capsule.__dict__ = {
-                "capsule_id": random_uuid4(),
-                "user_id": user_id,
-                "intent": intent,
-                "intent_category": category,
-                "allowed_tools": tools,
-                "allowed_actions": actions,
-                "constraints": dict(constraints) if constraints else {},
-                "created_at": created,
-                "expires_at": created + ttl,
-                "signature": "",
-                "metadata": dict(metadata) if metadata else {},
-                "tool_calls": [],
-                "_max_tool_calls": 100,
-                "seal": "",
-            }
-        else:
-            capsule = cls(
-                capsule_id=random_uuid4(),
-                user_id=user_id,
-                intent=intent,
-                intent_category=category,
-                allowed_tools=tools,
-                allowed_actions=actions,
-                constraints=dict(constraints or {}),
-                created_at=created,
-                expires_at=created + ttl,
-                signature="",
-                metadata=dict(metadata or {}),
+            # Plain arguments: the whole capsule (id, clock, category, both texts and tags, the
+            # instance) in one native call. It answers None, having done nothing, for anything
+            # else, which the general path below handles (every error as before).
+            made: IntentCapsule | None = impl.capsule_create(
+                cls,
+                keys,
+                _CATEGORIES,
+                user_id,
+                intent,
+                allowed_tools,
+                allowed_actions,
+                constraints,
+                ttl_seconds,
+                metadata,
+                intent_category,
             )
-        # Both texts built and MACed in one native call (same bytes as _signed_text() and
-        # _sealed_text()).
-        meta = capsule.metadata
-        capsule.signature, capsule.seal = impl.capsule_sign(
-            keys, capsule, _meta_json(meta) if meta else "{}"
+            if made is not None:
+                return made
+        return _create(
+            cls,
+            keys,
+            user_id,
+            intent,
+            allowed_tools,
+            allowed_actions,
+            constraints,
+            ttl_seconds,
+            metadata,
+            intent_category,
         )
-        return capsule
 
     def _signed_text(self) -> str:
         # The original's canonical form (API.md 10, point 4).
@@ -333,6 +314,77 @@ class IntentCapsule:
             "metadata": self.metadata,
             "tool_call_count": len(self.tool_calls),
         }
+
+
+def _create(
+    cls: type[IntentCapsule],
+    keys: Any,
+    user_id: str,
+    intent: str,
+    allowed_tools: set[str] | list[str] | None,
+    allowed_actions: set[str] | list[str] | None,
+    constraints: dict[str, Any] | None,
+    ttl_seconds: int,
+    metadata: dict[str, Any] | None,
+    intent_category: IntentCategory | None,
+) -> IntentCapsule:
+    """:meth:`IntentCapsule.create` after the key, for any arguments and any subclass."""
+    if not isinstance(user_id, str) or not isinstance(intent, str):
+        raise TypeError("user_id and intent must be str")
+    ttl = _TTL_CACHE.get(ttl_seconds) if type(ttl_seconds) is int else None
+    if ttl is None:
+        ttl = _ttl_delta(ttl_seconds)
+    if allowed_tools is None:
+        tools = set()
+    elif type(allowed_tools) is list or type(allowed_tools) is set:
+        tools = set(allowed_tools)
+    else:
+        tools = _as_set(allowed_tools)
+    actions = set() if allowed_actions is None else _as_set(allowed_actions)
+    category = intent_category or _CATEGORIES[impl.intent_category(intent)]
+    created = _now(_UTC)
+    capsule: IntentCapsule
+    if cls is IntentCapsule:
+        # What the dataclass's __init__ makes (the same instance dict, fields in order),
+        # without its call overhead.
+        capsule = _new_object(cls)
+        capsule.__dict__ = {
+            "capsule_id": random_uuid4(),
+            "user_id": user_id,
+            "intent": intent,
+            "intent_category": category,
+            "allowed_tools": tools,
+            "allowed_actions": actions,
+            "constraints": dict(constraints) if constraints else {},
+            "created_at": created,
+            "expires_at": created + ttl,
+            "signature": "",
+            "metadata": dict(metadata) if metadata else {},
+            "tool_calls": [],
+            "_max_tool_calls": 100,
+            "seal": "",
+        }
+    else:
+        capsule = cls(
+            capsule_id=random_uuid4(),
+            user_id=user_id,
+            intent=intent,
+            intent_category=category,
+            allowed_tools=tools,
+            allowed_actions=actions,
+            constraints=dict(constraints or {}),
+            created_at=created,
+            expires_at=created + ttl,
+            signature="",
+            metadata=dict(metadata or {}),
+        )
+    # Both texts built and MACed in one native call (same bytes as _signed_text() and
+    # _sealed_text()).
+    meta = capsule.metadata
+    capsule.signature, capsule.seal = impl.capsule_sign(
+        keys, capsule, _meta_json(meta) if meta else "{}"
+    )
+    return capsule
 
 
 _PATTERN_CACHE: dict[str, re.Pattern[str]] = {}

@@ -7,6 +7,7 @@
 //! * `capsule_sign` / `capsule_verify`: both tags of an intent capsule (`signature` over the
 //!   original's canonical text, `seal` over every field), the texts built natively.
 //! * `intent_category`: the keyword test of `detect_category`.
+//! * `capsule_create` (`agent/capsule.rs`): a whole new capsule in one call.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
@@ -18,6 +19,8 @@ use proxilion_core::agent::{self as core, Civil};
 
 use crate::convert::hex_str;
 use crate::sign::{render, sorted_json_into, SigningKeys};
+
+mod capsule;
 
 /// Version-4 UUID texts, one per 16 bytes of `data` (its length must be a multiple of 16).
 #[pyfunction]
@@ -418,5 +421,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(capsule_sign, m)?)?;
     m.add_function(wrap_pyfunction!(capsule_verify, m)?)?;
     m.add_function(wrap_pyfunction!(intent_category, m)?)?;
+    capsule::register(m)?;
     Ok(())
 }

@@ -330,7 +330,7 @@ fn pool() -> MutexGuard<'static, IdPool> {
 
 /// The next unused id of the pool, refilled from `os.urandom` when empty. Each id is handed
 /// out once (taken under the pool's mutex, which is never held while Python runs).
-fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
+pub(crate) fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
     loop {
         {
             let mut p = pool();
@@ -346,9 +346,12 @@ fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
                 return Ok(PyString::new(py, &s));
             }
         }
-        let fresh = py
-            .import("os")?
-            .getattr("urandom")?
+        static URANDOM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let urandom = URANDOM.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("os")?.getattr("urandom")?.unbind())
+        })?;
+        let fresh = urandom
+            .bind(py)
             .call1((POOL_BYTES,))?
             .cast_into::<PyBytes>()?;
         let bytes = fresh.as_bytes();

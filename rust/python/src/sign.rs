@@ -514,7 +514,7 @@ const JSON_MAX_DEPTH: usize = 64;
 /// other than exact `dict`/`list`/`tuple`/`str`/`int`/`float`/`bool`/`None`, non-`str` or
 /// surrogate-holding keys and strings, integers beyond i64, deep nesting): the caller then
 /// uses Python's encoder, so the bytes never differ.
-fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult<bool> {
+pub(crate) fn json_into(obj: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> PyResult<bool> {
     if depth > JSON_MAX_DEPTH {
         return Ok(false);
     }

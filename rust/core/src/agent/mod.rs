@@ -6,10 +6,13 @@
 //!   form holds `str(sorted(tools))`, a list of such reprs).
 //! * `write_isoformat_utc`: `datetime.isoformat()` of an aware UTC datetime.
 //! * `intent_category`: the intent-category keyword test of `detect_category`.
+//! * `civil`: UTC civil time from microseconds since the epoch (capsule clocks).
 
 use std::sync::OnceLock;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+
+pub mod civil;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -40,19 +43,36 @@ pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
 /// Python (whose rules for other characters depend on its Unicode database).
 pub fn write_str_repr(out: &mut String, s: &str) -> bool {
     let bytes = s.as_bytes();
-    if !bytes
+    // The usual tool name: printable ASCII with nothing to escape and no quote at all.
+    if bytes
         .iter()
-        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\t' | b'\n' | b'\r'))
+        .all(|&c| (0x20..0x7f).contains(&c) && c != b'\'' && c != b'"' && c != b'\\')
     {
-        return false;
+        out.reserve(bytes.len() + 2);
+        out.push('\'');
+        out.push_str(s);
+        out.push('\'');
+        return true;
+    }
+    let (mut single, mut double, mut escapes) = (false, false, false);
+    for &c in bytes {
+        match c {
+            b'\'' => single = true,
+            b'"' => double = true,
+            b'\\' | b'\t' | b'\n' | b'\r' => escapes = true,
+            0x20..=0x7e => {}
+            _ => return false,
+        }
     }
     // Python: single quotes unless the text has a ' and no ".
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if single && !double { '"' } else { '\'' };
     out.push(quote);
+    if !(escapes || (single && double)) {
+        // Nothing to escape (the usual tool name): the text as it is.
+        out.push_str(s);
+        out.push(quote);
+        return true;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -85,8 +105,46 @@ pub struct Civil {
 /// Append `datetime.isoformat()` of an aware datetime whose offset is zero:
 /// `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00` (the fraction only when `microsecond` is not 0).
 pub fn write_isoformat_utc(out: &mut String, t: &Civil) {
-    // `{:04}`-style formatting through `fmt` costs more than the rest of a capsule's text;
-    // constant divisors compile to multiplications.
+    let in_range = (0..10_000).contains(&t.year)
+        && [t.month, t.day, t.hour, t.minute, t.second]
+            .iter()
+            .all(|v| (0..100).contains(v))
+        && (0..1_000_000).contains(&t.microsecond);
+    if !in_range {
+        // Out of datetime's range (never for a real datetime).
+        write_isoformat_fields(out, t);
+        return;
+    }
+    // Digits written into one stack buffer, then appended at once (constant divisors compile
+    // to multiplications; `{:02}`-style formatting costs more than the rest of the text).
+    let mut buf = *b"0000-00-00T00:00:00.000000+00:00";
+    let mut put = |at: usize, v: i64, width: usize| {
+        let mut v = v as u32;
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, t.year, 4);
+    put(5, t.month, 2);
+    put(8, t.day, 2);
+    put(11, t.hour, 2);
+    put(14, t.minute, 2);
+    put(17, t.second, 2);
+    let text = if t.microsecond != 0 {
+        put(20, t.microsecond, 6);
+        &buf[..]
+    } else {
+        buf.copy_within(26.., 19);
+        &buf[..25]
+    };
+    // Every byte is an ASCII digit or separator.
+    out.push_str(std::str::from_utf8(text).unwrap_or_default());
+}
+
+/// [`write_isoformat_utc`] field by field (any values: a field out of its range is written
+/// as a plain decimal).
+fn write_isoformat_fields(out: &mut String, t: &Civil) {
     fn digits(out: &mut String, v: i64, width: u32) {
         let ok = match width {
             2 => (0..100).contains(&v),
@@ -167,7 +225,11 @@ fn keyword_automaton() -> &'static (AhoCorasick, Vec<usize>) {
             }
         }
         // Every pattern is a fixed ASCII word: building cannot fail.
-        let ac = AhoCorasick::new(&words).unwrap_or_else(|_| unreachable!());
+        // A DFA: the overlapping search over a short intent is a table walk per byte.
+        let ac = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&words)
+            .unwrap_or_else(|_| unreachable!());
         (ac, category)
     })
 }
@@ -209,6 +271,11 @@ mod tests {
             ("both ' \"", "'both \\' \"'"),
             ("a\\b\tc\nd\re", "'a\\\\b\\tc\\nd\\re'"),
             ("", "''"),
+            ("'", "\"'\""),
+            ("\"", "'\"'"),
+            ("'\"", "'\\'\"'"),
+            ("a\\", "'a\\\\'"),
+            ("~ !", "'~ !'"),
         ];
         for (s, want) in cases {
             let mut out = String::new();
@@ -220,6 +287,43 @@ mod tests {
         assert!(!write_str_repr(&mut out, "bell\u{7}"));
         assert!(!write_str_repr(&mut out, "del\u{7f}"));
         assert_eq!(out, "x");
+    }
+
+    #[test]
+    fn isoformat_fast_path_equals_field_by_field() {
+        let mut t = Civil {
+            year: 0,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            microsecond: 0,
+        };
+        for (i, year) in [1, 9, 10, 99, 100, 999, 1000, 1970, 2026, 9999]
+            .iter()
+            .enumerate()
+        {
+            t.year = *year;
+            t.month = 1 + (i as i64 * 5) % 12;
+            t.day = 1 + (i as i64 * 7) % 31;
+            t.hour = (i as i64 * 5) % 24;
+            t.minute = (i as i64 * 13) % 60;
+            t.second = (i as i64 * 17) % 60;
+            for us in [0, 1, 9, 10, 999_999, 100_000, 123_456] {
+                t.microsecond = us;
+                let (mut fast, mut fields) = (String::from(">"), String::from(">"));
+                write_isoformat_utc(&mut fast, &t);
+                write_isoformat_fields(&mut fields, &t);
+                assert_eq!(fast, fields);
+            }
+        }
+        // Out of range (no real datetime): every field in plain decimal.
+        t.year = 10_000;
+        t.microsecond = 5;
+        let mut s = String::new();
+        write_isoformat_utc(&mut s, &t);
+        assert_eq!(s, "10000-10-02T21:57:33.000005+00:00");
     }
 
     #[test]
