@@ -14,6 +14,7 @@ from proxilion._reference.agent import (
     uuid4_batch,
 )
 from proxilion._reference.agent_msg import (
+    AgentCredential,
     AgentMessages,
     AgentSignedMessage,
     AgentVerificationResult,
@@ -66,6 +67,7 @@ __all__ = [
     # scan
     "SCAN_DETACH_THRESHOLD",
     # agent_msg
+    "AgentCredential",
     "AgentMessages",
     "AgentSignedMessage",
     "AgentVerificationResult",

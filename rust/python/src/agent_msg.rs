@@ -36,6 +36,9 @@ use proxilion_core::agent::write_uuid4;
 use crate::sign::{agent_text, SigningKeys};
 use crate::state;
 
+mod cred;
+pub(crate) use cred::PyAgentCredential;
+
 /// Field names, in dataclass order (`metadata` last).
 const FIELDS: [&str; 10] = [
     "message_id",
@@ -779,6 +782,37 @@ impl PyAgentMessages {
         attr(self.manager.bind(py), dict, name)
     }
 
+    /// The capabilities of a credential of another class (a subclass, or the dataclass on
+    /// the reference backend), read through attribute access (or the `__dict__` of an exact
+    /// `credential_type` instance), if it is an unexpired HMAC agent above trust `NONE`.
+    fn plain_sender<'py>(
+        &self,
+        py: Python<'py>,
+        cred: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let dict = if cred.get_type_ptr() == self.credential_type.bind(py).as_type_ptr() {
+            cred.getattr(intern!(py, "__dict__"))?
+                .cast_into_exact::<PyDict>()
+                .ok()
+        } else {
+            None
+        };
+        let dict = dict.as_ref();
+        if !attr(cred, dict, intern!(py, "expires_at"))?.is_none() {
+            return Ok(None);
+        }
+        match attr(cred, dict, intern!(py, "trust_level"))?.extract::<i64>() {
+            Ok(level) if level != 0 => {}
+            _ => return Ok(None),
+        }
+        let capabilities = attr(cred, dict, intern!(py, "capabilities"))?;
+        let algorithm = attr(cred, dict, intern!(py, "algorithm"))?;
+        match algorithm.cast_exact::<PyString>() {
+            Ok(a) if a.to_cow().is_ok_and(|a| a == "hmac-sha256") => Ok(Some(capabilities)),
+            _ => Ok(None),
+        }
+    }
+
     /// `agent_id`'s credential and keys if it is registered, unexpired, above trust `NONE`,
     /// an HMAC agent, and its cached keys are of the ring's current generation; else `None`.
     fn hmac_sender<'py>(
@@ -789,27 +823,21 @@ impl PyAgentMessages {
         let Some(cred) = self.agents.bind(py).get_item(agent_id)? else {
             return Ok(None);
         };
-        let dict = if cred.get_type_ptr() == self.credential_type.bind(py).as_type_ptr() {
-            cred.getattr(intern!(py, "__dict__"))?
-                .cast_into_exact::<PyDict>()
-                .ok()
+        let capabilities = if let Ok(c) = cred.cast_exact::<PyAgentCredential>() {
+            // A native credential: its setters keep what is read here current.
+            let Some(view) = c.try_borrow().ok().and_then(|c| c.hmac_view(py)) else {
+                return Ok(None);
+            };
+            if !(view.agent_id.is(agent_id) || view.agent_id.eq(agent_id)?) {
+                return Ok(None);
+            }
+            view.capabilities
         } else {
-            None
+            match self.plain_sender(py, &cred)? {
+                Some(caps) => caps,
+                None => return Ok(None),
+            }
         };
-        let dict = dict.as_ref();
-        if !attr(&cred, dict, intern!(py, "expires_at"))?.is_none() {
-            return Ok(None);
-        }
-        match attr(&cred, dict, intern!(py, "trust_level"))?.extract::<i64>() {
-            Ok(level) if level != 0 => {}
-            _ => return Ok(None),
-        }
-        let capabilities = attr(&cred, dict, intern!(py, "capabilities"))?;
-        let algorithm = attr(&cred, dict, intern!(py, "algorithm"))?;
-        match algorithm.cast_exact::<PyString>() {
-            Ok(a) if a.to_cow().is_ok_and(|a| a == "hmac-sha256") => {}
-            _ => return Ok(None),
-        }
         let Some(cached) = self.agent_keys.bind(py).get_item(agent_id)? else {
             return Ok(None);
         };
@@ -1181,6 +1209,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AgentVerificationResult", py.get_type::<PyAgentResult>())?;
     m.add_function(wrap_pyfunction!(agent_result, m)?)?;
     m.add_class::<PyAgentMessages>()?;
+    m.add("AgentCredential", py.get_type::<PyAgentCredential>())?;
     let os = py.import("os")?;
     if os.hasattr("register_at_fork")? {
         let kwargs = PyDict::new(py);
