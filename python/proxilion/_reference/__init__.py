@@ -15,6 +15,7 @@ from proxilion._reference.agent import (
 )
 from proxilion._reference.agent_msg import (
     AgentCredential,
+    AgentLock,
     AgentMessages,
     AgentSignedMessage,
     AgentVerificationResult,
@@ -68,6 +69,7 @@ __all__ = [
     "SCAN_DETACH_THRESHOLD",
     # agent_msg
     "AgentCredential",
+    "AgentLock",
     "AgentMessages",
     "AgentSignedMessage",
     "AgentVerificationResult",

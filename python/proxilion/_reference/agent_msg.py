@@ -19,6 +19,7 @@ the oracle the native fast paths are tested against.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from proxilion._reference.sign import sorted_json
 
 __all__ = [
     "AgentCredential",
+    "AgentLock",
     "AgentMessages",
     "AgentSignedMessage",
     "AgentVerificationResult",
@@ -79,6 +81,10 @@ class SignedMessage:
 
 
 AgentSignedMessage = SignedMessage
+
+#: The manager's reentrant lock (natively a lock the message fast paths take without a
+#: Python call).
+AgentLock = threading.RLock
 
 
 def _utcnow() -> datetime:

@@ -336,7 +336,8 @@ class AgentTrustManager:
         self.require_explicit_trust = require_explicit_trust
         self.replay_cache_size = replay_cache_size
         self._clock = clock
-        self._lock = threading.RLock()
+        # Reentrant; natively one the message fast paths take without a Python call.
+        self._lock = impl.AgentLock()
         self._agents: dict[str, AgentCredential] = {}
         self._agent_keys: dict[str, tuple[int, Any]] = {}
         self._ed_private: dict[str, Any] = {}

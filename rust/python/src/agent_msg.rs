@@ -37,7 +37,9 @@ use crate::sign::{agent_text, SigningKeys};
 use crate::state;
 
 mod cred;
+mod lock;
 pub(crate) use cred::PyAgentCredential;
+use lock::AgentLock;
 
 /// Field names, in dataclass order (`metadata` last).
 const FIELDS: [&str; 10] = [
@@ -701,6 +703,9 @@ pub struct PyAgentMessages {
     agent_keys: Py<PyDict>,
     ring: Py<PyAny>,
     seen: Py<PyDict>,
+    /// The manager's lock when it is an [`AgentLock`] (taken natively), else `None` and
+    /// the lock's own `acquire` / `release` are called.
+    native_lock: Option<Py<AgentLock>>,
     acquire: Py<PyAny>,
     release: Py<PyAny>,
     clock: Py<PyAny>,
@@ -1021,6 +1026,10 @@ impl PyAgentMessages {
             agent_keys: dict_attr(manager, "_agent_keys")?.unbind(),
             ring: ring.unbind(),
             seen: dict_attr(manager, "_seen")?.unbind(),
+            native_lock: lock
+                .cast_exact::<AgentLock>()
+                .ok()
+                .map(|l| l.clone().unbind()),
             acquire: lock.getattr("acquire")?.unbind(),
             release: lock.getattr("release")?.unbind(),
             clock: clock.unbind(),
@@ -1146,12 +1155,22 @@ impl PyAgentMessages {
         if let (Some(replay), Some(max_age), Some((fields, ts))) =
             (replay, max_age, plain_fields(message))
         {
-            let release = self.release.bind(py);
-            self.acquire.bind(py).call0()?;
-            let held = Held(Some(release));
-            let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
-            held.disarm();
-            release.call0()?;
+            let out = if let Some(lock) = &self.native_lock {
+                let lock = lock.get();
+                lock.enter(py, None)?;
+                let held = NativeHeld(lock);
+                let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
+                drop(held);
+                out
+            } else {
+                let release = self.release.bind(py);
+                self.acquire.bind(py).call0()?;
+                let held = Held(Some(release));
+                let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
+                held.disarm();
+                release.call0()?;
+                out
+            };
             if let Some(result) = out? {
                 return Ok(result);
             }
@@ -1175,10 +1194,22 @@ impl PyAgentMessages {
         visit.call(&self.agent_keys)?;
         visit.call(&self.ring)?;
         visit.call(&self.seen)?;
+        visit.call(&self.native_lock)?;
         visit.call(&self.acquire)?;
         visit.call(&self.release)?;
         visit.call(&self.clock)?;
         Ok(())
+    }
+}
+
+/// The manager's native lock, held by this thread: released when this is dropped (also if
+/// the checks unwind).
+struct NativeHeld<'a>(&'a AgentLock);
+
+impl Drop for NativeHeld<'_> {
+    fn drop(&mut self) {
+        // This thread holds the lock, so releasing it cannot fail.
+        let _ = self.0.exit();
     }
 }
 
@@ -1210,6 +1241,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent_result, m)?)?;
     m.add_class::<PyAgentMessages>()?;
     m.add("AgentCredential", py.get_type::<PyAgentCredential>())?;
+    m.add_class::<AgentLock>()?;
     let os = py.import("os")?;
     if os.hasattr("register_at_fork")? {
         let kwargs = PyDict::new(py);
