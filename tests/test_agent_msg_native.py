@@ -929,7 +929,7 @@ def test_mutated_state_is_never_read_stale(changes: list[tuple[str, Any]]) -> No
     before = [m.create_signed_message("worker", "boss", "web:search", {"n": 1}) for m in managers]
     for how, value in changes:
         outs = []
-        for m, msg in zip(managers, before):
+        for m, msg in zip(managers, before, strict=True):
             _mutate(m, how, value)
             outs.append(
                 (
@@ -960,9 +960,7 @@ def test_each_credential_change_is_seen_by_the_fast_paths(backend: ModuleType) -
     assert m.verify_message(msg, False).error == "Sender has UNTRUSTED trust level"
     cred.trust_level = TrustLevel.LIMITED
     cred.capabilities.discard("web:search")
-    assert m.verify_message(msg, False).error == (
-        "Sender lacks capability for action 'web:search'"
-    )
+    assert m.verify_message(msg, False).error == ("Sender lacks capability for action 'web:search'")
     cred.capabilities.add("web:search")
     assert m.verify_message(msg, False).valid
     cred.algorithm = "ed25519"
@@ -999,9 +997,8 @@ def test_agent_lock_is_reentrant_and_exclusive(impl: ModuleType) -> None:
         lock.release()
     with pytest.raises(RuntimeError, match="un-acquired lock"):
         lock.release()
-    with lock:
-        with lock:
-            assert lock._is_owned()
+    with lock, lock:
+        assert lock._is_owned()
     assert not lock._is_owned()
     with pytest.raises(ValueError, match="timeout"):
         lock.acquire(False, 1.0)

@@ -578,7 +578,19 @@ class AgentCredential:
     algorithm: Any
     # __init__, methods and the dataclass metadata are the twin dataclass's, set by
     # proxilion.security.agent_trust (__new__ takes any arguments).
-    def __new__(cls, *args: Any, **kwargs: Any) -> AgentCredential: ...
+    def __new__(
+        cls,
+        agent_id: str,
+        trust_level: Any,
+        capabilities: set[str],
+        public_key: str,
+        parent_agent: str | None = None,
+        created_at: Any = ...,
+        expires_at: Any = None,
+        metadata: dict[str, Any] = ...,
+        _secret: str = "",
+        algorithm: str = "hmac-sha256",
+    ) -> AgentCredential: ...
     def __init__(
         self,
         agent_id: str,
@@ -651,7 +663,7 @@ class AgentSignedMessage:
 @final
 class AgentLock:
     def __new__(cls) -> AgentLock: ...
-    def acquire(self, blocking: bool = True, timeout: float = -1.0) -> bool: ...
+    def acquire(self, blocking: bool = True, timeout: float = ...) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> bool: ...
     def __exit__(self, *_exc: object) -> bool: ...

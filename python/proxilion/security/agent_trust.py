@@ -31,7 +31,6 @@ import hashlib
 import hmac as _hmac
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field

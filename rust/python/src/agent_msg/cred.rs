@@ -56,7 +56,9 @@ pub struct PyAgentCredential {
 }
 
 fn unset(name: &str) -> PyErr {
-    PyAttributeError::new_err(format!("'AgentCredential' object has no attribute '{name}'"))
+    PyAttributeError::new_err(format!(
+        "'AgentCredential' object has no attribute '{name}'"
+    ))
 }
 
 /// `int(value)` if `value` is an `int` whose class compares as `int` does.
