@@ -33,6 +33,9 @@ struct State {
     owner: u64,
     /// How many times the owner holds it.
     count: u64,
+    /// Threads waiting for it (a release wakes one only if there is one: a wake-up is a
+    /// system call).
+    waiters: u64,
 }
 
 /// A reentrant lock (see the module doc).
@@ -84,11 +87,13 @@ impl AgentLock {
                 None => SLICE,
             };
             let got = py.detach(|| {
-                let s = self.state();
+                let mut s = self.state();
+                s.waiters += 1;
                 let (mut s, _) = self
                     .freed
                     .wait_timeout_while(s, slice, |s| s.owner != 0 && s.owner != me)
                     .unwrap_or_else(|e| e.into_inner());
+                s.waiters -= 1;
                 if s.owner == 0 || s.owner == me {
                     s.owner = me;
                     s.count += 1;
@@ -113,8 +118,11 @@ impl AgentLock {
         s.count -= 1;
         if s.count == 0 {
             s.owner = 0;
+            let waiting = s.waiters > 0;
             drop(s);
-            self.freed.notify_one();
+            if waiting {
+                self.freed.notify_one();
+            }
         }
         Ok(())
     }
