@@ -305,7 +305,8 @@ class AgentTrustManager:
         clock: wall clock in seconds (injectable for tests).
         replay_cache_size: how many recent message ids are remembered (>= 1).
 
-    Thread-safe (one RLock).
+    Thread-safe: one reentrant lock (``_lock``; on the native backend an ``AgentLock``, which
+    the native message paths take without a Python call) guards the registry and replay state.
     """
 
     def __init__(

@@ -17,6 +17,11 @@
 //!   own capability, replay record). Anything else (an unknown, expired, `NONE`-trust or
 //!   Ed25519 sender, stale keys, any failed check, delegated capabilities, other message
 //!   types) goes to the manager's general Python path, which gives every error and result.
+//! * `AgentCredential` (`cred.rs`): the registered-agent class on the native backend; its
+//!   setters keep current what the fast paths read of a sender, so reading it is a few struct
+//!   reads and never stale.
+//! * `AgentLock` (`lock.rs`): the manager's reentrant lock on the native backend, shared by
+//!   its Python paths (`with self._lock:`) and taken by `verify` without a Python call.
 //! * Message ids: version-4 UUIDs from a pool of `os.urandom` bytes, each handed out once; a
 //!   forked child discards the pool it inherited (`os.register_at_fork`), so parent and child
 //!   never share an id.
@@ -687,9 +692,11 @@ fn default_max_age() -> Py<PyAny> {
 /// general paths `_create_signed_message(from, to, action, payload, token, reply_to,
 /// metadata)`, `_verify_message(message, check_replay, max_age_seconds, now)` and
 /// `_evict_seen(now, max_age_seconds)`. Valid results are native `VerificationResult`s made
-/// as `agent_result` makes them. `credential_type` is `AgentCredential`, whose exact instances are read through their
-/// `__dict__` (so are the manager and its key ring when their classes define none of the
-/// attributes read).
+/// as `agent_result` makes them. Exact native `AgentCredential`s are read from the object;
+/// exact instances of `credential_type` (the class the manager builds, the twin dataclass on
+/// the reference backend) through their `__dict__`, others by attribute access; the manager
+/// and its key ring through their `__dict__` when their classes define none of the attributes
+/// read. A manager whose `_lock` is an `AgentLock` has it taken natively.
 #[pyclass(frozen, module = "proxilion._core", name = "AgentMessages")]
 pub struct PyAgentMessages {
     manager: Py<PyAny>,
@@ -697,7 +704,8 @@ pub struct PyAgentMessages {
     manager_dict: Option<Py<PyDict>>,
     /// `ring.__dict__`, when its class defines neither `_keys` nor `_generation`.
     ring_dict: Option<Py<PyDict>>,
-    /// `AgentCredential`: its exact instances keep their fields in their `__dict__`.
+    /// The credential class the manager builds; exact instances of a Python (dataclass) one
+    /// keep their fields in their `__dict__`.
     credential_type: Py<PyType>,
     agents: Py<PyDict>,
     agent_keys: Py<PyDict>,
