@@ -195,7 +195,7 @@ def _agents() -> AgentTrustManager:
 PAYLOAD = {"q": "rust", "n": 10}
 
 
-@pytest.mark.benchmark(group="agent_message_sign")
+@pytest.mark.benchmark(group="agent_message_sign", warmup=True)
 def test_agent_sign(benchmark: Any, backend: ModuleType) -> None:
     m = _agents()
     benchmark(m.create_signed_message, "worker", "boss", "web:search", PAYLOAD)
@@ -205,7 +205,7 @@ def _agent_bytes(msg: Any) -> bytes:
     return msg.signed_text().encode()  # type: ignore[no-any-return]
 
 
-@pytest.mark.benchmark(group="agent_message_sign")
+@pytest.mark.benchmark(group="agent_message_sign", warmup=True)
 def test_agent_sign_raw_hmac(benchmark: Any) -> None:
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)
@@ -215,7 +215,7 @@ def test_agent_sign_raw_hmac(benchmark: Any) -> None:
     benchmark(keys.sign, data)
 
 
-@pytest.mark.benchmark(group="agent_message_sign_primitive")
+@pytest.mark.benchmark(group="agent_message_sign_primitive", warmup=True)
 def test_agent_sign_primitive(benchmark: Any, backend: ModuleType) -> None:
     """The one native call create_signed_message makes: canonical text + MAC."""
     m = _agents()
@@ -225,7 +225,7 @@ def test_agent_sign_primitive(benchmark: Any, backend: ModuleType) -> None:
     assert benchmark(keys.agent_sign, *args) == msg.signature
 
 
-@pytest.mark.benchmark(group="agent_message_sign_primitive")
+@pytest.mark.benchmark(group="agent_message_sign_primitive", warmup=True)
 def test_agent_sign_primitive_raw_hmac(benchmark: Any) -> None:
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)
@@ -233,7 +233,7 @@ def test_agent_sign_primitive_raw_hmac(benchmark: Any) -> None:
     benchmark(keys.sign, _agent_bytes(msg))
 
 
-@pytest.mark.benchmark(group="agent_message_verify")
+@pytest.mark.benchmark(group="agent_message_verify", warmup=True)
 def test_agent_verify(benchmark: Any, backend: ModuleType) -> None:
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)
@@ -241,7 +241,7 @@ def test_agent_verify(benchmark: Any, backend: ModuleType) -> None:
     assert result.valid
 
 
-@pytest.mark.benchmark(group="agent_message_verify")
+@pytest.mark.benchmark(group="agent_message_verify", warmup=True)
 def test_agent_verify_raw_hmac(benchmark: Any) -> None:
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)
@@ -249,7 +249,7 @@ def test_agent_verify_raw_hmac(benchmark: Any) -> None:
     assert benchmark(keys.verify, _agent_bytes(msg), msg.signature) == 0
 
 
-@pytest.mark.benchmark(group="agent_message_verify_primitive")
+@pytest.mark.benchmark(group="agent_message_verify_primitive", warmup=True)
 def test_agent_verify_primitive(benchmark: Any, backend: ModuleType) -> None:
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)
@@ -258,7 +258,7 @@ def test_agent_verify_primitive(benchmark: Any, backend: ModuleType) -> None:
     assert benchmark(keys.agent_verify, *args) == 0
 
 
-@pytest.mark.benchmark(group="agent_message_verify_primitive")
+@pytest.mark.benchmark(group="agent_message_verify_primitive", warmup=True)
 def test_agent_verify_primitive_raw_hmac(benchmark: Any) -> None:
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)

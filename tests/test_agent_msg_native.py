@@ -753,3 +753,291 @@ def test_result_pickles_of_the_dataclass_load_as_the_active_class() -> None:
             native.__setstate__(bad)
     with pytest.raises(ValueError, match='has no field "bogus"'):
         native.__setstate__(({"bogus": 1}, None))
+
+
+# -- AgentCredential -------------------------------------------------------------------------
+
+CRED_FIELDS = [
+    "agent_id",
+    "trust_level",
+    "capabilities",
+    "public_key",
+    "parent_agent",
+    "created_at",
+    "expires_at",
+    "metadata",
+    "_secret",
+    "algorithm",
+]
+
+
+def _cred(cls: Any, **kw: Any) -> Any:
+    args: dict[str, Any] = {
+        "agent_id": "a",
+        "trust_level": TrustLevel.STANDARD,
+        "capabilities": {"x:read", "delegate"},
+        "public_key": "pk",
+        "created_at": AT,
+        "_secret": "s3cret",
+    }
+    args.update(kw)
+    return cls(**args)
+
+
+def _cred_vals(c: Any) -> tuple[Any, ...]:
+    return tuple(getattr(c, f) for f in CRED_FIELDS)
+
+
+def test_credential_class_is_the_active_backends_and_a_dataclass() -> None:
+    from proxilion._backend import impl
+    from proxilion.security import AgentCredential
+
+    assert AgentCredential is agent_trust.AgentCredential is impl.AgentCredential
+    assert _core.AgentCredential.__name__ == "AgentCredential"
+    assert _core.AgentCredential.__module__ == "proxilion.security.agent_trust"
+    for cls in (_core.AgentCredential, _reference.AgentCredential):
+        assert dataclasses.is_dataclass(cls)
+        assert [f.name for f in dataclasses.fields(cls)] == CRED_FIELDS
+        assert cls.__match_args__ == tuple(CRED_FIELDS)
+
+
+def test_credential_has_the_dataclass_behaviour(impl: ModuleType) -> None:
+    cls = impl.AgentCredential
+    c = _cred(cls)
+    twin = _cred(_reference.AgentCredential)
+    assert repr(c) == repr(twin) and "s3cret" not in repr(c)
+    assert c.to_dict() == twin.to_dict() and "s3cret" not in str(c.to_dict())
+    assert c == _cred(cls) and c != _cred(cls, agent_id="b")
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(c)
+    assert dataclasses.asdict(c) == dataclasses.asdict(twin)
+    assert dataclasses.replace(c, trust_level=TrustLevel.NONE).trust_level == TrustLevel.NONE
+    assert c.has_capability("x:read") and not c.has_capability("y")
+    assert not dataclasses.replace(c, trust_level=TrustLevel.NONE).has_capability("x:read")
+    low = _cred(cls, trust_level=TrustLevel.MINIMAL)
+    assert c.can_delegate_to(low) and not low.can_delegate_to(c)
+    assert not c.is_expired()
+    assert _cred(cls, expires_at=AT).is_expired()
+    defaults = cls("d", TrustLevel.LIMITED, set(), "pk")
+    assert defaults.algorithm == "hmac-sha256" and defaults.metadata == {}
+    assert defaults._secret == "" and defaults.expires_at is None
+    assert defaults.created_at.tzinfo is timezone.utc
+    for copied in (copy.copy(c), copy.deepcopy(c), pickle.loads(pickle.dumps(c))):
+        assert type(copied) is cls and _cred_vals(copied) == _cred_vals(c)
+    bare = cls.__new__(cls)
+    with pytest.raises(AttributeError, match="trust_level"):
+        bare.trust_level  # noqa: B018
+    c.extra = 1
+    del c.metadata
+    with pytest.raises(AttributeError, match="metadata"):
+        c.metadata  # noqa: B018
+    c.metadata = {"k": 1}
+    back = pickle.loads(pickle.dumps(c))
+    assert back.extra == 1 and back.metadata == {"k": 1}
+    with pytest.raises(TypeError, match="missing"):
+        cls("only-id")
+
+
+def test_credential_pickles_of_the_dataclass_load_natively() -> None:
+    twin = _cred(_reference.AgentCredential)
+    twin.extra = "x"
+    native = _core.AgentCredential.__new__(_core.AgentCredential)
+    native.__setstate__(dict(twin.__dict__))
+    assert _cred_vals(native) == _cred_vals(twin) and native.extra == "x"
+    with pytest.raises(ValueError, match='has no field "bogus"'):
+        native.__setstate__(({"bogus": 1}, None))
+
+
+class _Level(int):
+    """An int whose equality is its own: the fast paths never read it as a level."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = int.__hash__
+
+
+_mutations = st.sampled_from(
+    [
+        ("trust_level", TrustLevel.NONE),
+        ("trust_level", 0),
+        ("trust_level", 3),
+        ("trust_level", TrustLevel.FULL),
+        ("trust_level", _Level(4)),
+        ("capabilities", set()),
+        ("capabilities", {"*"}),
+        ("capabilities", frozenset({"web:search"})),
+        ("capabilities", {"web:*"}),
+        ("expires_at", datetime(2000, 1, 1, tzinfo=timezone.utc)),
+        ("expires_at", datetime(2999, 1, 1, tzinfo=timezone.utc)),
+        ("expires_at", None),
+        ("algorithm", "ed25519"),
+        ("algorithm", "HMAC-SHA256"),
+        ("algorithm", "hmac-sha256"),
+        ("agent_id", "boss"),
+        ("agent_id", "worker"),
+        ("discard", "web:search"),
+        ("add", "web:search"),
+        ("unregister", None),
+        ("reregister", None),
+        ("rotate", None),
+        ("explicit", False),
+        ("explicit", True),
+        ("replace", None),
+    ]
+)
+
+
+def _mutate(m: AgentTrustManager, how: str, value: Any) -> None:
+    cred = m._agents.get("worker")
+    if how == "unregister":
+        m.unregister_agent("worker")
+    elif how == "reregister":
+        if cred is None:
+            m.register_agent("worker", TrustLevel.LIMITED, ["web:search"])
+    elif how == "rotate":
+        m.rotate_key(f"rotated-master-key-{m._ring.generation}-0123456789abcdef", grace_seconds=0)
+    elif how == "explicit":
+        m.require_explicit_trust = value
+    elif cred is None:
+        return
+    elif how == "discard":
+        cred.capabilities.discard(value)
+    elif how == "add":
+        cred.capabilities.add(value)
+    elif how == "replace":
+        m._agents["worker"] = dataclasses.replace(cred)
+    else:
+        setattr(cred, how, value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_mutations, max_size=4))
+def test_mutated_state_is_never_read_stale(changes: list[tuple[str, Any]]) -> None:
+    """Native managers (fast paths) and reference managers (general paths only) give the
+    same outcome after any sequence of changes to the credential, the registry, the keys or
+    the manager's settings, for messages signed before and after the changes."""
+    clock = Clock()
+    managers = [_manager(_core, clock), _manager(_reference, clock)]
+    assert type(managers[0]._agents["worker"]) is _core.AgentCredential
+    for m in managers:  # the reference manager on the reference credential class
+        if type(m._messages) is _reference.AgentMessages:
+            for aid, c in list(m._agents.items()):
+                m._agents[aid] = _reference.AgentCredential(
+                    **{f: getattr(c, f) for f in CRED_FIELDS}
+                )
+    before = [m.create_signed_message("worker", "boss", "web:search", {"n": 1}) for m in managers]
+    for how, value in changes:
+        outs = []
+        for m, msg in zip(managers, before, strict=True):
+            _mutate(m, how, value)
+            outs.append(
+                (
+                    _outcome(m.verify_message, msg, False),
+                    _outcome(m.create_signed_message, "worker", "boss", "web:search", {}),
+                )
+            )
+        a, b = outs
+        assert a[0] == b[0]
+        if isinstance(a[1], SignedMessage):
+            assert isinstance(b[1], SignedMessage)
+            assert a[1].signed_text().split("|", 1)[1] == b[1].signed_text().split("|", 1)[1]
+            assert _outcome(managers[0].verify_message, a[1], False) == _outcome(
+                managers[1].verify_message, b[1], False
+            )
+        else:
+            assert a[1] == b[1]
+
+
+def test_each_credential_change_is_seen_by_the_fast_paths(backend: ModuleType) -> None:
+    m = _manager(backend)
+    msg = m.create_signed_message("worker", "boss", "web:search", {})
+    cred = m._agents["worker"]
+    assert m.verify_message(msg, False).valid
+    cred.trust_level = 0
+    assert m.verify_message(msg, False).error == "Sender has UNTRUSTED trust level"
+    cred.trust_level = _Level(3)  # compares equal to 0: the general path refuses it
+    assert m.verify_message(msg, False).error == "Sender has UNTRUSTED trust level"
+    cred.trust_level = TrustLevel.LIMITED
+    cred.capabilities.discard("web:search")
+    assert m.verify_message(msg, False).error == ("Sender lacks capability for action 'web:search'")
+    cred.capabilities.add("web:search")
+    assert m.verify_message(msg, False).valid
+    cred.algorithm = "ed25519"
+    assert m.verify_message(msg, False).error == "Invalid signature"
+    with pytest.raises(AgentTrustError, match="verify-only Ed25519 agent"):
+        m.create_signed_message("worker", "boss", "web:search", {})
+    cred.algorithm = "hmac-sha256"
+    assert m.verify_message(msg, False).valid
+    cred.agent_id = "boss"  # keys are derived for the credential's own id
+    assert m.verify_message(msg, False).error == "Invalid signature"
+    cred.agent_id = "worker"
+    del cred.trust_level
+    with pytest.raises(AttributeError, match="trust_level"):
+        m.verify_message(msg, False)
+    cred.trust_level = TrustLevel.LIMITED
+    assert m.verify_message(msg, False).valid
+
+
+# -- AgentLock -------------------------------------------------------------------------------
+
+
+def test_agent_lock_is_reentrant_and_exclusive(impl: ModuleType) -> None:
+    lock = impl.AgentLock()
+    assert lock.acquire() and lock.acquire(blocking=False) and lock.acquire(timeout=0.5)
+    seen: list[bool] = []
+    t = threading.Thread(target=lambda: seen.append(lock.acquire(blocking=False)))
+    t.start()
+    t.join()
+    t = threading.Thread(target=lambda: seen.append(lock.acquire(timeout=0)))
+    t.start()
+    t.join()
+    assert seen == [False, False]
+    for _ in range(3):
+        lock.release()
+    with pytest.raises(RuntimeError, match="un-acquired lock"):
+        lock.release()
+    with lock, lock:
+        assert lock._is_owned()
+    assert not lock._is_owned()
+    with pytest.raises(ValueError, match="timeout"):
+        lock.acquire(False, 1.0)
+    with pytest.raises(ValueError, match="timeout value must be"):
+        lock.acquire(True, -5.0)
+    t = threading.Thread(target=lambda: seen.append(lock.acquire(blocking=False)))
+    t.start()
+    t.join()
+    assert seen[-1] is True
+    with pytest.raises(RuntimeError, match="un-acquired lock"):
+        lock.release()  # held by the (finished) other thread, not this one
+
+
+def test_manager_lock_serialises_python_and_native_paths(backend: ModuleType) -> None:
+    """While another thread holds the manager's lock (as its Python paths do), verify_message
+    waits for it, on the fast path too."""
+    m = _manager(backend)
+    msg = m.create_signed_message("worker", "boss", "web:search", {})
+    holding, done = threading.Event(), threading.Event()
+    release = threading.Event()
+    out: list[Any] = []
+
+    def holder() -> None:
+        with m._lock:
+            holding.set()
+            release.wait()
+
+    def verifier() -> None:
+        out.append(m.verify_message(msg).valid)
+        done.set()
+
+    h = threading.Thread(target=holder)
+    h.start()
+    holding.wait()
+    v = threading.Thread(target=verifier)
+    v.start()
+    assert not done.wait(0.05) and out == []
+    assert msg.message_id not in m._seen
+    release.set()
+    h.join()
+    v.join()
+    assert out == [True] and msg.message_id in m._seen

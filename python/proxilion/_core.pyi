@@ -66,6 +66,8 @@ __all__ = [
     "intent_category",
     "uuid4_batch",
     # agent_msg
+    "AgentCredential",
+    "AgentLock",
     "AgentMessages",
     "AgentSignedMessage",
     "AgentVerificationResult",
@@ -564,6 +566,55 @@ def intent_category(text: str) -> int: ...
 # --- agent_msg: agent messages signed and verified in one call (rust/python/src/agent_msg.rs)
 
 @disjoint_base
+class AgentCredential:
+    agent_id: Any
+    trust_level: Any
+    capabilities: Any
+    public_key: Any
+    parent_agent: Any
+    created_at: Any
+    expires_at: Any
+    metadata: Any
+    _secret: Any
+    algorithm: Any
+    # __init__, methods and the dataclass metadata are the twin dataclass's, set by
+    # proxilion.security.agent_trust (__new__ takes any arguments).
+    def __new__(
+        cls,
+        agent_id: str,
+        trust_level: Any,
+        capabilities: set[str],
+        public_key: str,
+        parent_agent: str | None = None,
+        created_at: Any = ...,
+        expires_at: Any = None,
+        metadata: dict[str, Any] = ...,
+        _secret: str = "",
+        algorithm: str = "hmac-sha256",
+    ) -> AgentCredential: ...
+    def __init__(
+        self,
+        agent_id: str,
+        trust_level: Any,
+        capabilities: set[str],
+        public_key: str,
+        parent_agent: str | None = None,
+        created_at: Any = ...,
+        expires_at: Any = None,
+        metadata: dict[str, Any] = ...,
+        _secret: str = "",
+        algorithm: str = "hmac-sha256",
+    ) -> None: ...
+    def is_expired(self) -> bool: ...
+    def has_capability(self, capability: str) -> bool: ...
+    def can_delegate_to(self, other: AgentCredential) -> bool: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any] | None]: ...
+    def __setstate__(self, state: Any) -> None: ...
+    __match_args__: ClassVar[tuple[str, ...]]
+
+@disjoint_base
 class AgentSignedMessage:
     message_id: Any
     from_agent: Any
@@ -609,6 +660,15 @@ class AgentSignedMessage:
     def __getstate__(self) -> tuple[dict[str, Any], dict[str, Any] | None]: ...
     def __setstate__(self, state: Any) -> None: ...
     __match_args__: ClassVar[tuple[str, ...]]
+
+@final
+class AgentLock:
+    def __new__(cls) -> AgentLock: ...
+    def acquire(self, blocking: bool = True, timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+    def _is_owned(self) -> bool: ...
 
 @final
 class AgentMessages:

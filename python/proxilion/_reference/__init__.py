@@ -15,6 +15,8 @@ from proxilion._reference.agent import (
     uuid4_batch,
 )
 from proxilion._reference.agent_msg import (
+    AgentCredential,
+    AgentLock,
     AgentMessages,
     AgentSignedMessage,
     AgentVerificationResult,
@@ -67,6 +69,8 @@ __all__ = [
     # scan
     "SCAN_DETACH_THRESHOLD",
     # agent_msg
+    "AgentCredential",
+    "AgentLock",
     "AgentMessages",
     "AgentSignedMessage",
     "AgentVerificationResult",

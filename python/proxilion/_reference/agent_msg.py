@@ -6,6 +6,10 @@ The native backend defines the same class natively (its fields live in the objec
 building and reading one is cheap) and ``proxilion.security.agent_trust`` gives it this
 dataclass's methods and metadata, so both behave as the same dataclass.
 
+``AgentCredential`` is the registered-agent dataclass of API.md 8.1; natively its fields
+live in the object too, and its setters keep current the two facts the message fast paths
+read of it (the trust level as an integer, whether the algorithm is HMAC-SHA256).
+
 ``AgentMessages(manager, credential_type)`` is the manager's
 ``create_signed_message`` and ``verify_message``. The native one answers the common cases
 itself (a plain HMAC sender; an intact message whose sender holds the action) and hands
@@ -15,6 +19,7 @@ the oracle the native fast paths are tested against.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +29,8 @@ from typing import Any
 from proxilion._reference.sign import sorted_json
 
 __all__ = [
+    "AgentCredential",
+    "AgentLock",
     "AgentMessages",
     "AgentSignedMessage",
     "AgentVerificationResult",
@@ -74,6 +81,64 @@ class SignedMessage:
 
 
 AgentSignedMessage = SignedMessage
+
+#: The manager's reentrant lock (natively a lock the message fast paths take without a
+#: Python call).
+AgentLock = threading.RLock
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _capability_match(capabilities: set[str] | frozenset[str], capability: str) -> bool:
+    if "*" in capabilities or capability in capabilities:
+        return True
+    return any(c.endswith(":*") and capability.startswith(c[:-1]) for c in capabilities)
+
+
+@dataclass
+class AgentCredential:
+    """A registered agent. ``_secret`` (the HMAC key) is never shown or serialised."""
+
+    agent_id: str
+    trust_level: Any  # TrustLevel (an IntEnum of proxilion.security.agent_trust)
+    capabilities: set[str]
+    public_key: str
+    parent_agent: str | None = None
+    created_at: datetime = field(default_factory=_utcnow)
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _secret: str = field(default="", repr=False)
+    algorithm: str = "hmac-sha256"
+
+    def is_expired(self) -> bool:
+        """True when ``expires_at`` is set and has passed."""
+        return self.expires_at is not None and _utcnow() > self.expires_at
+
+    def has_capability(self, capability: str) -> bool:
+        """``"*"``, an exact match, or a ``"x:*"`` prefix. Always False at trust ``NONE``."""
+        if self.trust_level == 0:  # TrustLevel.NONE
+            return False
+        return _capability_match(self.capabilities, capability)
+
+    def can_delegate_to(self, other: AgentCredential) -> bool:
+        """Strictly higher trust than ``other`` and the ``"delegate"`` capability."""
+        return bool(self.trust_level > other.trust_level) and self.has_capability("delegate")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (trust level as int, capabilities as a sorted list, no secret)."""
+        return {
+            "agent_id": self.agent_id,
+            "trust_level": int(self.trust_level),
+            "capabilities": sorted(self.capabilities),
+            "public_key": self.public_key,
+            "parent_agent": self.parent_agent,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "metadata": self.metadata,
+            "algorithm": self.algorithm,
+        }
 
 
 @dataclass

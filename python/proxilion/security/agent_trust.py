@@ -31,7 +31,6 @@ import hashlib
 import hmac as _hmac
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from proxilion._backend import adopt_dataclass, impl
+from proxilion._reference.agent_msg import AgentCredential as _DataclassCredential
 from proxilion._reference.agent_msg import SignedMessage as _DataclassSignedMessage
 from proxilion._reference.agent_msg import VerificationResult as _DataclassResult
 from proxilion.exceptions import AgentTrustError, ConfigurationError
@@ -88,48 +88,34 @@ def _capability_match(capabilities: set[str] | frozenset[str], capability: str) 
     return any(c.endswith(":*") and capability.startswith(c[:-1]) for c in capabilities)
 
 
-@dataclass
-class AgentCredential:
-    """A registered agent. ``_secret`` (the HMAC key) is never shown or serialised."""
+#: The twin dataclass's methods the native ``AgentCredential`` takes over as they are.
+_CREDENTIAL_METHODS = (
+    "__init__",
+    "__repr__",
+    "__eq__",
+    "__hash__",
+    "is_expired",
+    "has_capability",
+    "can_delegate_to",
+    "to_dict",
+)
 
-    agent_id: str
-    trust_level: TrustLevel
-    capabilities: set[str]
-    public_key: str
-    parent_agent: str | None = None
-    created_at: datetime = field(default_factory=_utcnow)
-    expires_at: datetime | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    _secret: str = field(default="", repr=False)
-    algorithm: str = HMAC_SHA256
+if TYPE_CHECKING:
+    from proxilion._reference.agent_msg import AgentCredential as AgentCredential
+else:
+    # A registered agent (fields: agent_id, trust_level, capabilities, public_key,
+    # parent_agent, created_at, expires_at, metadata, _secret, algorithm; methods is_expired,
+    # has_capability, can_delegate_to, to_dict; ``_secret`` is never shown or serialised).
+    # On the native backend a native class (fields in the object; its setters keep current
+    # what the message fast paths read, so a mutated credential is never read stale) given
+    # the twin dataclass's methods and metadata, as SignedMessage below.
+    AgentCredential = impl.AgentCredential
+    try:
+        from proxilion import _core as _native
 
-    def is_expired(self) -> bool:
-        """True when ``expires_at`` is set and has passed."""
-        return self.expires_at is not None and _utcnow() > self.expires_at
-
-    def has_capability(self, capability: str) -> bool:
-        """``"*"``, an exact match, or a ``"x:*"`` prefix. Always False at trust ``NONE``."""
-        if self.trust_level == TrustLevel.NONE:
-            return False
-        return _capability_match(self.capabilities, capability)
-
-    def can_delegate_to(self, other: AgentCredential) -> bool:
-        """Strictly higher trust than ``other`` and the ``"delegate"`` capability."""
-        return self.trust_level > other.trust_level and self.has_capability("delegate")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (trust level as int, capabilities as a sorted list, no secret)."""
-        return {
-            "agent_id": self.agent_id,
-            "trust_level": int(self.trust_level),
-            "capabilities": sorted(self.capabilities),
-            "public_key": self.public_key,
-            "parent_agent": self.parent_agent,
-            "created_at": self.created_at.isoformat(),
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "metadata": self.metadata,
-            "algorithm": self.algorithm,
-        }
+        adopt_dataclass(_native.AgentCredential, _DataclassCredential, _CREDENTIAL_METHODS)
+    except ImportError:  # pragma: no cover - the extension is missing
+        pass
 
 
 @dataclass
@@ -319,7 +305,8 @@ class AgentTrustManager:
         clock: wall clock in seconds (injectable for tests).
         replay_cache_size: how many recent message ids are remembered (>= 1).
 
-    Thread-safe (one RLock).
+    Thread-safe: one reentrant lock (``_lock``; on the native backend an ``AgentLock``, which
+    the native message paths take without a Python call) guards the registry and replay state.
     """
 
     def __init__(
@@ -349,7 +336,8 @@ class AgentTrustManager:
         self.require_explicit_trust = require_explicit_trust
         self.replay_cache_size = replay_cache_size
         self._clock = clock
-        self._lock = threading.RLock()
+        # Reentrant; natively one the message fast paths take without a Python call.
+        self._lock = impl.AgentLock()
         self._agents: dict[str, AgentCredential] = {}
         self._agent_keys: dict[str, tuple[int, Any]] = {}
         self._ed_private: dict[str, Any] = {}

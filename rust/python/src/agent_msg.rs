@@ -17,6 +17,11 @@
 //!   own capability, replay record). Anything else (an unknown, expired, `NONE`-trust or
 //!   Ed25519 sender, stale keys, any failed check, delegated capabilities, other message
 //!   types) goes to the manager's general Python path, which gives every error and result.
+//! * `AgentCredential` (`cred.rs`): the registered-agent class on the native backend; its
+//!   setters keep current what the fast paths read of a sender, so reading it is a few struct
+//!   reads and never stale.
+//! * `AgentLock` (`lock.rs`): the manager's reentrant lock on the native backend, shared by
+//!   its Python paths (`with self._lock:`) and taken by `verify` without a Python call.
 //! * Message ids: version-4 UUIDs from a pool of `os.urandom` bytes, each handed out once; a
 //!   forked child discards the pool it inherited (`os.register_at_fork`), so parent and child
 //!   never share an id.
@@ -36,6 +41,11 @@ use proxilion_core::agent::write_uuid4;
 use crate::convert::hex_str;
 use crate::sign::{agent_text, SigningKeys};
 use crate::state;
+
+mod cred;
+mod lock;
+pub(crate) use cred::PyAgentCredential;
+use lock::AgentLock;
 
 /// Field names, in dataclass order (`metadata` last).
 const FIELDS: [&str; 10] = [
@@ -686,9 +696,11 @@ fn default_max_age() -> Py<PyAny> {
 /// general paths `_create_signed_message(from, to, action, payload, token, reply_to,
 /// metadata)`, `_verify_message(message, check_replay, max_age_seconds, now)` and
 /// `_evict_seen(now, max_age_seconds)`. Valid results are native `VerificationResult`s made
-/// as `agent_result` makes them. `credential_type` is `AgentCredential`, whose exact instances are read through their
-/// `__dict__` (so are the manager and its key ring when their classes define none of the
-/// attributes read).
+/// as `agent_result` makes them. Exact native `AgentCredential`s are read from the object;
+/// exact instances of `credential_type` (the class the manager builds, the twin dataclass on
+/// the reference backend) through their `__dict__`, others by attribute access; the manager
+/// and its key ring through their `__dict__` when their classes define none of the attributes
+/// read. A manager whose `_lock` is an `AgentLock` has it taken natively.
 #[pyclass(frozen, module = "proxilion._core", name = "AgentMessages")]
 pub struct PyAgentMessages {
     manager: Py<PyAny>,
@@ -696,12 +708,16 @@ pub struct PyAgentMessages {
     manager_dict: Option<Py<PyDict>>,
     /// `ring.__dict__`, when its class defines neither `_keys` nor `_generation`.
     ring_dict: Option<Py<PyDict>>,
-    /// `AgentCredential`: its exact instances keep their fields in their `__dict__`.
+    /// The credential class the manager builds; exact instances of a Python (dataclass) one
+    /// keep their fields in their `__dict__`.
     credential_type: Py<PyType>,
     agents: Py<PyDict>,
     agent_keys: Py<PyDict>,
     ring: Py<PyAny>,
     seen: Py<PyDict>,
+    /// The manager's lock when it is an [`AgentLock`] (taken natively), else `None` and
+    /// the lock's own `acquire` / `release` are called.
+    native_lock: Option<Py<AgentLock>>,
     acquire: Py<PyAny>,
     release: Py<PyAny>,
     clock: Py<PyAny>,
@@ -783,6 +799,37 @@ impl PyAgentMessages {
         attr(self.manager.bind(py), dict, name)
     }
 
+    /// The capabilities of a credential of another class (a subclass, or the dataclass on
+    /// the reference backend), read through attribute access (or the `__dict__` of an exact
+    /// `credential_type` instance), if it is an unexpired HMAC agent above trust `NONE`.
+    fn plain_sender<'py>(
+        &self,
+        py: Python<'py>,
+        cred: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let dict = if cred.get_type_ptr() == self.credential_type.bind(py).as_type_ptr() {
+            cred.getattr(intern!(py, "__dict__"))?
+                .cast_into_exact::<PyDict>()
+                .ok()
+        } else {
+            None
+        };
+        let dict = dict.as_ref();
+        if !attr(cred, dict, intern!(py, "expires_at"))?.is_none() {
+            return Ok(None);
+        }
+        match attr(cred, dict, intern!(py, "trust_level"))?.extract::<i64>() {
+            Ok(level) if level != 0 => {}
+            _ => return Ok(None),
+        }
+        let capabilities = attr(cred, dict, intern!(py, "capabilities"))?;
+        let algorithm = attr(cred, dict, intern!(py, "algorithm"))?;
+        match algorithm.cast_exact::<PyString>() {
+            Ok(a) if a.to_cow().is_ok_and(|a| a == "hmac-sha256") => Ok(Some(capabilities)),
+            _ => Ok(None),
+        }
+    }
+
     /// `agent_id`'s credential and keys if it is registered, unexpired, above trust `NONE`,
     /// an HMAC agent, and its cached keys are of the ring's current generation; else `None`.
     fn hmac_sender<'py>(
@@ -793,27 +840,21 @@ impl PyAgentMessages {
         let Some(cred) = self.agents.bind(py).get_item(agent_id)? else {
             return Ok(None);
         };
-        let dict = if cred.get_type_ptr() == self.credential_type.bind(py).as_type_ptr() {
-            cred.getattr(intern!(py, "__dict__"))?
-                .cast_into_exact::<PyDict>()
-                .ok()
+        let capabilities = if let Ok(c) = cred.cast_exact::<PyAgentCredential>() {
+            // A native credential: its setters keep what is read here current.
+            let Some(view) = c.try_borrow().ok().and_then(|c| c.hmac_view(py)) else {
+                return Ok(None);
+            };
+            if !(view.agent_id.is(agent_id) || view.agent_id.eq(agent_id)?) {
+                return Ok(None);
+            }
+            view.capabilities
         } else {
-            None
+            match self.plain_sender(py, &cred)? {
+                Some(caps) => caps,
+                None => return Ok(None),
+            }
         };
-        let dict = dict.as_ref();
-        if !attr(&cred, dict, intern!(py, "expires_at"))?.is_none() {
-            return Ok(None);
-        }
-        match attr(&cred, dict, intern!(py, "trust_level"))?.extract::<i64>() {
-            Ok(level) if level != 0 => {}
-            _ => return Ok(None),
-        }
-        let capabilities = attr(&cred, dict, intern!(py, "capabilities"))?;
-        let algorithm = attr(&cred, dict, intern!(py, "algorithm"))?;
-        match algorithm.cast_exact::<PyString>() {
-            Ok(a) if a.to_cow().is_ok_and(|a| a == "hmac-sha256") => {}
-            _ => return Ok(None),
-        }
         let Some(cached) = self.agent_keys.bind(py).get_item(agent_id)? else {
             return Ok(None);
         };
@@ -997,6 +1038,10 @@ impl PyAgentMessages {
             agent_keys: dict_attr(manager, "_agent_keys")?.unbind(),
             ring: ring.unbind(),
             seen: dict_attr(manager, "_seen")?.unbind(),
+            native_lock: lock
+                .cast_exact::<AgentLock>()
+                .ok()
+                .map(|l| l.clone().unbind()),
             acquire: lock.getattr("acquire")?.unbind(),
             release: lock.getattr("release")?.unbind(),
             clock: clock.unbind(),
@@ -1112,12 +1157,22 @@ impl PyAgentMessages {
         if let (Some(replay), Some(max_age), Some((fields, ts))) =
             (replay, max_age, plain_fields(message))
         {
-            let release = self.release.bind(py);
-            self.acquire.bind(py).call0()?;
-            let held = Held(Some(release));
-            let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
-            held.disarm();
-            release.call0()?;
+            let out = if let Some(lock) = &self.native_lock {
+                let lock = lock.get();
+                lock.enter(py, None)?;
+                let held = NativeHeld(lock);
+                let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
+                drop(held);
+                out
+            } else {
+                let release = self.release.bind(py);
+                self.acquire.bind(py).call0()?;
+                let held = Held(Some(release));
+                let out = self.verify_locked(py, &fields, ts, replay, max_age, &max_age_obj, &now);
+                held.disarm();
+                release.call0()?;
+                out
+            };
             if let Some(result) = out? {
                 return Ok(result);
             }
@@ -1141,10 +1196,22 @@ impl PyAgentMessages {
         visit.call(&self.agent_keys)?;
         visit.call(&self.ring)?;
         visit.call(&self.seen)?;
+        visit.call(&self.native_lock)?;
         visit.call(&self.acquire)?;
         visit.call(&self.release)?;
         visit.call(&self.clock)?;
         Ok(())
+    }
+}
+
+/// The manager's native lock, held by this thread: released when this is dropped (also if
+/// the checks unwind).
+struct NativeHeld<'a>(&'a AgentLock);
+
+impl Drop for NativeHeld<'_> {
+    fn drop(&mut self) {
+        // This thread holds the lock, so releasing it cannot fail.
+        let _ = self.0.exit();
     }
 }
 
@@ -1175,6 +1242,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AgentVerificationResult", py.get_type::<PyAgentResult>())?;
     m.add_function(wrap_pyfunction!(agent_result, m)?)?;
     m.add_class::<PyAgentMessages>()?;
+    m.add("AgentCredential", py.get_type::<PyAgentCredential>())?;
+    m.add_class::<AgentLock>()?;
     let os = py.import("os")?;
     if os.hasattr("register_at_fork")? {
         let kwargs = PyDict::new(py);
