@@ -115,7 +115,8 @@ run_tests() {
         tests/test_chain_verify.py tests/test_audit_fastpath.py tests/test_mac.py \
         tests/test_stats_accumulators.py tests/test_memory_integrity.py \
         tests/test_agent_trust.py tests/test_keys.py tests/test_memory_native.py \
-        tests/test_agent_native.py tests/test_agent_msg_native.py "$@"
+        tests/test_agent_native.py tests/test_agent_msg_native.py tests/test_capsule_create.py \
+        "$@"
 }
 
 cmd="${1:-help}"
