@@ -51,14 +51,24 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; TAG_LEN], MacError
 /// Lower-case hex of a 32-byte digest or tag, on the stack (no allocation, no per-character
 /// UTF-8 encoding: the 64 bytes are ASCII).
 pub fn hex32(digest: &[u8; 32]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
     for (pair, &b) in out.chunks_exact_mut(2).zip(digest.iter()) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
     out
 }
+
+/// The two lower-case hex digits of every byte value (one load per byte).
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        out[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    out
+};
 
 /// Nibble value of each byte for hex decoding (`0xff`: not a hex digit; either case).
 const UNHEX: [u8; 256] = {

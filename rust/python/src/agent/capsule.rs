@@ -20,9 +20,11 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType};
 
 use proxilion_core::agent::{self as core, civil, Civil};
+use proxilion_core::mac::hex32;
 
 use super::{datetime_type, utc, SEAL_PREFIX};
 use crate::agent_msg::next_id;
+use crate::convert::hex_str;
 use crate::sign::{json_into, SigningKeys};
 
 /// `_max_tool_calls` of a new capsule (the dataclass default).
@@ -214,27 +216,6 @@ fn object_new(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     .map(|n| n.bind(py))
 }
 
-/// Two lowercase hex digits of every byte value.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        out[i] = [HEX[i >> 4], HEX[i & 15]];
-        i += 1;
-    }
-    out
-};
-
-fn hex_tag<'py>(py: Python<'py>, tag: &[u8; 32]) -> PyResult<Bound<'py, PyString>> {
-    let mut out = [0u8; 64];
-    for (pair, &b) in out.chunks_exact_mut(2).zip(tag.iter()) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
-    }
-    let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(PyString::new(py, text))
-}
-
 /// Texts of at least this many bytes are MACed with the GIL released.
 const DETACH_THRESHOLD: usize = 64 * 1024;
 
@@ -418,8 +399,8 @@ fn capsule_create<'py>(
     } else {
         job()
     };
-    let signature = hex_tag(py, &signature)?;
-    let seal = hex_tag(py, &seal)?;
+    let signature = hex_str(py, &hex32(&signature));
+    let seal = hex_str(py, &hex32(&seal));
 
     let created_dt = utc_datetime(py, &created)?;
     let expires_dt = created_dt.add(ttl_delta(py, ttl)?)?;
