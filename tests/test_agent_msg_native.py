@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from proxilion import _core, _reference
@@ -901,10 +901,14 @@ def _mutate(m: AgentTrustManager, how: str, value: Any) -> None:
         m.require_explicit_trust = value
     elif cred is None:
         return
-    elif how == "discard":
-        cred.capabilities.discard(value)
-    elif how == "add":
-        cred.capabilities.add(value)
+    elif how in ("discard", "add"):
+        caps = cred.capabilities
+        if not isinstance(caps, set):  # a frozenset assigned earlier: replaced, as a user must
+            cred.capabilities = caps - {value} if how == "discard" else caps | {value}
+        elif how == "discard":  # mutated in place: the fast paths must see it
+            caps.discard(value)
+        else:
+            caps.add(value)
     elif how == "replace":
         m._agents["worker"] = dataclasses.replace(cred)
     else:
@@ -913,6 +917,8 @@ def _mutate(m: AgentTrustManager, how: str, value: Any) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(_mutations, max_size=4))
+@example([("capabilities", frozenset({"web:search"})), ("discard", "web:search")])
+@example([("capabilities", frozenset({"web:search"})), ("add", "web:*")])
 def test_mutated_state_is_never_read_stale(changes: list[tuple[str, Any]]) -> None:
     """Native managers (fast paths) and reference managers (general paths only) give the
     same outcome after any sequence of changes to the credential, the registry, the keys or
