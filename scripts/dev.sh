@@ -116,6 +116,7 @@ run_tests() {
         tests/test_stats_accumulators.py tests/test_memory_integrity.py \
         tests/test_agent_trust.py tests/test_keys.py tests/test_memory_native.py \
         tests/test_agent_native.py tests/test_agent_msg_native.py tests/test_capsule_create.py \
+        tests/test_intent_gate.py \
         "$@"
 }
 

@@ -60,6 +60,7 @@ __all__ = [
     "Welford",
     "drift_metric_names",
     # agent
+    "IntentGate",
     "capsule_create",
     "capsule_sign",
     "capsule_verify",
@@ -735,3 +736,12 @@ def capsule_create(
     capsule_id: str | None = None,
     now_us: int | None = None,
 ) -> Any: ...
+
+# --- agent/gate: IntentGuard.validate_tool_call in one call (rust/python/src/agent/gate.rs) -
+
+@final
+class IntentGate:
+    def __new__(cls, guard: Any, capsule_type: type[Any]) -> IntentGate: ...
+    def validate(
+        self, tool_name: object, arguments: object = None, description: object = None
+    ) -> Any: ...

@@ -8,6 +8,7 @@ the extension is missing, and the baseline that ``benches/`` divides by.
 from __future__ import annotations
 
 from proxilion._reference.agent import (
+    IntentGate,
     capsule_create,
     capsule_sign,
     capsule_verify,
@@ -81,6 +82,7 @@ __all__ = [
     "GcraLimiter",
     "GuardResult",
     "InputChecker",
+    "IntentGate",
     "MemoryChain",
     "MerkleLog",
     "PatternSet",

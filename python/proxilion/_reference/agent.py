@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from proxilion._reference.sign import SigningKeys
 
-__all__ = ["capsule_create", "capsule_sign", "capsule_verify", "intent_category", "uuid4_batch"]
+__all__ = [
+    "IntentGate",
+    "capsule_create",
+    "capsule_sign",
+    "capsule_verify",
+    "intent_category",
+    "uuid4_batch",
+]
 
 _SEAL_PREFIX = "proxilion-capsule-v2|"
 
@@ -267,3 +275,15 @@ def capsule_create(
     meta = json.dumps(metadata, sort_keys=True) if metadata else "{}"
     capsule.signature, capsule.seal = capsule_sign(keys, capsule, meta)
     return capsule
+
+
+class IntentGate:
+    """``IntentGuard.validate_tool_call`` of one guard: here, always the guard's general path
+    ``_validate_tool_call`` (the native gate answers the common call itself). ``validate`` is
+    that bound method itself, so the reference guard pays no extra call."""
+
+    def __init__(self, guard: Any, capsule_type: type) -> None:
+        self.validate: Callable[..., Any] = guard._validate_tool_call
+
+    def __repr__(self) -> str:
+        return "IntentGate()"

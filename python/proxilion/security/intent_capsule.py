@@ -591,7 +591,8 @@ class IntentGuard:
         self._validator = validator or IntentValidator()
         self.strict_mode = strict_mode
         self._clock = clock
-        self._lock = threading.RLock()
+        # Reentrant; on the native backend an AgentLock, which the gate takes natively.
+        self._lock = impl.AgentLock()
         self._intent = capsule.intent
         self._category = capsule.intent_category
         self._user_id = capsule.user_id
@@ -599,6 +600,13 @@ class IntentGuard:
         self._constraints = copy.deepcopy(capsule.constraints)
         self._expires = capsule.expires_at.timestamp()
         self._calls = len(capsule.tool_calls)
+        # validate_tool_call in one call: the common case natively, the rest through
+        # _validate_tool_call (the reference gate always takes that path).
+        self._gate = impl.IntentGate(self, IntentCapsule)
+        if type(self).validate_tool_call is IntentGuard.validate_tool_call:
+            # A plain assignment keeps the instance's inline attribute values (writing to
+            # self.__dict__ would make every later self._x read of the Python path slower).
+            self.validate_tool_call = self._gate.validate  # type: ignore[method-assign]
 
     @property
     def capsule(self) -> IntentCapsule:
@@ -642,14 +650,24 @@ class IntentGuard:
         description: str | None = None,
     ) -> bool:
         """True if the call fits the intent (and records it); otherwise False, or
-        :class:`IntentHijackError` in strict mode. Checks expiry, tool, description, then
+        :class:`IntentHijackError` in strict mode. Checks expiry (a clock reading that is not
+        at or before the expiry, NaN included, is expired), tool, description, then
         constraints (``max_results``, ``allowed_paths``, ``forbidden_args``,
         ``max_tool_calls``)."""
+        return self._gate.validate(tool_name, arguments, description)  # type: ignore[no-any-return]
+
+    def _validate_tool_call(
+        self,
+        tool_name: str,
+        arguments: dict[str, Any] | None = None,
+        description: str | None = None,
+    ) -> bool:
+        """The general path of :meth:`validate_tool_call` (every call, every outcome)."""
         args = arguments if arguments is not None else {}
         if not isinstance(args, dict):
             raise TypeError(f"arguments must be a dict, not {type(args).__name__}")
         with self._lock:
-            if self._clock() > self._expires:
+            if not self._clock() <= self._expires:  # fails closed on NaN
                 return self._fail(tool_name, "Intent capsule has expired", 0.9)
             tools = self._tools
             if not (tool_name in tools or _tool_allowed(tools, tool_name)):

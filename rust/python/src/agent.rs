@@ -8,6 +8,7 @@
 //!   original's canonical text, `seal` over every field), the texts built natively.
 //! * `intent_category`: the keyword test of `detect_category`.
 //! * `capsule_create` (`agent/capsule.rs`): a whole new capsule in one call.
+//! * `IntentGate` (`agent/gate.rs`): `IntentGuard.validate_tool_call` in one call.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
@@ -21,6 +22,7 @@ use crate::convert::hex_str;
 use crate::sign::{render, sorted_json_into, SigningKeys};
 
 mod capsule;
+mod gate;
 
 /// Version-4 UUID texts, one per 16 bytes of `data` (its length must be a multiple of 16).
 #[pyfunction]
@@ -422,5 +424,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(capsule_verify, m)?)?;
     m.add_function(wrap_pyfunction!(intent_category, m)?)?;
     capsule::register(m)?;
+    gate::register(m)?;
     Ok(())
 }

@@ -38,14 +38,14 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 
 use proxilion_core::agent::write_uuid4;
 
-use crate::convert::hex_str;
+use crate::convert::{hex_str, time_time};
 use crate::sign::{agent_text, SigningKeys};
 use crate::state;
 
 mod cred;
 mod lock;
 pub(crate) use cred::PyAgentCredential;
-use lock::AgentLock;
+pub(crate) use lock::AgentLock;
 
 /// Field names, in dataclass order (`metadata` last).
 const FIELDS: [&str; 10] = [
@@ -385,21 +385,6 @@ fn forget_agent_ids() {
 
 // -- clock ---------------------------------------------------------------------------------
 
-/// `time.time()`, computed as CPython does: the system (real-time) clock in nanoseconds,
-/// converted to seconds exactly as `_PyTime_AsSecondsDouble` does. `None` before 1970 (the
-/// caller then asks `time.time` itself).
-fn time_time() -> Option<f64> {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    let ns = i64::try_from(d.as_nanos()).ok()?;
-    Some(if ns % 1_000_000_000 == 0 {
-        (ns / 1_000_000_000) as f64
-    } else {
-        ns as f64 / 1e9
-    })
-}
-
 /// `float(value)`, without a call for an exact float.
 fn as_float<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyFloat>> {
     match value.cast_into_exact::<PyFloat>() {
@@ -733,7 +718,7 @@ struct Sender<'py> {
 
 /// `obj.__dict__`, if `obj` has one and its class defines none of `names` (so that reading
 /// them from the dict is what attribute access does).
-fn plain_dict<'py>(
+pub(crate) fn plain_dict<'py>(
     obj: &Bound<'py, PyAny>,
     names: &[&str],
 ) -> PyResult<Option<Bound<'py, PyDict>>> {
@@ -750,7 +735,7 @@ fn plain_dict<'py>(
 }
 
 /// `obj.name`, read from `dict` when given and holding it.
-fn attr<'py>(
+pub(crate) fn attr<'py>(
     obj: &Bound<'py, PyAny>,
     dict: Option<&Bound<'py, PyDict>>,
     name: &Bound<'py, PyString>,
@@ -1206,7 +1191,7 @@ impl PyAgentMessages {
 
 /// The manager's native lock, held by this thread: released when this is dropped (also if
 /// the checks unwind).
-struct NativeHeld<'a>(&'a AgentLock);
+pub(crate) struct NativeHeld<'a>(pub(crate) &'a AgentLock);
 
 impl Drop for NativeHeld<'_> {
     fn drop(&mut self) {

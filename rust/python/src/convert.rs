@@ -68,3 +68,18 @@ pub fn str_arg<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
         ))
     })
 }
+
+/// `time.time()`, computed as CPython does: the system (real-time) clock in nanoseconds,
+/// converted to seconds exactly as `_PyTime_AsSecondsDouble` does. `None` before 1970 (the
+/// caller then asks `time.time` itself).
+pub fn time_time() -> Option<f64> {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let ns = i64::try_from(d.as_nanos()).ok()?;
+    Some(if ns % 1_000_000_000 == 0 {
+        (ns / 1_000_000_000) as f64
+    } else {
+        ns as f64 / 1e9
+    })
+}

@@ -27,7 +27,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use proxilion_core::sign::context;
 
 use super::SigningKeys;
-use crate::convert::{hex_str, str_arg};
+use crate::convert::{hex_str, str_arg, time_time};
 use crate::state;
 
 /// Field names, in dataclass order (`metadata` last).
@@ -413,21 +413,6 @@ fn context_integrity_error(py: Python<'_>, message: String) -> PyResult<PyErr> {
 /// Text of an exact `str` that has a UTF-8 form.
 fn exact_str<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a str> {
     obj.cast_exact::<PyString>().ok()?.to_str().ok()
-}
-
-/// `time.time()`, computed as CPython does: the system (real-time) clock in nanoseconds,
-/// converted to seconds exactly as `_PyTime_AsSecondsDouble` does. `None` before 1970 (the
-/// caller then asks `time.time` itself).
-fn time_time() -> Option<f64> {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    let ns = i64::try_from(d.as_nanos()).ok()?;
-    Some(if ns % 1_000_000_000 == 0 {
-        (ns / 1_000_000_000) as f64
-    } else {
-        ns as f64 / 1e9
-    })
 }
 
 /// The state a chain guards with its lock.

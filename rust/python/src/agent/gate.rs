@@ -1,0 +1,252 @@
+//! `IntentGate`: `IntentGuard.validate_tool_call` in one native call (twin in
+//! `proxilion/_reference/agent.py`, which always takes the general path).
+//!
+//! The common call (an exact `str` tool name that is one of the guard's allowed tools, no
+//! `description`, `arguments` `None` or a `dict`, no constraints, an unexpired capsule of the
+//! exact `IntentCapsule` class) is answered here: under the guard's lock (an `AgentLock`,
+//! taken natively) the call count goes up by one and `{"tool_name", "timestamp"}` is appended
+//! to the capsule's `tool_calls` (trimmed to its `_max_tool_calls`), exactly what the Python
+//! path does, and the answer is `True`. Every other call, before any side effect, goes to
+//! the guard's general path `_validate_tool_call`, which gives every refusal, log line and
+//! exception.
+//!
+//! The guard's state is read from its `__dict__` on every call (never cached), so the native
+//! and the Python path always see the same values. Nothing here runs Python code while the
+//! lock is held: the fast path cannot be interleaved with another thread's general path.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::agent_msg::{plain_dict, AgentLock, NativeHeld};
+use crate::convert::time_time;
+
+/// Attributes of the guard read per call (see the module doc).
+const GUARD_FIELDS: [&str; 6] = [
+    "_tools",
+    "_expires",
+    "_constraints",
+    "_calls",
+    "_capsule",
+    "_clock",
+];
+
+/// The tool-call gate of one `IntentGuard` (see the module doc).
+#[pyclass(frozen, module = "proxilion._core", name = "IntentGate")]
+pub struct IntentGate {
+    guard: Py<PyAny>,
+    /// `guard.__dict__` when its class defines none of [`GUARD_FIELDS`]; else every call
+    /// takes the general path.
+    dict: Option<Py<PyDict>>,
+    /// The guard's lock when it is an [`AgentLock`]; else every call takes the general path.
+    lock: Option<Py<AgentLock>>,
+    /// The capsule class whose `record_tool_call` the fast path performs.
+    capsule_type: Py<PyType>,
+    /// `time.time`, to recognise the system clock.
+    time_time: Py<PyAny>,
+}
+
+/// What the fast path needs of the guard's current state, or `None` (the general path).
+struct Plain<'py> {
+    calls: i64,
+    tool_calls: Bound<'py, PyList>,
+    max_tool_calls: isize,
+}
+
+impl IntentGate {
+    /// The fast path's checks and bookkeeping, with the lock held; `Ok(false)` before any
+    /// change when the general path must decide.
+    fn validate_locked<'py>(
+        &self,
+        py: Python<'py>,
+        dict: &Bound<'py, PyDict>,
+        tool_name: &Bound<'py, PyString>,
+    ) -> PyResult<bool> {
+        let Some(plain) = self.plain(py, dict, tool_name)? else {
+            return Ok(false);
+        };
+        let Some(calls) = plain.calls.checked_add(1) else {
+            return Ok(false);
+        };
+        let now = match time_time() {
+            Some(t) => PyFloat::new(py, t),
+            None => return Ok(false),
+        };
+        let record = PyDict::new(py);
+        record.set_item(intern!(py, "tool_name"), tool_name)?;
+        record.set_item(intern!(py, "timestamp"), now)?;
+        dict.set_item(intern!(py, "_calls"), calls)?;
+        let list = plain.tool_calls;
+        list.append(record)?;
+        let len = list.len();
+        let max = usize::try_from(plain.max_tool_calls).unwrap_or(0);
+        if len > max {
+            list.del_slice(0, len - max)?;
+        }
+        Ok(true)
+    }
+
+    /// The guard's state when the call takes the fast path (see the module doc).
+    fn plain<'py>(
+        &self,
+        py: Python<'py>,
+        dict: &Bound<'py, PyDict>,
+        tool_name: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Plain<'py>>> {
+        let get = |name: &Bound<'py, PyString>| dict.get_item(name);
+        // Expiry first, as the general path checks it: `not clock() <= expires` fails
+        // closed (a NaN reading is refused there).
+        let Some(expires) = get(intern!(py, "_expires"))? else {
+            return Ok(None);
+        };
+        let Ok(expires) = expires.cast_exact::<PyFloat>() else {
+            return Ok(None);
+        };
+        let Some(clock) = get(intern!(py, "_clock"))? else {
+            return Ok(None);
+        };
+        let now = if clock.is(self.time_time.bind(py)) {
+            match time_time() {
+                Some(t) => t,
+                None => return Ok(None),
+            }
+        } else {
+            // A clock of the caller's: the general path reads it itself (it may have side
+            // effects, and it is read once per call).
+            return Ok(None);
+        };
+        let unexpired = now <= expires.value(); // false for a NaN reading: fails closed
+        if !unexpired {
+            return Ok(None);
+        }
+        let Some(tools) = get(intern!(py, "_tools"))? else {
+            return Ok(None);
+        };
+        let Ok(tools) = tools.cast_exact::<PyFrozenSet>() else {
+            return Ok(None);
+        };
+        if !tools.contains(tool_name)? {
+            return Ok(None);
+        }
+        match get(intern!(py, "_constraints"))? {
+            Some(c) if c.cast_exact::<PyDict>().is_ok_and(|c| c.is_empty()) => {}
+            _ => return Ok(None),
+        }
+        let Some(calls) = get(intern!(py, "_calls"))? else {
+            return Ok(None);
+        };
+        if !calls.is_exact_instance_of::<PyInt>() {
+            return Ok(None);
+        }
+        let Ok(calls) = calls.extract::<i64>() else {
+            return Ok(None);
+        };
+        let Some(capsule) = get(intern!(py, "_capsule"))? else {
+            return Ok(None);
+        };
+        if !capsule.get_type().is(self.capsule_type.bind(py)) {
+            return Ok(None);
+        }
+        let Ok(cdict) = capsule
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into_exact::<PyDict>()
+        else {
+            return Ok(None);
+        };
+        let Some(tool_calls) = cdict.get_item(intern!(py, "tool_calls"))? else {
+            return Ok(None);
+        };
+        let Ok(tool_calls) = tool_calls.cast_into_exact::<PyList>() else {
+            return Ok(None);
+        };
+        let Some(max) = cdict.get_item(intern!(py, "_max_tool_calls"))? else {
+            return Ok(None);
+        };
+        if !max.is_exact_instance_of::<PyInt>() {
+            return Ok(None);
+        }
+        let Ok(max_tool_calls) = max.extract::<isize>() else {
+            return Ok(None);
+        };
+        Ok(Some(Plain {
+            calls,
+            tool_calls,
+            max_tool_calls,
+        }))
+    }
+}
+
+#[pymethods]
+impl IntentGate {
+    /// The gate of `guard`, whose capsules of class `capsule_type` it records natively.
+    #[new]
+    fn new(guard: &Bound<'_, PyAny>, capsule_type: Bound<'_, PyType>) -> PyResult<Self> {
+        let py = guard.py();
+        let lock = guard.getattr("_lock")?;
+        Ok(IntentGate {
+            guard: guard.clone().unbind(),
+            dict: plain_dict(guard, &GUARD_FIELDS)?.map(Bound::unbind),
+            lock: lock
+                .cast_exact::<AgentLock>()
+                .ok()
+                .map(|l| l.clone().unbind()),
+            capsule_type: capsule_type.unbind(),
+            time_time: py.import("time")?.getattr("time")?.unbind(),
+        })
+    }
+
+    /// `IntentGuard.validate_tool_call`.
+    #[pyo3(signature = (tool_name, arguments=None, description=None))]
+    fn validate<'py>(
+        &self,
+        py: Python<'py>,
+        tool_name: &Bound<'py, PyAny>,
+        arguments: Option<&Bound<'py, PyAny>>,
+        description: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let (Some(dict), Some(lock), None, Ok(name)) = (
+            &self.dict,
+            &self.lock,
+            description,
+            tool_name.cast_exact::<PyString>(),
+        ) {
+            if arguments.map_or(true, |a| a.is_instance_of::<PyDict>()) {
+                let lock = lock.get();
+                lock.enter(py, None)?;
+                let held = NativeHeld(lock);
+                let done = self.validate_locked(py, dict.bind(py), name);
+                drop(held);
+                if done? {
+                    return Ok(PyBool::new(py, true).to_owned().into_any());
+                }
+            }
+        }
+        let none = py.None().into_bound(py);
+        self.guard.bind(py).call_method1(
+            intern!(py, "_validate_tool_call"),
+            (
+                tool_name,
+                arguments.unwrap_or(&none),
+                description.unwrap_or(&none),
+            ),
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        "IntentGate()".to_owned()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.guard)?;
+        visit.call(&self.dict)?;
+        visit.call(&self.lock)?;
+        visit.call(&self.capsule_type)?;
+        visit.call(&self.time_time)?;
+        Ok(())
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<IntentGate>()
+}
