@@ -2,17 +2,18 @@
 //! `proxilion/_reference/agent.py`, which always takes the general path).
 //!
 //! The common call (an exact `str` tool name that is one of the guard's allowed tools, no
-//! `description`, `arguments` `None` or a `dict`, no constraints, an unexpired capsule of the
-//! exact `IntentCapsule` class) is answered here: under the guard's lock (an `AgentLock`,
-//! taken natively) the call count goes up by one and `{"tool_name", "timestamp"}` is appended
-//! to the capsule's `tool_calls` (trimmed to its `_max_tool_calls`), exactly what the Python
-//! path does, and the answer is `True`. Every other call, before any side effect, goes to
-//! the guard's general path `_validate_tool_call`, which gives every refusal, log line and
-//! exception.
+//! `description`, `arguments` `None` or a `dict`, no constraints, the guard's clock is
+//! `time.time`, an unexpired capsule of the exact `IntentCapsule` class) is answered here:
+//! under the guard's lock (an `AgentLock`, taken natively) the call count goes up by one and
+//! `{"tool_name", "timestamp"}` is appended to the capsule's `tool_calls` (trimmed to its
+//! `_max_tool_calls`), exactly what the Python path does, and the answer is `True`. The
+//! system clock is read once, for the expiry check and the record. Every other call, before
+//! any side effect, goes to the guard's general path `_validate_tool_call`, which gives every
+//! refusal, log line and exception.
 //!
 //! The guard's state is read from its `__dict__` on every call (never cached), so the native
-//! and the Python path always see the same values. Nothing here runs Python code while the
-//! lock is held: the fast path cannot be interleaved with another thread's general path.
+//! and the Python path always see the same values. Both paths hold the same lock while they
+//! read and change it, so neither can interleave with the other.
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -49,6 +50,8 @@ pub struct IntentGate {
 
 /// What the fast path needs of the guard's current state, or `None` (the general path).
 struct Plain<'py> {
+    /// The system clock's reading (`time.time()`).
+    now: f64,
     calls: i64,
     tool_calls: Bound<'py, PyList>,
     max_tool_calls: isize,
@@ -69,13 +72,10 @@ impl IntentGate {
         let Some(calls) = plain.calls.checked_add(1) else {
             return Ok(false);
         };
-        let now = match time_time() {
-            Some(t) => PyFloat::new(py, t),
-            None => return Ok(false),
-        };
+        // One reading of the system clock serves the expiry check and the record.
         let record = PyDict::new(py);
         record.set_item(intern!(py, "tool_name"), tool_name)?;
-        record.set_item(intern!(py, "timestamp"), now)?;
+        record.set_item(intern!(py, "timestamp"), PyFloat::new(py, plain.now))?;
         dict.set_item(intern!(py, "_calls"), calls)?;
         let list = plain.tool_calls;
         list.append(record)?;
@@ -170,6 +170,7 @@ impl IntentGate {
             return Ok(None);
         };
         Ok(Some(Plain {
+            now,
             calls,
             tool_calls,
             max_tool_calls,
