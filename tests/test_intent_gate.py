@@ -88,6 +88,26 @@ def test_the_native_gate_answers_the_common_call_itself() -> None:
     assert guard._calls == 3
 
 
+def test_constraints_that_certainly_pass_stay_on_the_fast_path() -> None:
+    capsule = _capsule(["a"], {"forbidden_args": ["secret"], "max_tool_calls": 2})
+    guard = _guard(_core, capsule)
+    general = _spied(guard)
+    assert guard.validate_tool_call("a", {"q": 1}) is True
+    assert guard.validate_tool_call("a") is True
+    assert general == []
+    # A forbidden argument, the call limit: the general path refuses (and says why).
+    assert guard.validate_tool_call("a", {"q": 1}) is False  # third call: limit 2
+    guard._calls = 0
+    assert guard.validate_tool_call("a", {"secret": 1}) is False
+    assert [g[1] for g in general] == [{"q": 1}, {"secret": 1}]
+    assert guard._calls == 0 and len(capsule.tool_calls) == 2
+    # Constraints the gate does not evaluate itself always go to the general path.
+    other = _guard(_core, _capsule(["a"], {"max_results": 10}))
+    other_general = _spied(other)
+    assert other.validate_tool_call("a", {"limit": 5}) is True
+    assert len(other_general) == 1
+
+
 def test_the_reference_gate_is_the_general_path() -> None:
     guard = _guard(_reference, _capsule(["database_query"]))
     assert type(guard._gate) is _reference.IntentGate
@@ -259,6 +279,8 @@ _constraints = st.sampled_from(
         {"allowed_paths": ["/data"]},
         {"forbidden_args": ["secret"]},
         {"max_tool_calls": 3},
+        {"forbidden_args": ("secret", "path"), "max_tool_calls": 2},
+        {"forbidden_args": ["secret"], "max_results": 100},
     ]
 )
 

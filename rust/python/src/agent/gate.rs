@@ -2,7 +2,8 @@
 //! `proxilion/_reference/agent.py`, which always takes the general path).
 //!
 //! The common call (an exact `str` tool name that is one of the guard's allowed tools, no
-//! `description`, `arguments` `None` or a `dict`, no constraints, the guard's clock is
+//! `description`, `arguments` `None` or a `dict`, constraints that certainly pass (none, or
+//! only `forbidden_args` and `max_tool_calls`, see [`constraints_pass`]), the guard's clock is
 //! `time.time`, an unexpired capsule of the exact `IntentCapsule` class) is answered here:
 //! under the guard's lock (an `AgentLock`, taken natively) the call count goes up by one and
 //! `{"tool_name", "timestamp"}` is appended to the capsule's `tool_calls` (trimmed to its
@@ -17,7 +18,7 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::agent_msg::{plain_dict, AgentLock, NativeHeld};
@@ -65,8 +66,9 @@ impl IntentGate {
         py: Python<'py>,
         dict: &Bound<'py, PyDict>,
         tool_name: &Bound<'py, PyString>,
+        arguments: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<bool> {
-        let Some(plain) = self.plain(py, dict, tool_name)? else {
+        let Some(plain) = self.plain(py, dict, tool_name, arguments)? else {
             return Ok(false);
         };
         let Some(calls) = plain.calls.checked_add(1) else {
@@ -93,6 +95,7 @@ impl IntentGate {
         py: Python<'py>,
         dict: &Bound<'py, PyDict>,
         tool_name: &Bound<'py, PyString>,
+        arguments: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Plain<'py>>> {
         let get = |name: &Bound<'py, PyString>| dict.get_item(name);
         // Expiry first, as the general path checks it: `not clock() <= expires` fails
@@ -129,10 +132,6 @@ impl IntentGate {
         if !tools.contains(tool_name)? {
             return Ok(None);
         }
-        match get(intern!(py, "_constraints"))? {
-            Some(c) if c.cast_exact::<PyDict>().is_ok_and(|c| c.is_empty()) => {}
-            _ => return Ok(None),
-        }
         let Some(calls) = get(intern!(py, "_calls"))? else {
             return Ok(None);
         };
@@ -142,6 +141,15 @@ impl IntentGate {
         let Ok(calls) = calls.extract::<i64>() else {
             return Ok(None);
         };
+        let Some(constraints) = get(intern!(py, "_constraints"))? else {
+            return Ok(None);
+        };
+        let Ok(constraints) = constraints.cast_exact::<PyDict>() else {
+            return Ok(None);
+        };
+        if !constraints_pass(constraints, arguments, calls)? {
+            return Ok(None);
+        }
         let Some(capsule) = get(intern!(py, "_capsule"))? else {
             return Ok(None);
         };
@@ -176,6 +184,64 @@ impl IntentGate {
             max_tool_calls,
         }))
     }
+}
+
+/// Whether the guard's constraints certainly pass for `arguments` (`None` or a `dict`) after
+/// `calls` calls: none at all, or only `forbidden_args` (an exact `list`/`tuple` of exact
+/// `str`s, none of them a key of an exact-`dict` `arguments`) and `max_tool_calls` (an exact
+/// `int` above `calls`). Anything else, a violation included, is left to the general path.
+fn constraints_pass(
+    constraints: &Bound<'_, PyDict>,
+    arguments: Option<&Bound<'_, PyAny>>,
+    calls: i64,
+) -> PyResult<bool> {
+    if constraints.is_empty() {
+        return Ok(true);
+    }
+    let args = match arguments {
+        None => None,
+        Some(a) => match a.cast_exact::<PyDict>() {
+            Ok(d) => Some(d),
+            Err(_) => return Ok(false),
+        },
+    };
+    for (key, value) in constraints.iter() {
+        let Ok(key) = key.cast_exact::<PyString>() else {
+            return Ok(false);
+        };
+        match key.to_str() {
+            Ok("forbidden_args") => {
+                let names: Vec<Bound<'_, PyAny>> = if let Ok(l) = value.cast_exact::<PyList>() {
+                    l.iter().collect()
+                } else if let Ok(t) = value.cast_exact::<PyTuple>() {
+                    t.iter().collect()
+                } else {
+                    return Ok(false);
+                };
+                for name in &names {
+                    if !name.is_exact_instance_of::<PyString>() {
+                        return Ok(false);
+                    }
+                    if let Some(a) = args {
+                        if a.contains(name)? {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+            Ok("max_tool_calls") => {
+                if !value.is_exact_instance_of::<PyInt>() {
+                    return Ok(false);
+                }
+                match value.extract::<i64>() {
+                    Ok(max) if calls < max => {}
+                    _ => return Ok(false),
+                }
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 #[pymethods]
@@ -216,7 +282,7 @@ impl IntentGate {
                 let lock = lock.get();
                 lock.enter(py, None)?;
                 let held = NativeHeld(lock);
-                let done = self.validate_locked(py, dict.bind(py), name);
+                let done = self.validate_locked(py, dict.bind(py), name, arguments);
                 drop(held);
                 if done? {
                     return Ok(PyBool::new(py, true).to_owned().into_any());
