@@ -735,7 +735,7 @@ pub(crate) fn plain_dict<'py>(
 }
 
 /// `obj.name`, read from `dict` when given and holding it.
-pub(crate) fn attr<'py>(
+fn attr<'py>(
     obj: &Bound<'py, PyAny>,
     dict: Option<&Bound<'py, PyDict>>,
     name: &Bound<'py, PyString>,

@@ -97,60 +97,40 @@ impl IntentGate {
         tool_name: &Bound<'py, PyString>,
         arguments: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Plain<'py>>> {
-        let get = |name: &Bound<'py, PyString>| dict.get_item(name);
         // Expiry first, as the general path checks it: `not clock() <= expires` fails
         // closed (a NaN reading is refused there).
-        let Some(expires) = get(intern!(py, "_expires"))? else {
+        let Some(expires) = exact::<PyFloat>(dict, intern!(py, "_expires"))? else {
             return Ok(None);
         };
-        let Ok(expires) = expires.cast_exact::<PyFloat>() else {
-            return Ok(None);
-        };
-        let Some(clock) = get(intern!(py, "_clock"))? else {
-            return Ok(None);
-        };
-        let now = if clock.is(self.time_time.bind(py)) {
-            match time_time() {
-                Some(t) => t,
-                None => return Ok(None),
-            }
-        } else {
-            // A clock of the caller's: the general path reads it itself (it may have side
-            // effects, and it is read once per call).
+        // A clock of the caller's: the general path reads it itself (it may have side
+        // effects, and it is read once per call).
+        let system_clock = dict
+            .get_item(intern!(py, "_clock"))?
+            .is_some_and(|c| c.is(self.time_time.bind(py)));
+        let Some(now) = system_clock.then(time_time).flatten() else {
             return Ok(None);
         };
         let unexpired = now <= expires.value(); // false for a NaN reading: fails closed
         if !unexpired {
             return Ok(None);
         }
-        let Some(tools) = get(intern!(py, "_tools"))? else {
-            return Ok(None);
-        };
-        let Ok(tools) = tools.cast_exact::<PyFrozenSet>() else {
+        let Some(tools) = exact::<PyFrozenSet>(dict, intern!(py, "_tools"))? else {
             return Ok(None);
         };
         if !tools.contains(tool_name)? {
             return Ok(None);
         }
-        let Some(calls) = get(intern!(py, "_calls"))? else {
+        let Some(Ok(calls)) = exact::<PyInt>(dict, intern!(py, "_calls"))?.map(|c| c.extract())
+        else {
             return Ok(None);
         };
-        if !calls.is_exact_instance_of::<PyInt>() {
+        let Some(constraints) = exact::<PyDict>(dict, intern!(py, "_constraints"))? else {
+            return Ok(None);
+        };
+        if !constraints_pass(&constraints, arguments, calls)? {
             return Ok(None);
         }
-        let Ok(calls) = calls.extract::<i64>() else {
-            return Ok(None);
-        };
-        let Some(constraints) = get(intern!(py, "_constraints"))? else {
-            return Ok(None);
-        };
-        let Ok(constraints) = constraints.cast_exact::<PyDict>() else {
-            return Ok(None);
-        };
-        if !constraints_pass(constraints, arguments, calls)? {
-            return Ok(None);
-        }
-        let Some(capsule) = get(intern!(py, "_capsule"))? else {
+        let Some(capsule) = dict.get_item(intern!(py, "_capsule"))? else {
             return Ok(None);
         };
         if !capsule.get_type().is(self.capsule_type.bind(py)) {
@@ -162,19 +142,12 @@ impl IntentGate {
         else {
             return Ok(None);
         };
-        let Some(tool_calls) = cdict.get_item(intern!(py, "tool_calls"))? else {
+        let Some(tool_calls) = exact::<PyList>(&cdict, intern!(py, "tool_calls"))? else {
             return Ok(None);
         };
-        let Ok(tool_calls) = tool_calls.cast_into_exact::<PyList>() else {
-            return Ok(None);
-        };
-        let Some(max) = cdict.get_item(intern!(py, "_max_tool_calls"))? else {
-            return Ok(None);
-        };
-        if !max.is_exact_instance_of::<PyInt>() {
-            return Ok(None);
-        }
-        let Ok(max_tool_calls) = max.extract::<isize>() else {
+        let Some(Ok(max_tool_calls)) =
+            exact::<PyInt>(&cdict, intern!(py, "_max_tool_calls"))?.map(|m| m.extract())
+        else {
             return Ok(None);
         };
         Ok(Some(Plain {
@@ -184,6 +157,16 @@ impl IntentGate {
             max_tool_calls,
         }))
     }
+}
+
+/// `dict[name]` if it is present and of exactly type `T`.
+fn exact<'py, T: pyo3::PyTypeInfo>(
+    dict: &Bound<'py, PyDict>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, T>>> {
+    Ok(dict
+        .get_item(name)?
+        .and_then(|v| v.cast_into_exact::<T>().ok()))
 }
 
 /// Whether the guard's constraints certainly pass for `arguments` (`None` or a `dict`) after
@@ -211,34 +194,40 @@ fn constraints_pass(
         };
         match key.to_str() {
             Ok("forbidden_args") => {
-                let names: Vec<Bound<'_, PyAny>> = if let Ok(l) = value.cast_exact::<PyList>() {
-                    l.iter().collect()
+                let absent = if let Ok(l) = value.cast_exact::<PyList>() {
+                    all_absent(l.iter(), args)?
                 } else if let Ok(t) = value.cast_exact::<PyTuple>() {
-                    t.iter().collect()
+                    all_absent(t.iter(), args)?
                 } else {
-                    return Ok(false);
+                    false
                 };
-                for name in &names {
-                    if !name.is_exact_instance_of::<PyString>() {
-                        return Ok(false);
-                    }
-                    if let Some(a) = args {
-                        if a.contains(name)? {
-                            return Ok(false);
-                        }
-                    }
-                }
-            }
-            Ok("max_tool_calls") => {
-                if !value.is_exact_instance_of::<PyInt>() {
+                if !absent {
                     return Ok(false);
                 }
-                match value.extract::<i64>() {
-                    Ok(max) if calls < max => {}
-                    _ => return Ok(false),
-                }
             }
+            Ok("max_tool_calls") => match value.cast_exact::<PyInt>().map(|m| m.extract::<i64>()) {
+                Ok(Ok(max)) if calls < max => {}
+                _ => return Ok(false),
+            },
             _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Whether every name is an exact `str` that is not a key of `args`.
+fn all_absent<'py>(
+    names: impl Iterator<Item = Bound<'py, PyAny>>,
+    args: Option<&Bound<'py, PyDict>>,
+) -> PyResult<bool> {
+    for name in names {
+        if !name.is_exact_instance_of::<PyString>() {
+            return Ok(false);
+        }
+        if let Some(a) = args {
+            if a.contains(&name)? {
+                return Ok(false);
+            }
         }
     }
     Ok(true)
