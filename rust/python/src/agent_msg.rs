@@ -36,7 +36,7 @@ use pyo3::types::{
 };
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use proxilion_core::agent::write_uuid4;
+use proxilion_core::agent::uuid4_text;
 
 use crate::convert::{hex_str, time_time};
 use crate::sign::{agent_text, SigningKeys};
@@ -351,9 +351,12 @@ pub(crate) fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
                 p.buf[start..start + 16].fill(0);
                 p.pos = start + 16;
                 drop(p);
-                let mut s = String::with_capacity(36);
-                write_uuid4(&mut s, &raw);
-                return Ok(PyString::new(py, &s));
+                let text = uuid4_text(&raw);
+                // Every byte is an ASCII hex digit or '-'.
+                return Ok(PyString::new(
+                    py,
+                    std::str::from_utf8(&text).unwrap_or_default(),
+                ));
             }
         }
         static URANDOM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

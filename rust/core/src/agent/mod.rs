@@ -16,9 +16,9 @@ pub mod civil;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Append the text of the version-4 UUID made from `raw` (version nibble forced to 4, variant
-/// bits to `10`), lowercase hex in 8-4-4-4-12 groups.
-pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
+/// The text of the version-4 UUID made from `raw` (version nibble forced to 4, variant bits
+/// to `10`): lowercase hex in 8-4-4-4-12 groups, on the stack.
+pub fn uuid4_text(raw: &[u8; 16]) -> [u8; 36] {
     let mut b = *raw;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -34,8 +34,13 @@ pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
         }
         at += 2;
     }
+    text
+}
+
+/// Append the text of [`uuid4_text`].
+pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
     // Every byte is an ASCII hex digit or '-'.
-    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+    out.push_str(std::str::from_utf8(&uuid4_text(raw)).unwrap_or_default());
 }
 
 /// Append Python's `repr(s)` if every character of `s` is printable ASCII, tab, newline or

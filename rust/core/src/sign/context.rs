@@ -177,9 +177,9 @@ pub fn with_number_texts<R>(seq: i128, ts: f64, f: impl FnOnce(&str, &str) -> R)
         digits[at] = b'-';
     }
     let seq_text = std::str::from_utf8(&digits[at..]).unwrap_or_default();
-    let mut buf = ryu::Buffer::new();
+    let mut buf = zmij::Buffer::new();
     if ts.is_finite() && (1e-4..1e16).contains(&ts.abs()) && !super::pyfmt::may_tie(ts.abs()) {
-        // ryu's layout equals Python's in this range (no tie possible).
+        // zmij's layout equals Python's in this range (no tie possible).
         f(seq_text, buf.format_finite(ts))
     } else {
         f(seq_text, &super::pyfmt::float_repr(ts))

@@ -27,6 +27,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use proxilion_core::sign::context;
 
 use super::SigningKeys;
+use crate::agent_msg::plain_dict;
 use crate::convert::{hex_str, str_arg, time_time};
 use crate::state;
 
@@ -455,6 +456,9 @@ impl LastHash {
 #[pyclass(frozen, module = "proxilion._core", name = "MemoryChain")]
 pub struct PyMemoryChain {
     ring: Py<PyAny>,
+    /// `ring.__dict__`, when the ring's class does not define `_single` (so that reading it
+    /// from the dict is what attribute access does, without the generic lookup).
+    ring_dict: Option<Py<PyDict>>,
     clock: Py<PyAny>,
     /// `clock` is `time.time` itself: read the same system clock natively.
     system_clock: bool,
@@ -485,7 +489,15 @@ fn poisoned<T>(_: T) -> PyErr {
 impl PyMemoryChain {
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, SigningKeys>> {
         let ring = self.ring.bind(py);
-        let single = ring.getattr(intern!(py, "_single"))?;
+        let name = intern!(py, "_single");
+        let cached = match &self.ring_dict {
+            Some(d) => d.bind(py).get_item(name)?,
+            None => None,
+        };
+        let single = match cached {
+            Some(v) => v,
+            None => ring.getattr(name)?,
+        };
         let keys = if single.is_none() {
             ring.call_method0(intern!(py, "signing_keys"))?
         } else {
@@ -586,8 +598,10 @@ impl PyMemoryChain {
         let (max_size, max_text) = max_size(max_context_size)?;
         let py = max_context_size.py();
         let system_clock = clock.bind(py).is(py.import("time")?.getattr("time")?);
+        let ring_dict = plain_dict(ring.bind(py), &["_single"])?.map(Bound::unbind);
         Ok(PyMemoryChain {
             ring,
+            ring_dict,
             clock,
             system_clock,
             genesis: genesis.clone().unbind(),
@@ -767,6 +781,7 @@ impl PyMemoryChain {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.ring)?;
+        visit.call(&self.ring_dict)?;
         visit.call(&self.clock)?;
         visit.call(&self.fallback)?;
         Ok(())
