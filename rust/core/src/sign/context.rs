@@ -215,11 +215,44 @@ pub fn sign_hex<P: AsRef<[u8]> + ?Sized>(
     ts: &str,
     prev: &P,
 ) -> ([u8; 64], [u8; 64]) {
-    let parts = signed_parts(role, content, seq, ts, prev.as_ref());
-    (
-        with_joined(&parts, |data| hex64(&keys.tag(data))),
-        content_hash_hex(role, content, seq, ts),
-    )
+    let prev = prev.as_ref();
+    let fields = [
+        role.as_bytes(),
+        content.as_bytes(),
+        seq.as_bytes(),
+        ts.as_bytes(),
+    ];
+    let hashed: usize = fields.iter().map(|f| f.len()).sum::<usize>() + 3;
+    if hashed + 1 + prev.len() > STACK_TEXT {
+        let parts = signed_parts(role, content, seq, ts, prev);
+        return (
+            with_joined(&parts, |data| hex64(&keys.tag(data))),
+            content_hash_hex(role, content, seq, ts),
+        );
+    }
+    // Both texts hold the same four fields in the same order, `:`-separated for the content
+    // hash and `|`-separated (then `|previous_hash`) for the signature: join them once, hash,
+    // then turn the separators and append the link.
+    let mut buf = [0u8; STACK_TEXT];
+    let mut seps = [0usize; 3];
+    let mut at = 0;
+    for (j, field) in fields.iter().enumerate() {
+        if j > 0 {
+            seps[j - 1] = at;
+            buf[at] = b':';
+            at += 1;
+        }
+        buf[at..at + field.len()].copy_from_slice(field);
+        at += field.len();
+    }
+    let hash = hex64(&Sha256::digest(&buf[..at]).into());
+    for i in seps {
+        buf[i] = b'|';
+    }
+    buf[at] = b'|';
+    buf[at + 1..at + 1 + prev.len()].copy_from_slice(prev);
+    let sig = hex64(&keys.tag(&buf[..at + 1 + prev.len()]));
+    (sig, hash)
 }
 
 /// The pieces of `f"{role}|{content}|{sequence}|{timestamp}|{previous_hash}"`.
@@ -407,7 +440,12 @@ mod tests {
     fn joined_texts_hash_as_parts() {
         let keys = KeySet::new(&[b"k".as_slice()]).unwrap();
         let long = "x".repeat(STACK_TEXT + 10);
-        for content in ["", "hi", long.as_str()] {
+        // "user|" + content + "|3|1.5|p": the signed text fills the stack buffer exactly
+        // (and overflows it by one) at these lengths.
+        let fits = "y".repeat(STACK_TEXT - 13);
+        let over = "y".repeat(STACK_TEXT - 12);
+        // Separators inside a field stay as they are; only the joins change.
+        for content in ["", "hi", "a:b|c::|", &fits, &over, long.as_str()] {
             let (sig, h) = sign_hex(&keys, "user", content, "3", "1.5", "p");
             let text = format!("user|{content}|3|1.5|p");
             assert_eq!(sig, hex64(&keys.tag(text.as_bytes())));
