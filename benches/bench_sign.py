@@ -286,10 +286,18 @@ def test_idor_check(benchmark: Any) -> None:
 # floor = raw_hmac + sum(part - noop); if it already reaches 2x raw_hmac, no implementation
 # of the public call can meet the target.
 
-NOOPS: dict[str, tuple[Any, tuple[Any, ...]]] = {
+Part = tuple[Any, tuple[Any, ...]]
+
+NOOPS: dict[str, Part] = {
     "noop": (_core.constant_time_eq, (b"a", b"a")),
     "noop_builtin": (len, (b"a",)),
 }
+
+
+def _time_part(benchmark: Any, part: str, parts: dict[str, Part]) -> None:
+    """Time ``part``: one of ``parts`` or of the no-ops."""
+    fn, args = {**NOOPS, **parts}[part]
+    benchmark(fn, *args)
 
 
 @pytest.mark.benchmark(group="memory_sign_parts", warmup=True)
@@ -302,8 +310,7 @@ def test_memory_sign_part(benchmark: Any, part: str) -> None:
     message's ``previous_hash``) + a ``SignedMessage`` + the clock + ``repr`` of the time."""
     g = _guard()
     m = g.sign_message("user", "Help me with Python")
-    parts: dict[str, tuple[Any, tuple[Any, ...]]] = {
-        **NOOPS,
+    parts: dict[str, Part] = {
         "raw_hmac": (_core.SigningKeys([KEY]).sign, (_memory_signed_bytes(g, "user", m.content),)),
         "content_hash": (
             _core.sha256_hex,
@@ -316,8 +323,7 @@ def test_memory_sign_part(benchmark: Any, part: str) -> None:
         "clock": (time.time, ()),
         "float_text": (_core.py_float_repr, (m.timestamp,)),
     }
-    fn, args = parts[part]
-    benchmark(fn, *args)
+    _time_part(benchmark, part, parts)
 
 
 @pytest.mark.benchmark(group="agent_sign_parts", warmup=True)
@@ -340,8 +346,7 @@ def test_agent_sign_part(benchmark: Any, part: str) -> None:
     ``SignedMessage`` + the clock (the sender's registry is read too; not counted here)."""
     m = _agents()
     msg = m.create_signed_message("worker", "boss", "web:search", PAYLOAD)
-    parts: dict[str, tuple[Any, tuple[Any, ...]]] = {
-        **NOOPS,
+    parts: dict[str, Part] = {
         "raw_hmac": (m._hmac_keys("worker").sign, (_agent_bytes(msg),)),
         "payload_json": (_core.sorted_json, (PAYLOAD,)),
         "message_id": (_core.uuid4_batch, (bytes(range(16)),)),
@@ -349,8 +354,7 @@ def test_agent_sign_part(benchmark: Any, part: str) -> None:
         "clock": (time.time, ()),
         "float_text": (_core.py_float_repr, (msg.timestamp,)),
     }
-    fn, args = parts[part]
-    benchmark(fn, *args)
+    _time_part(benchmark, part, parts)
 
 
 @pytest.mark.benchmark(group="capsule_create_parts", warmup=True)
@@ -375,8 +379,7 @@ def test_capsule_create_part(benchmark: Any, part: str) -> None:
     metadata) + the capsule object (its 14 fields set: not counted here)."""
     c = _capsule("database_query", "chart_generator")
     tools = ["database_query", "chart_generator"]
-    parts: dict[str, tuple[Any, tuple[Any, ...]]] = {
-        **NOOPS,
+    parts: dict[str, Part] = {
         "raw_hmac": (_core.SigningKeys([KEY]).sign_many, (_capsule_texts(c),)),
         "category": (_core.intent_category, (c.intent,)),
         "capsule_id": (_core.uuid4_batch, (bytes(range(16)),)),
@@ -386,5 +389,4 @@ def test_capsule_create_part(benchmark: Any, part: str) -> None:
         "dict_copy": (dict.copy, ({},)),
         "capsule_object": (object.__new__, (IntentCapsule,)),
     }
-    fn, args = parts[part]
-    benchmark(fn, *args)
+    _time_part(benchmark, part, parts)

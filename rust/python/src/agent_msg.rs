@@ -36,7 +36,7 @@ use pyo3::types::{
 };
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use proxilion_core::agent::uuid4_text;
+use proxilion_core::agent::{uuid4_str, uuid4_text};
 
 use crate::convert::{hex_str, time_time};
 use crate::sign::{agent_text, SigningKeys};
@@ -351,12 +351,7 @@ pub(crate) fn next_id(py: Python<'_>) -> PyResult<Bound<'_, PyString>> {
                 p.buf[start..start + 16].fill(0);
                 p.pos = start + 16;
                 drop(p);
-                let text = uuid4_text(&raw);
-                // Every byte is an ASCII hex digit or '-'.
-                return Ok(PyString::new(
-                    py,
-                    std::str::from_utf8(&text).unwrap_or_default(),
-                ));
+                return Ok(PyString::new(py, uuid4_str(&uuid4_text(&raw))));
             }
         }
         static URANDOM: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -738,7 +733,8 @@ pub(crate) fn plain_dict<'py>(
 }
 
 /// `obj.name`, read from `dict` when given and holding it.
-fn attr<'py>(
+#[inline]
+pub(crate) fn attr<'py>(
     obj: &Bound<'py, PyAny>,
     dict: Option<&Bound<'py, PyDict>>,
     name: &Bound<'py, PyString>,

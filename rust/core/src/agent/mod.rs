@@ -37,10 +37,16 @@ pub fn uuid4_text(raw: &[u8; 16]) -> [u8; 36] {
     text
 }
 
+/// [`uuid4_text`] as a `&str`.
+pub fn uuid4_str(text: &[u8; 36]) -> &str {
+    // Every byte is an ASCII hex digit or '-', so the fallback is unreachable; it keeps this
+    // function free of panics and `unsafe`.
+    std::str::from_utf8(text).unwrap_or_default()
+}
+
 /// Append the text of [`uuid4_text`].
 pub fn write_uuid4(out: &mut String, raw: &[u8; 16]) {
-    // Every byte is an ASCII hex digit or '-'.
-    out.push_str(std::str::from_utf8(&uuid4_text(raw)).unwrap_or_default());
+    out.push_str(uuid4_str(&uuid4_text(raw)));
 }
 
 /// Append Python's `repr(s)` if every character of `s` is printable ASCII, tab, newline or

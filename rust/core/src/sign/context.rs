@@ -177,13 +177,7 @@ pub fn with_number_texts<R>(seq: i128, ts: f64, f: impl FnOnce(&str, &str) -> R)
         digits[at] = b'-';
     }
     let seq_text = std::str::from_utf8(&digits[at..]).unwrap_or_default();
-    let mut buf = zmij::Buffer::new();
-    if ts.is_finite() && (1e-4..1e16).contains(&ts.abs()) && !super::pyfmt::may_tie(ts.abs()) {
-        // zmij's layout equals Python's in this range (no tie possible).
-        f(seq_text, buf.format_finite(ts))
-    } else {
-        f(seq_text, &super::pyfmt::float_repr(ts))
-    }
+    super::pyfmt::with_repr(ts, |ts_text| f(seq_text, ts_text))
 }
 
 /// `sha256_hex(f"{role}:{content}:{sequence}:{timestamp}")`.

@@ -8,6 +8,25 @@
 
 use std::fmt::Write;
 
+/// Whether zmij's own text of a float of magnitude `ax` is Python's: for 1e-4 <= |x| < 1e16
+/// its layout (fixed notation, ".0" for integral values) is exactly Python's, so its text is
+/// the answer unless a tie is possible. (zmij, a Schubfach shortest round-trip formatter,
+/// replaced ryu here: same text, checked on 119 million values across this range and by the
+/// tests below and in tests/test_sign.py, in about half the time.)
+fn zmij_is_python(ax: f64) -> bool {
+    (1e-4..1e16).contains(&ax) && !may_tie(ax)
+}
+
+/// `f(repr(x))`, the text formatted on the stack for the usual values (the one test of
+/// [`zmij_is_python`]), else [`float_repr`]'s.
+pub fn with_repr<R>(x: f64, f: impl FnOnce(&str) -> R) -> R {
+    if zmij_is_python(x.abs()) {
+        f(zmij::Buffer::new().format_finite(x))
+    } else {
+        f(&float_repr(x))
+    }
+}
+
 /// `repr(x)` (equivalently `str(x)`) of a Python `float`.
 pub fn float_repr(x: f64) -> String {
     if x.is_nan() {
@@ -21,12 +40,7 @@ pub fn float_repr(x: f64) -> String {
     }
     let ax = x.abs();
     let mut buf = zmij::Buffer::new();
-    // Fast path: for 1e-4 <= |x| < 1e16 zmij's own layout (fixed notation, ".0" for integral
-    // values) is exactly Python's, so its text is the answer unless a tie is possible. (zmij,
-    // a Schubfach shortest round-trip formatter, replaced ryu here: same text, checked on
-    // 119 million values across this range and by the tests below and in tests/test_sign.py,
-    // in about half the time.)
-    if (1e-4..1e16).contains(&ax) && !may_tie(ax) {
+    if zmij_is_python(ax) {
         return buf.format_finite(x).to_owned();
     }
     // `zmij` gives a shortest round-trip digit string. When two strings of that length both

@@ -83,13 +83,7 @@ pub fn write_float(out: &mut String, x: f64) {
 
 /// Append `repr(x)` of a float (`nan`, `inf`, `-inf` for the non-finite values).
 pub fn write_float_repr(out: &mut String, x: f64) {
-    // zmij's layout equals Python's in this range; only a possible exact tie needs the slow
-    // path (see `pyfmt::float_repr`).
-    if x.is_finite() && (1e-4..1e16).contains(&x.abs()) && !pyfmt::may_tie(x.abs()) {
-        out.push_str(zmij::Buffer::new().format_finite(x));
-        return;
-    }
-    out.push_str(&pyfmt::float_repr(x));
+    pyfmt::with_repr(x, |text| out.push_str(text));
 }
 
 /// Append an integer (decimal, as `str(int)`).

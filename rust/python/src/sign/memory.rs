@@ -27,7 +27,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use proxilion_core::sign::context;
 
 use super::SigningKeys;
-use crate::agent_msg::plain_dict;
+use crate::agent_msg::{attr, plain_dict};
 use crate::convert::{hex_str, str_arg, time_time};
 use crate::state;
 
@@ -489,15 +489,8 @@ fn poisoned<T>(_: T) -> PyErr {
 impl PyMemoryChain {
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, SigningKeys>> {
         let ring = self.ring.bind(py);
-        let name = intern!(py, "_single");
-        let cached = match &self.ring_dict {
-            Some(d) => d.bind(py).get_item(name)?,
-            None => None,
-        };
-        let single = match cached {
-            Some(v) => v,
-            None => ring.getattr(name)?,
-        };
+        let ring_dict = self.ring_dict.as_ref().map(|d| d.bind(py));
+        let single = attr(ring, ring_dict, intern!(py, "_single"))?;
         let keys = if single.is_none() {
             ring.call_method0(intern!(py, "signing_keys"))?
         } else {
