@@ -17,8 +17,8 @@ fn zmij_is_python(ax: f64) -> bool {
     (1e-4..1e16).contains(&ax) && !may_tie(ax)
 }
 
-/// `f(repr(x))`, the text formatted on the stack for the usual values (the one test of
-/// [`zmij_is_python`]), else [`float_repr`]'s.
+/// `f(repr(x))`, the text formatted on the stack for the usual values (zmij's own text,
+/// where its layout is Python's and no tie is possible), else [`float_repr`]'s.
 pub fn with_repr<R>(x: f64, f: impl FnOnce(&str) -> R) -> R {
     if zmij_is_python(x.abs()) {
         f(zmij::Buffer::new().format_finite(x))
